@@ -1,0 +1,93 @@
+// swift-tools-version: 6.2
+// tradfri-bridge: an IKEA TRÅDFRI gateway ↔ MQTT bridge daemon.
+//
+// Layers, bottom to top (nothing above a wrapper ever sees a C symbol):
+//   C modules      CCoap, CMosquitto, CAvahiClient, COpenSSL   (system libraries)
+//   Wrappers       CoAP, MQTT, MDNS, TLS                        (the only importers of the C modules)
+//   Domain         TradfriModel                                 (pure: JSON, gateway model, MQTT payloads)
+//   Products       GatewaySimulator, TradfriBridge              (libraries the executables and tests share)
+//   Executables    tradfri-bridge, tradfri-gateway-sim, tradfri-bench
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .treatAllWarnings(as: .error)
+]
+
+let package = Package(
+    name: "tradfri-bridge",
+    products: [
+        .executable(name: "tradfri-bridge", targets: ["TradfriBridgeCLI"]),
+        .executable(name: "tradfri-gateway-sim", targets: ["GatewaySimulatorCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // MARK: C libraries
+        .systemLibrary(name: "CCoap", pkgConfig: "libcoap-3-openssl", providers: [.apt(["libcoap3-dev"])]),
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(name: "CAvahiClient", pkgConfig: "avahi-client", providers: [.apt(["libavahi-client-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+
+        // MARK: Wrappers (one per C library)
+        .target(name: "CoAP", dependencies: ["CCoap", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "MQTT", dependencies: ["CMosquitto"], swiftSettings: strict),
+        .target(name: "MDNS", dependencies: ["CAvahiClient"], swiftSettings: strict),
+
+        // MARK: Domain
+        .target(name: "TradfriModel", swiftSettings: strict),
+
+        // MARK: Products
+        .target(
+            name: "GatewaySimulator",
+            dependencies: [
+                "CoAP", "MDNS", "TradfriModel",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TradfriBridge",
+            dependencies: [
+                "CoAP", "MQTT", "MDNS", "TradfriModel",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Executables
+        .executableTarget(
+            name: "TradfriBridgeCLI",
+            dependencies: [
+                "TradfriBridge",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "GatewaySimulatorCLI",
+            dependencies: [
+                "GatewaySimulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Tests (mirror the source tree)
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "TradfriModelTests", dependencies: ["TradfriModel"], swiftSettings: strict),
+        .testTarget(name: "CoAPTests", dependencies: ["CoAP", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "GatewaySimulatorTests",
+            dependencies: ["GatewaySimulator", "CoAP", "TradfriModel", "TestSupport"],
+            swiftSettings: strict
+        ),
+    ]
+)
