@@ -1,0 +1,264 @@
+import Foundation
+
+/// A program the test started: the real mosquitto, coap-client-openssl, the simulator or the
+/// bridge binary. Output (stdout and stderr, merged) is collected line by line; tests wait for a
+/// line with a deadline instead of sleeping. The process is killed when the object goes away.
+public final class ChildProcess: @unchecked Sendable {
+    // @unchecked: all mutable state is guarded by `lock`.
+    public let name: String
+    private let process = Process()
+    private let lock = NSLock()
+    private var collected: [String] = []
+    private var partial = Data()
+    private var waiters: [(id: Int, predicate: (String) -> Bool, continuation: CheckedContinuation<String, any Error>)] = []
+    private var nextWaiter = 0
+    private var exitWaiters: [CheckedContinuation<Int32, Never>] = []
+    private var exitStatus: Int32?
+
+    /// Starts `executable` (a path, or a name looked up on PATH) with `arguments`.
+    public init(
+        _ executable: String, _ arguments: [String] = [], environment: [String: String] = [:],
+        name: String? = nil
+    ) throws {
+        self.name = name ?? (executable as NSString).lastPathComponent
+        process.executableURL = URL(fileURLWithPath: try Self.locate(executable))
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                self?.finishOutput()
+            } else {
+                self?.append(data)
+            }
+        }
+        process.terminationHandler = { [weak self] process in
+            self?.exited(process.terminationStatus)
+        }
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+
+    /// Every line printed so far.
+    public var output: [String] {
+        lock.withLock { collected }
+    }
+
+    public var outputText: String { output.joined(separator: "\n") }
+
+    /// Waits until a line (already printed or yet to come) satisfies `predicate`.
+    @discardableResult
+    public func waitForLine(
+        within limit: Duration = .seconds(10), _ what: String? = nil,
+        where predicate: @escaping @Sendable (String) -> Bool
+    ) async throws -> String {
+        let id: Int = lock.withLock {
+            nextWaiter += 1
+            return nextWaiter
+        }
+        let description = what ?? "a matching line"
+        return try await withThrowingTaskGroup(of: String.self) { group in
+            group.addTask {
+                try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { continuation in
+                        self.register(id: id, predicate: predicate, continuation: continuation)
+                    }
+                } onCancel: {
+                    self.cancelWaiter(id)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw DeadlineExceeded(
+                    what: "\(description) from \(self.name); output so far:\n\(self.outputText)", after: limit)
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    @discardableResult
+    public func waitForLine(containing text: String, within limit: Duration = .seconds(10)) async throws -> String {
+        try await waitForLine(within: limit, "a line containing '\(text)'") { $0.contains(text) }
+    }
+
+    public func signal(_ signal: Int32) {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+    }
+
+    /// Waits for the process to exit and returns its status (the signal number if it was killed).
+    public func waitForExit(within limit: Duration = .seconds(10)) async throws -> Int32 {
+        try await withDeadline(limit, "exit of \(name)") {
+            await withCheckedContinuation { continuation in
+                self.lock.withLock {
+                    if let status = self.exitStatus {
+                        continuation.resume(returning: status)
+                    } else {
+                        self.exitWaiters.append(continuation)
+                    }
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
+    public func stop(grace: Duration = .seconds(5)) async {
+        signal(SIGTERM)
+        if (try? await waitForExit(within: grace)) == nil {
+            signal(SIGKILL)
+            _ = try? await waitForExit(within: .seconds(5))
+        }
+    }
+
+    // MARK: Internals
+
+    private func register(
+        id: Int, predicate: @escaping (String) -> Bool, continuation: CheckedContinuation<String, any Error>
+    ) {
+        lock.withLock {
+            if let line = collected.first(where: predicate) {
+                continuation.resume(returning: line)
+            } else {
+                waiters.append((id, predicate, continuation))
+            }
+        }
+    }
+
+    private func cancelWaiter(_ id: Int) {
+        lock.withLock {
+            if let index = waiters.firstIndex(where: { $0.id == id }) {
+                waiters.remove(at: index).continuation.resume(throwing: CancellationError())
+            }
+        }
+    }
+
+    private func append(_ data: Data) {
+        lock.withLock {
+            partial.append(data)
+            while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: partial[partial.startIndex..<newline], as: UTF8.self)
+                partial.removeSubrange(partial.startIndex...newline)
+                deliver(line)
+            }
+        }
+    }
+
+    private func finishOutput() {
+        lock.withLock {
+            if !partial.isEmpty {
+                deliver(String(decoding: partial, as: UTF8.self))
+                partial.removeAll()
+            }
+        }
+    }
+
+    /// Called with the lock held.
+    private func deliver(_ line: String) {
+        collected.append(line)
+        var remaining: [(id: Int, predicate: (String) -> Bool, continuation: CheckedContinuation<String, any Error>)] = []
+        for waiter in waiters {
+            if waiter.predicate(line) {
+                waiter.continuation.resume(returning: line)
+            } else {
+                remaining.append(waiter)
+            }
+        }
+        waiters = remaining
+    }
+
+    private func exited(_ status: Int32) {
+        lock.withLock {
+            exitStatus = status
+            for waiter in exitWaiters { waiter.resume(returning: status) }
+            exitWaiters.removeAll()
+        }
+    }
+
+    static func locate(_ executable: String) throws -> String {
+        if executable.contains("/") { return executable }
+        if let built = BuildProducts.path(of: executable) { return built }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let candidate = "\(directory)/\(executable)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw ChildProcessError.notFound(executable)
+    }
+}
+
+public enum ChildProcessError: Error, CustomStringConvertible {
+    case notFound(String)
+    case failed(command: String, status: Int32, output: String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let name): "executable '\(name)' not found (built products or PATH)"
+        case .failed(let command, let status, let output): "'\(command)' exited with \(status):\n\(output)"
+        }
+    }
+}
+
+/// The binaries this package builds, found next to the test bundle.
+public enum BuildProducts {
+    public static var directory: String {
+        // The test bundle runs from .build/<triple>/<configuration>/; products live there too.
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        return (executable as NSString).deletingLastPathComponent
+    }
+
+    public static func path(of product: String) -> String? {
+        let candidate = "\(directory)/\(product)"
+        return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
+    }
+}
+
+/// Runs a command to completion and returns its merged output; throws if it does not exit in
+/// time, or (with `check`) if it exits non-zero.
+@discardableResult
+public func runCommand(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+    within limit: Duration = .seconds(30), check: Bool = true
+) async throws -> (status: Int32, output: String) {
+    let child = try ChildProcess(executable, arguments, environment: environment)
+    let status = try await child.waitForExit(within: limit)
+    // The pipe can deliver its last bytes just after the exit notification.
+    _ = try? await child.waitForLine(within: .milliseconds(200), "end of output") { _ in false }
+    let output = child.outputText
+    if check, status != 0 {
+        throw ChildProcessError.failed(command: ([executable] + arguments).joined(separator: " "), status: status, output: output)
+    }
+    return (status, output)
+}
+
+/// A TCP or UDP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+public func freePort(udp: Bool = false) -> UInt16 {
+    let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return UInt16(bigEndian: address.sin_port)
+}
