@@ -1,0 +1,126 @@
+import Dispatch
+import Foundation
+
+/// A UDP relay that loses a fraction of datagrams in each direction, in front of the simulator's
+/// DTLS endpoint (`--drop-rate`). Each client address gets its own upstream socket, so the
+/// endpoint sees one peer per client as it would without the relay.
+final class LossyRelay: @unchecked Sendable {
+    // @unchecked: all state is touched only on `queue`.
+    private let queue = DispatchQueue(label: "tradfri.sim.relay")
+    private let dropRate: Double
+    private let listener: Int32
+    private let upstreamPort: UInt16
+    private var listenerSource: (any DispatchSourceRead)?
+    private var peers: [String: Peer] = [:]
+    let port: UInt16
+
+    private final class Peer {
+        let socket: Int32
+        let client: sockaddr_in
+        var source: (any DispatchSourceRead)?
+        init(socket: Int32, client: sockaddr_in) {
+            self.socket = socket
+            self.client = client
+        }
+    }
+
+    enum Failure: Error, CustomStringConvertible {
+        case bind(String)
+        var description: String {
+            switch self {
+            case .bind(let message): "relay: \(message)"
+            }
+        }
+    }
+
+    init(listenHost: String, listenPort: UInt16, upstreamPort: UInt16, dropRate: Double) throws {
+        self.dropRate = dropRate
+        self.upstreamPort = upstreamPort
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = listenPort.bigEndian
+        guard inet_pton(AF_INET, listenHost, &address.sin_addr) == 1 else {
+            throw Failure.bind("'\(listenHost)' is not an IPv4 address")
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            close(fd)
+            throw Failure.bind("cannot bind \(listenHost):\(listenPort): \(String(cString: strerror(errno)))")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        listener = fd
+        port = UInt16(bigEndian: address.sin_port)
+        let source = DispatchSource.makeReadSource(fileDescriptor: listener, queue: queue)
+        source.setEventHandler { [weak self] in self?.fromClient() }
+        listenerSource = source
+        source.resume()
+    }
+
+    func stop() {
+        queue.sync {
+            listenerSource?.cancel()
+            for peer in peers.values {
+                peer.source?.cancel()
+                close(peer.socket)
+            }
+            peers.removeAll()
+            close(listener)
+        }
+    }
+
+    private func dropped() -> Bool {
+        Double.random(in: 0..<1) < dropRate
+    }
+
+    private func fromClient() {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var client = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let count = withUnsafeMutablePointer(to: &client) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(listener, &buffer, buffer.count, 0, $0, &length) }
+        }
+        guard count > 0, !dropped() else { return }
+        let key = "\(client.sin_addr.s_addr):\(client.sin_port)"
+        let peer = peers[key] ?? connectPeer(client, key: key)
+        _ = send(peer.socket, buffer, count, 0)
+    }
+
+    private func connectPeer(_ client: sockaddr_in, key: String) -> Peer {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var upstream = sockaddr_in()
+        upstream.sin_family = sa_family_t(AF_INET)
+        upstream.sin_port = upstreamPort.bigEndian
+        upstream.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &upstream) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        let peer = Peer(socket: fd, client: client)
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
+        source.setEventHandler { [weak self, weak peer] in
+            guard let self, let peer else { return }
+            self.fromServer(peer)
+        }
+        peer.source = source
+        source.resume()
+        peers[key] = peer
+        return peer
+    }
+
+    private func fromServer(_ peer: Peer) {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = recv(peer.socket, &buffer, buffer.count, 0)
+        guard count > 0, !dropped() else { return }
+        var client = peer.client
+        _ = withUnsafePointer(to: &client) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(listener, buffer, count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+    }
+}

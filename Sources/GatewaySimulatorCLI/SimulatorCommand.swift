@@ -1,0 +1,178 @@
+import ArgumentParser
+import CoAP
+import Dispatch
+import Foundation
+import GatewaySimulator
+import Logging
+
+@main
+struct SimulatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tradfri-gateway-sim",
+        abstract: "An IKEA TRÅDFRI gateway simulator over real CoAP/DTLS, for tests and demos.",
+        discussion: """
+            Serves the gateway's CoAP resources (15001 devices, 15004 groups, 15005 scenes, 15011 \
+            gateway, 15006 notifications) with DTLS-PSK. Pair with identity Client_identity and the \
+            security code (POST 15011/9063), then use the created identity.
+
+            When ready it prints one line: "tradfri-gateway-sim listening on HOST:PORT ...".
+            SIGUSR1 reboots the gateway; SIGTERM stops it. Control commands are read from standard \
+            input, one per line (change, add-device, remove-device, add-group, remove-group, \
+            add-scene, remove-scene, battery, reachable, reboot).
+            """)
+
+    @Option(help: "Address and UDP port to serve on (port 0 picks a free one).")
+    var listen = "127.0.0.1:5684"
+
+    @Option(help: "The 16-character security code printed on the gateway's label.")
+    var securityCode: String?
+
+    @Option(help: "Gateway content in the gateway's own JSON (see --print-fixture); default: the demo home.")
+    var fixture: String?
+
+    @Option(help: "Directory that keeps created identities across restarts.")
+    var stateDir: String?
+
+    @Option(help: "Add this many generated lights.")
+    var lights = 0
+
+    @Option(help: "Add this many generated groups sharing the generated lights, with two scenes each.")
+    var groups = 0
+
+    @Option(help: "Override the gateway id (key 9081, 16 hex characters).")
+    var gatewayId: String?
+
+    @Option(help: "Fraction of datagrams to lose in each direction (0…1).")
+    var dropRate: Double = 0
+
+    @Option(help: "Seconds the gateway stays away when rebooting.")
+    var rebootDelay: Double = 3
+
+    @Option(help: "Blind travel speed in percent per second.")
+    var blindSpeed: Double = 25
+
+    @Option(help: "Append every request received as a JSON line to this file.")
+    var requestLog: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: Logger.Level = .info
+
+    @Flag(help: "Print the fixture (the demo home with any generated devices) and exit.")
+    var printFixture = false
+
+    func validate() throws {
+        if !printFixture, securityCode?.isEmpty ?? true {
+            throw ValidationError("--security-code is required")
+        }
+        guard (0...1).contains(dropRate) else { throw ValidationError("--drop-rate must be between 0 and 1") }
+        if let gatewayId, gatewayId.count != 16 || !gatewayId.allSatisfy(\.isHexDigit) {
+            throw ValidationError("--gateway-id must be 16 hex characters")
+        }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        var content = Fixture.demoHome()
+        if let fixture {
+            do {
+                content = try Fixture(text: try String(contentsOfFile: fixture, encoding: .utf8))
+            } catch {
+                throw ValidationError("cannot load fixture \(fixture): \(error)")
+            }
+        }
+        content.addGenerated(lights: lights, groups: groups)
+        if let gatewayId { content.gateway["9081"] = .string(gatewayId.lowercased()) }
+        if printFixture {
+            FileHandle.standardOutput.write(Data((content.json.description + "\n").utf8))
+            return
+        }
+        let (host, port) = try parseListen(listen)
+        var configuration = GatewaySimulator.Configuration(securityCode: securityCode ?? "", fixture: content)
+        configuration.host = host
+        configuration.port = port
+        configuration.stateDirectory = stateDir
+        configuration.dropRate = dropRate
+        configuration.rebootDelay = .milliseconds(Int(rebootDelay * 1000))
+        configuration.blindSpeed = blindSpeed
+        configuration.requestLogPath = requestLog
+        try await serve(configuration)
+    }
+
+    private func serve(_ configuration: GatewaySimulator.Configuration) async throws {
+        let simulator = try await GatewaySimulator(configuration)
+        do {
+            try await simulator.start()
+        } catch {
+            throw ValidationError("cannot serve on \(listen): \(error)")
+        }
+        let port = await simulator.port
+        let line = "tradfri-gateway-sim listening on \(configuration.host):\(port) gateway-id \(await simulator.gatewayID) firmware \(await simulator.firmware)\n"
+        FileHandle.standardOutput.write(Data(line.utf8))
+
+        let stopped = AsyncStream.makeStream(of: Void.self)
+        let signals = SignalWatcher { signal in
+            if signal == SIGUSR1 {
+                Task { @CoAPActor in simulator.reboot(reason: -1) }
+            } else {
+                stopped.continuation.yield()
+            }
+        }
+        CommandReader.start { command in
+            Task { @CoAPActor in
+                let answer = simulator.execute(command)
+                FileHandle.standardOutput.write(Data((answer + "\n").utf8))
+            }
+        }
+        for await _ in stopped.stream { break }
+        signals.cancel()
+        await simulator.stop()
+    }
+
+    private func parseListen(_ text: String) throws -> (String, UInt16) {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else {
+            throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:5684")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// SIGTERM, SIGINT and SIGUSR1 delivered on a dispatch queue instead of as async signals.
+final class SignalWatcher: @unchecked Sendable {
+    // @unchecked: the sources are created in init and only cancelled afterwards; dispatch sources
+    // are thread-safe.
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ handler: @escaping @Sendable (Int32) -> Void) {
+        sources = [SIGTERM, SIGINT, SIGUSR1].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { handler(number) }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+}
+
+/// Reads control commands from standard input on a thread of its own; stops at end of input.
+enum CommandReader {
+    static func start(_ handler: @escaping @Sendable (String) -> Void) {
+        let thread = Thread {
+            while let line = readLine() {
+                if !line.isEmpty { handler(line) }
+            }
+        }
+        thread.start()
+    }
+}
