@@ -13,6 +13,8 @@ public struct CoAPRequest: Sendable {
     public var peer: String
     /// True for a GET that carries Observe (registration) and for notifications being built.
     public var observe: Bool
+    /// The CoAP message ID: a retransmitted request carries the same one (RFC 7252 §4.5).
+    public var messageID: Int32
 
     public var text: String { String(decoding: payload, as: UTF8.self) }
 }
@@ -160,6 +162,9 @@ public final class CoAPServer {
     public func removeResource(_ path: String) {
         guard let resource = resources.removeValue(forKey: path) else { return }
         if let io, let native = resource.native {
+            // libcoap skips the deletion notice for an observer whose session has an unacknowledged
+            // CON outstanding when the resource notifies with CON; in NON mode it always sends it.
+            coap_resource_set_mode(native, Int32(COAP_RESOURCE_FLAGS_NOTIFY_NON))
             coap_delete_resource(io.context, native)
             resource.native = nil
             io.process()
@@ -256,7 +261,8 @@ private let serverMethodHandler: coap_method_handler_t = { native, session, requ
     let peer = session.map { Libcoap.describe(coap_session_get_addr_remote($0)) } ?? "?"
     let swiftRequest = CoAPRequest(
         method: method, path: resource.path, payload: copyPayload(request),
-        identity: identity, peer: peer, observe: observe || method == .get)
+        identity: identity, peer: peer, observe: observe || method == .get,
+        messageID: coap_pdu_get_mid(request))
     let answer = CoAPActor.assumeIsolated {
         resource.server?.handle(resource, swiftRequest) ?? CoAPServerResponse(code: .serviceUnavailable)
     }

@@ -29,6 +29,8 @@ public final class GatewaySimulator {
         public var requestLogPath: String?
         /// Fraction (0…1) of datagrams lost in each direction (through a lossy UDP relay).
         public var dropRate: Double = 0
+        /// Seed of the loss pattern; nil for a random one.
+        public var dropSeed: UInt64?
 
         public init(securityCode: String, fixture: Fixture = .demoHome()) {
             self.securityCode = securityCode
@@ -52,6 +54,9 @@ public final class GatewaySimulator {
     var blindTargets: [Int: Double] = [:]
     var blindTimer: Task<Void, Never>?
     private var rebooting = false
+    /// Answers to recent POSTs by peer and message ID: a retransmitted POST (its ACK was lost) gets
+    /// the same answer instead of being carried out twice (RFC 7252 §4.5).
+    private var recentPosts: [String: (answer: CoAPServerResponse, time: ContinuousClock.Instant)] = [:]
 
     /// Called after every request the simulator handled (benchmarks timestamp PUTs with it).
     public var onRequest: (@CoAPActor (CoAPRequest) -> Void)?
@@ -83,7 +88,8 @@ public final class GatewaySimulator {
             try server.start()
             relay = try LossyRelay(
                 listenHost: configuration.host, listenPort: configuration.port,
-                upstreamPort: server.port, dropRate: configuration.dropRate)
+                upstreamPort: server.port, dropRate: configuration.dropRate,
+                seed: configuration.dropSeed)
         } else {
             server = CoAPServer(host: configuration.host, port: configuration.port) { [weak self] in self?.key(for: $0) }
             try server.start()
@@ -166,6 +172,17 @@ public final class GatewaySimulator {
     }
 
     func handle(_ request: CoAPRequest) -> CoAPServerResponse {
+        guard request.method == .post else { return route(request) }
+        let key = "\(request.peer)#\(request.messageID)"
+        let now = ContinuousClock.now
+        recentPosts = recentPosts.filter { now - $0.value.time < .seconds(247) }  // EXCHANGE_LIFETIME
+        if let earlier = recentPosts[key] { return earlier.answer }
+        let answer = route(request)
+        recentPosts[key] = (answer, now)
+        return answer
+    }
+
+    private func route(_ request: CoAPRequest) -> CoAPServerResponse {
         if request.method != .get || !request.observe {
             requestLog?.record(method: request.method.rawValue, path: request.path, identity: request.identity,
                                payload: request.payload)
@@ -335,6 +352,8 @@ public final class GatewaySimulator {
     public func device(_ id: Int) -> JSON? { devices[id] }
     public func group(_ id: Int) -> JSON? { groups[id] }
     public var deviceIDs: [Int] { devices.keys.sorted() }
+    /// The key of a created identity (tests use it to reconnect after a reboot).
+    public func identityKeyForTests(_ identity: String) -> String? { identities.key(for: identity) }
 
     func memberIDs(of group: JSON) -> [Int] {
         group[GatewayKey.groupMembers]?[GatewayKey.groupMemberLink]?[GatewayKey.instanceID]?.arrayValue?

@@ -8,6 +8,7 @@ final class LossyRelay: @unchecked Sendable {
     // @unchecked: all state is touched only on `queue`.
     private let queue = DispatchQueue(label: "tradfri.sim.relay")
     private let dropRate: Double
+    private var random: SplitMix64
     private let listener: Int32
     private let upstreamPort: UInt16
     private var listenerSource: (any DispatchSourceRead)?
@@ -33,8 +34,9 @@ final class LossyRelay: @unchecked Sendable {
         }
     }
 
-    init(listenHost: String, listenPort: UInt16, upstreamPort: UInt16, dropRate: Double) throws {
+    init(listenHost: String, listenPort: UInt16, upstreamPort: UInt16, dropRate: Double, seed: UInt64?) throws {
         self.dropRate = dropRate
+        random = SplitMix64(seed: seed ?? UInt64.random(in: 0...UInt64.max))
         self.upstreamPort = upstreamPort
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         var address = sockaddr_in()
@@ -75,7 +77,7 @@ final class LossyRelay: @unchecked Sendable {
     }
 
     private func dropped() -> Bool {
-        Double.random(in: 0..<1) < dropRate
+        Double(random.next() >> 11) / Double(1 << 53) < dropRate
     }
 
     private func fromClient() {
@@ -122,5 +124,18 @@ final class LossyRelay: @unchecked Sendable {
                 sendto(listener, buffer, count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
+    }
+}
+
+/// A small seedable generator, so a given `--drop-seed` loses the same datagrams every run.
+struct SplitMix64 {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

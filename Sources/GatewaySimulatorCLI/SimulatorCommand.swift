@@ -45,6 +45,9 @@ struct SimulatorCommand: AsyncParsableCommand {
     @Option(help: "Fraction of datagrams to lose in each direction (0…1).")
     var dropRate: Double = 0
 
+    @Option(help: "Seed of the loss pattern, so a run can be repeated exactly.")
+    var dropSeed: UInt64?
+
     @Option(help: "Seconds the gateway stays away when rebooting.")
     var rebootDelay: Double = 3
 
@@ -96,6 +99,7 @@ struct SimulatorCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.stateDirectory = stateDir
         configuration.dropRate = dropRate
+        configuration.dropSeed = dropSeed
         configuration.rebootDelay = .milliseconds(Int(rebootDelay * 1000))
         configuration.blindSpeed = blindSpeed
         configuration.requestLogPath = requestLog

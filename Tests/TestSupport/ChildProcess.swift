@@ -10,6 +10,8 @@ public final class ChildProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var collected: [String] = []
     private var partial = Data()
+    private var rawText = ""
+    private var textWaiters: [(id: Int, predicate: (String) -> Bool, continuation: CheckedContinuation<Void, any Error>)] = []
     private var waiters: [(id: Int, predicate: (String) -> Bool, continuation: CheckedContinuation<String, any Error>)] = []
     private var nextWaiter = 0
     private var exitWaiters: [CheckedContinuation<Int32, Never>] = []
@@ -92,6 +94,41 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// Waits until everything printed so far, including an unfinished last line, contains `text`
+    /// (for programs such as coap-client that print payloads without newlines).
+    public func waitForOutput(containing text: String, within limit: Duration = .seconds(10)) async throws {
+        let id: Int = lock.withLock {
+            nextWaiter += 1
+            return nextWaiter
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await withCheckedThrowingContinuation { continuation in
+                    self.lock.withLock {
+                        if self.rawText.contains(text) {
+                            continuation.resume()
+                        } else {
+                            self.textWaiters.append((id, { $0.contains(text) }, continuation))
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw DeadlineExceeded(what: "'\(text)' from \(self.name); output so far:\n\(self.lock.withLock { self.rawText })", after: limit)
+            }
+            defer {
+                group.cancelAll()
+                lock.withLock {
+                    if let index = textWaiters.firstIndex(where: { $0.id == id }) {
+                        textWaiters.remove(at: index).continuation.resume(throwing: CancellationError())
+                    }
+                }
+            }
+            try await group.next()!
+        }
+    }
+
     @discardableResult
     public func waitForLine(containing text: String, within limit: Duration = .seconds(10)) async throws -> String {
         try await waitForLine(within: limit, "a line containing '\(text)'") { $0.contains(text) }
@@ -149,6 +186,12 @@ public final class ChildProcess: @unchecked Sendable {
 
     private func append(_ data: Data) {
         lock.withLock {
+            rawText += String(decoding: data, as: UTF8.self)
+            textWaiters.removeAll { waiter in
+                guard waiter.predicate(rawText) else { return false }
+                waiter.continuation.resume()
+                return true
+            }
             partial.append(data)
             while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = String(decoding: partial[partial.startIndex..<newline], as: UTF8.self)
