@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "TradfriBridgeCLI",
             dependencies: [
-                "TradfriBridge",
+                "TradfriBridge", "CoAP", "TradfriModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -84,6 +84,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TradfriModelTests", dependencies: ["TradfriModel"], swiftSettings: strict),
         .testTarget(name: "CoAPTests", dependencies: ["CoAP", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "TradfriBridgeTests", dependencies: ["TradfriBridge", "TestSupport", "TradfriModel"], swiftSettings: strict),
         .testTarget(
             name: "GatewaySimulatorTests",
             dependencies: ["GatewaySimulator", "CoAP", "TradfriModel", "TestSupport"],

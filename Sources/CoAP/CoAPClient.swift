@@ -198,14 +198,24 @@ public final class CoAPClient {
     public func request(
         _ method: CoAPMethod, _ path: String, payload: [UInt8]? = nil, timeout: Duration? = nil
     ) async throws -> CoAPResponse {
-        let token = try send(method, path, payload: payload, observe: nil)
+        let holder = TokenHolder()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                pending[token] = .request(continuation)
-                armDeadline(token, timeout ?? configuration.requestTimeout, what: "\(method.rawValue) \(path)")
+                do {
+                    // The entry is registered before the PDU leaves: the answer can arrive within
+                    // the same coap_io_process call that sends it.
+                    holder.token = try send(method, path, payload: payload, observe: nil) { token in
+                        pending[token] = .request(continuation)
+                        armDeadline(token, timeout ?? configuration.requestTimeout, what: "\(method.rawValue) \(path)")
+                    }
+                } catch {
+                    continuation.resume(throwing: error)
+                }
             }
         } onCancel: {
-            Task { @CoAPActor [weak self] in self?.fail(token, CoAPError.timeout("cancelled")) }
+            Task { @CoAPActor [weak self] in
+                if let token = holder.token { self?.fail(token, CoAPError.timeout("cancelled")) }
+            }
         }
     }
 
@@ -227,16 +237,24 @@ public final class CoAPClient {
     /// is yielded first), when `cancelObservation` is called, or throws when the session dies.
     public func observe(_ path: String, timeout: Duration? = nil) async throws -> CoAPObservation {
         let (stream, sink) = AsyncThrowingStream.makeStream(of: CoAPResponse.self, throwing: (any Error).self)
-        let token = try send(.get, path, payload: nil, observe: 0)
-        let placeholder = CoAPObservation(path: path, token: token, initial: CoAPResponse(code: .content),
-                                          notifications: stream, sink: sink)
+        let holder = TokenHolder()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                pending[token] = .observeRegistration(continuation, placeholder)
-                armDeadline(token, timeout ?? configuration.requestTimeout, what: "observe \(path)")
+                do {
+                    holder.token = try send(.get, path, payload: nil, observe: 0) { token in
+                        let placeholder = CoAPObservation(path: path, token: token, initial: CoAPResponse(code: .content),
+                                                          notifications: stream, sink: sink)
+                        pending[token] = .observeRegistration(continuation, placeholder)
+                        armDeadline(token, timeout ?? configuration.requestTimeout, what: "observe \(path)")
+                    }
+                } catch {
+                    continuation.resume(throwing: error)
+                }
             }
         } onCancel: {
-            Task { @CoAPActor [weak self] in self?.fail(token, CoAPError.timeout("cancelled")) }
+            Task { @CoAPActor [weak self] in
+                if let token = holder.token { self?.fail(token, CoAPError.timeout("cancelled")) }
+            }
         }
     }
 
@@ -256,18 +274,24 @@ public final class CoAPClient {
 
     /// Sends a CoAP ping (an empty confirmable message) and waits for the peer's reset.
     public func ping(timeout: Duration = .seconds(5)) async throws {
-        guard let session, case .connected = state else { throw CoAPError.sessionClosed }
-        let mid = coap_session_send_ping(session)
-        guard mid != COAP_INVALID_MID else { throw CoAPError.sendFailed("ping") }
-        io?.process()
+        guard let session, case .connected = state else { throw closeReason ?? CoAPError.sessionClosed }
+        let midHolder = TokenHolder()
         let watchdog = Task { [weak self] in
             try? await Task.sleep(for: timeout)
-            guard !Task.isCancelled else { return }
+            guard !Task.isCancelled, let mid = midHolder.mid else { return }
             self?.pingFinished(mid, error: CoAPError.timeout("ping"))
         }
         defer { watchdog.cancel() }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let mid = coap_session_send_ping(session)
+            guard mid != COAP_INVALID_MID else {
+                continuation.resume(throwing: CoAPError.sendFailed("ping"))
+                return
+            }
+            // Registered before processing: the reset can arrive within the next coap_io_process.
+            midHolder.mid = mid
             pings[mid] = continuation
+            io?.process()
         }
     }
 
@@ -279,7 +303,10 @@ public final class CoAPClient {
 
     // MARK: Sending
 
-    private func send(_ method: CoAPMethod, _ path: String, payload: [UInt8]?, observe: UInt32?) throws -> [UInt8] {
+    /// Builds and sends a request; `register` runs with the token before the PDU leaves.
+    private func send(
+        _ method: CoAPMethod, _ path: String, payload: [UInt8]?, observe: UInt32?, register: ([UInt8]) -> Void
+    ) throws -> [UInt8] {
         guard let session, case .connected = state else { throw closeReason ?? CoAPError.sessionClosed }
         guard let pdu = coap_new_pdu(COAP_MESSAGE_CON, method.pduCode, session) else {
             throw CoAPError.sendFailed("no memory for a PDU")
@@ -302,8 +329,11 @@ public final class CoAPClient {
         if let payload, !payload.isEmpty {
             _ = coap_add_data(pdu, payload.count, payload)
         }
+        register(token)
         // After coap_send the PDU belongs to libcoap, even on failure.
         guard coap_send(session, pdu) != COAP_INVALID_MID else {
+            clearDeadline(token)
+            pending[token] = nil
             throw CoAPError.sendFailed("\(method.rawValue) \(path)")
         }
         io?.process()
@@ -448,6 +478,14 @@ public final class CoAPClient {
         }
         eventSink.finish()
     }
+}
+
+/// Carries a token (or ping message ID) from the sending code to the cancellation handler.
+@CoAPActor
+private final class TokenHolder {
+    var token: [UInt8]?
+    var mid: Int32?
+    nonisolated init() {}
 }
 
 /// An Observe registration: the first response and the stream of later notifications.

@@ -7,6 +7,8 @@ import Logging
 @CoAPActor
 enum Libcoap {
     private static var started = false
+    /// TRADFRI_COAP_DEBUG=1 forwards libcoap's own debug log (every PDU and DTLS step).
+    private static let verbose = getenv("TRADFRI_COAP_DEBUG").map { String(cString: $0) == "1" } ?? false
     private static let logger = Logger(label: "libcoap")
 
     /// Handshakes in progress, keyed by the client session's local address ("127.0.0.1:40001"),
@@ -25,8 +27,13 @@ enum Libcoap {
             let text = String(cString: message)
             CoAPActor.assumeIsolated { Libcoap.route(level: level, text: text) }
         }
-        coap_set_log_level(coap_log_t(CCOAP_LOG_WARNING))
-        coap_dtls_set_log_level(CCOAP_LOG_WARNING)
+        setQuietLevels()
+    }
+
+    private static func setQuietLevels() {
+        let level = verbose ? CCOAP_LOG_DEBUG : CCOAP_LOG_WARNING
+        coap_set_log_level(coap_log_t(level))
+        coap_dtls_set_log_level(level)
     }
 
     /// Begins recording the handshake of the session whose local address is `localAddress`.
@@ -42,10 +49,7 @@ enum Libcoap {
 
     static func endHandshakeTrace(localAddress: String) {
         handshakeTraces[localAddress + " <-> "] = nil
-        if handshakeTraces.isEmpty {
-            coap_set_log_level(coap_log_t(CCOAP_LOG_WARNING))
-            coap_dtls_set_log_level(CCOAP_LOG_WARNING)
-        }
+        if handshakeTraces.isEmpty { setQuietLevels() }
     }
 
     private static func route(level: coap_log_t, text: String) {
@@ -55,6 +59,12 @@ enum Libcoap {
                 trace.record(line)
             }
         }
+        if verbose {
+            logger.debug("libcoap", metadata: ["message": "\(line)"])
+            return
+        }
+        // We report an unreachable peer ourselves, with the address.
+        if line.contains("ICMP") { return logger.debug("libcoap", metadata: ["message": "\(line)"]) }
         switch Int32(level) {
         case ...CCOAP_LOG_ERR:
             // "got RST for mid" is how libcoap logs the expected answer to a CoAP ping.
