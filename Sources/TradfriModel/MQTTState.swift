@@ -1,0 +1,142 @@
+import Foundation
+
+/// Gateway state → the JSON a device or group publishes on `<base>/<name>`, following
+/// Zigbee2MQTT's conventions so existing tools (Home Assistant, Node-RED, dashboards) work
+/// unchanged: `state` ON/OFF, `brightness` 0–254, `color_temp` mireds and `color_temp_kelvin`,
+/// `color` {x, y, hue, saturation, hex}, `color_mode`, blinds `position` 100 = open, `battery`,
+/// `last_seen`, air purifier fan and filter values.
+public enum MQTTState {
+    public static func payload(for device: Device) -> JSON {
+        var state: [String: JSON] = [:]
+        if let light = device.light {
+            state.merge(lightState(light)) { _, new in new }
+        }
+        if let plug = device.plug {
+            state["state"] = .string(plug.on ? "ON" : "OFF")
+        }
+        if let blind = device.blind {
+            let position = Int((100 - blind.position).rounded())
+            state["position"] = .int(min(max(position, 0), 100))
+            state["state"] = .string(position > 0 ? "OPEN" : "CLOSE")
+        }
+        if let purifier = device.airPurifier {
+            state.merge(airPurifierState(purifier)) { _, new in new }
+        }
+        if let battery = device.info.battery {
+            state["battery"] = .int(battery)
+        }
+        if let lastSeen = device.lastSeen, lastSeen > 0 {
+            state["last_seen"] = .string(isoTime(lastSeen))
+        }
+        return .object(state)
+    }
+
+    static func lightState(_ light: LightState) -> [String: JSON] {
+        var state: [String: JSON] = [
+            "state": .string(light.on ? "ON" : "OFF"),
+            "brightness": .int(min(max(light.brightness, 0), 254)),
+        ]
+        if let behaviour = light.powerOnBehavior {
+            state["power_on_behavior"] = .string(behaviour == 4 ? "previous" : "on")
+        }
+        switch light.spectrum {
+        case .white:
+            break
+        case .whiteSpectrum:
+            state["color_mode"] = "color_temp"
+            if let mireds = light.colorTemperature {
+                state["color_temp"] = .int(mireds)
+                state["color_temp_kelvin"] = .int(Color.kelvin(fromMireds: mireds))
+            }
+            if let x = light.x, let y = light.y {
+                state["color"] = colour(xy: Color.xy(gatewayX: x, gatewayY: y), hueSaturation: nil)
+            }
+        case .color:
+            state["color_mode"] = "xy"
+            if let x = light.x, let y = light.y {
+                let hs = light.hue.flatMap { hue in light.saturation.map { (hue, $0) } }
+                state["color"] = colour(xy: Color.xy(gatewayX: x, gatewayY: y), hueSaturation: hs)
+            }
+        }
+        return state
+    }
+
+    static func colour(xy: Color.XY, hueSaturation: (Int, Int)?) -> JSON {
+        var colour: [String: JSON] = [
+            "x": .double(rounded(xy.x, 4)), "y": .double(rounded(xy.y, 4)),
+            "hex": .string("#" + Color.rgb(fromXY: xy).hex),
+        ]
+        if let (hue, saturation) = hueSaturation {
+            colour["hue"] = .int(Int(Color.degrees(gatewayHue: hue).rounded()))
+            colour["saturation"] = .int(Int(Color.percent(gatewaySaturation: saturation).rounded()))
+        }
+        return .object(colour)
+    }
+
+    static func airPurifierState(_ purifier: AirPurifierState) -> [String: JSON] {
+        var state: [String: JSON] = [
+            "fan_state": .string(purifier.fanMode == 0 ? "OFF" : "ON"),
+            "fan_mode": .string(fanModeName(purifier.fanMode)),
+        ]
+        if let speed = purifier.fanSpeed { state["fan_speed"] = .int(speed) }
+        if let pm25 = purifier.airQuality {
+            state["pm25"] = .int(pm25)
+            state["air_quality"] = .string(pm25 <= 35 ? "good" : pm25 <= 85 ? "ok" : "poor")
+        } else {
+            state["pm25"] = .null
+            state["air_quality"] = "unknown"
+        }
+        if let ledsOff = purifier.ledsOff { state["led_enable"] = .bool(!ledsOff) }
+        if let locked = purifier.controlsLocked { state["child_lock"] = .string(locked ? "LOCK" : "UNLOCK") }
+        if let replace = purifier.filterNeedsReplacement { state["replace_filter"] = .bool(replace) }
+        if let runtime = purifier.filterRuntime { state["filter_age"] = .int(runtime) }
+        if let remaining = purifier.filterRemaining { state["filter_remaining"] = .int(remaining) }
+        return state
+    }
+
+    /// "off", "auto", or the manual level "1"…"5" (gateway 10…50; other values rounded).
+    public static func fanModeName(_ mode: Int) -> String {
+        switch mode {
+        case 0: "off"
+        case 1: "auto"
+        default: String(min(max((mode + 5) / 10, 1), 5))
+        }
+    }
+
+    /// A group's state derived from its members, because the gateway never notifies a group's
+    /// on/off or level: ON when any member light or plug is on, `brightness` the highest among the
+    /// lit members, `color_temp` when all lit white-spectrum members agree.
+    public static func payload(for group: Group, members: [Device], activeScene: String?) -> JSON {
+        let switches = members.filter { $0.light != nil || $0.plug != nil }
+        let lit = members.filter { $0.light?.on == true || $0.plug?.on == true }
+        var state: [String: JSON] = [:]
+        if !switches.isEmpty {
+            state["state"] = .string(lit.isEmpty ? "OFF" : "ON")
+        }
+        let levels = lit.compactMap(\.light?.brightness)
+        if let highest = levels.max() {
+            state["brightness"] = .int(highest)
+        }
+        let temperatures = Set(lit.compactMap(\.light?.colorTemperature))
+        if temperatures.count == 1, let mireds = temperatures.first {
+            state["color_temp"] = .int(mireds)
+            state["color_temp_kelvin"] = .int(Color.kelvin(fromMireds: mireds))
+        }
+        let blinds = members.compactMap(\.blind)
+        if !blinds.isEmpty {
+            let open = blinds.map { Int((100 - $0.position).rounded()) }
+            if Set(open).count == 1 { state["position"] = .int(open[0]) }
+        }
+        if let activeScene { state["scene"] = .string(activeScene) }
+        return .object(state)
+    }
+
+    public static func isoTime(_ seconds: Int) -> String {
+        Date(timeIntervalSince1970: TimeInterval(seconds)).formatted(.iso8601)
+    }
+
+    static func rounded(_ value: Double, _ digits: Int) -> Double {
+        let scale = pow(10, Double(digits))
+        return (value * scale).rounded() / scale
+    }
+}

@@ -1,0 +1,223 @@
+import Testing
+@testable import TradfriModel
+
+@Suite struct CommandParsingTests {
+    let spot = try! Device(payload: Array(GatewayPayloads.whiteSpectrumSpot.utf8))
+    let colour = try! Device(payload: Array(GatewayPayloads.colorBulb.utf8))
+    let white = try! Device(payload: Array(GatewayPayloads.dimmableWhite.utf8))
+
+    func attributes(_ text: String, _ attribute: String? = nil) throws -> [String: JSON] {
+        try CommandParser.attributes(payload: Array(text.utf8), attribute: attribute)
+    }
+
+    func command(_ text: String, _ device: Device, expected: ExpectedState = .init()) throws -> Command {
+        try CommandParser.command(from: try attributes(text), for: .device(device), expected: expected)
+    }
+
+    @Test func plainWordsAndRawAttributeValues() throws {
+        #expect(try attributes("ON") == ["state": "ON"])
+        #expect(try attributes(" toggle\n") == ["state": "TOGGLE"])
+        #expect(try attributes("120", "brightness") == ["brightness": 120])
+        #expect(try attributes("OFF", "state") == ["state": "OFF"])
+        #expect(try attributes(#"{"x":0.3,"y":0.3}"#, "color") == ["color": ["x": 0.3, "y": 0.3]])
+    }
+
+    @Test(arguments: [
+        ("", "empty payload"),
+        ("{\"state\":", "malformed JSON"),
+        ("[1,2]", "expected a JSON object"),
+        ("maybe", "expected a JSON object or ON"),
+    ])
+    func badPayloads(text: String, message: String) {
+        #expect { try attributes(text) } throws: { "\($0)".contains(message) }
+    }
+
+    @Test func hugePayloadsAreRefused() {
+        let huge = "{\"state\":\"" + String(repeating: "x", count: 10_000) + "\"}"
+        #expect { try attributes(huge) } throws: { "\($0)".contains("too large") }
+    }
+
+    @Test func lightAttributesAreNormalised() throws {
+        var c = try command(#"{"state":"ON","brightness":200.4,"color_temp":370,"transition":1.5}"#, spot)
+        #expect(c.on == true && c.brightness == 200 && c.colour == .temperature(mireds: 370) && c.transition == 1.5)
+        c = try command(#"{"brightness":0}"#, spot)
+        #expect(c.on == false && c.brightness == nil)
+        c = try command(#"{"color_temp_kelvin":4000}"#, spot)
+        #expect(c.colour == .temperature(mireds: 250))
+        c = try command(#"{"color_temp":"warmest"}"#, spot)
+        #expect(c.colour == .temperature(mireds: 454))
+        c = try command(#"{"state":"TOGGLE"}"#, spot, expected: ExpectedState(on: true))
+        #expect(c.on == false)
+        c = try command(#"{"brightness_step":-50}"#, spot, expected: ExpectedState(on: true, brightness: 188))
+        #expect(c.brightness == 138)
+        c = try command(#"{"brightness_percent":50}"#, spot)
+        #expect(c.brightness == 127)
+        c = try command(##"{"color":{"hex":"#ff0000"}}"##, colour)
+        guard case .xy(let xy) = c.colour else { Issue.record("hex becomes xy"); return }
+        #expect(abs(xy.x - 0.64) < 0.01 && abs(xy.y - 0.33) < 0.01)
+        c = try command(#"{"color":{"hue":120,"saturation":80}}"#, colour)
+        #expect(c.colour == .hueSaturation(hue: 120, saturation: 80))
+        c = try command(#"{"color":{"rgb":"0,0,255"}}"#, colour)
+        #expect(c.colour != nil)
+    }
+
+    @Test(arguments: [
+        (#"{"brightness":300}"#, "brightness 300 is out of range (0…254)"),
+        (#"{"brightness":"bright"}"#, "brightness must be a number"),
+        (#"{"state":"MAYBE"}"#, "state must be ON, OFF or TOGGLE"),
+        (#"{"colour":{"x":1}}"#, "unknown attribute 'colour' for a light"),
+        (#"{"color":{"hue":400,"saturation":10}}"#, "color.hue 400 is out of range"),
+        (#"{"color":{"hue":40}}"#, "hue and saturation together"),
+        (##"{"color":"#zzzzzz"}"##, "is not a #RRGGBB colour"),
+        (#"{"color_temp":20}"#, "color_temp 20 is out of range"),
+        (#"{"transition":-1}"#, "transition -1 is out of range"),
+        ("{}", "nothing to do"),
+    ])
+    func badLightValuesAreRefusedWithTheReason(text: String, message: String) {
+        #expect { try command(text, spot) } throws: { "\($0)".contains(message) }
+    }
+
+    @Test func colourOnADimmableWhiteBulbIsRefused() {
+        #expect { try command(#"{"color_temp":300}"#, white) } throws: { "\($0)".contains("dimmable white bulb") }
+    }
+
+    @Test func blindsPlugsPurifiersAndBatteryDevices() throws {
+        let blind = try Device(payload: Array(GatewayPayloads.blind.utf8))
+        #expect(try command(#"{"position":30}"#, blind).position == 30)
+        #expect(try command("OPEN", blind).position == 100)
+        #expect(try command("STOP", blind).stop)
+        #expect { try command(#"{"position":130}"#, blind) } throws: { "\($0)".contains("out of range") }
+        let plug = try Device(payload: Array(GatewayPayloads.plug.utf8))
+        #expect(try command("TOGGLE", plug, expected: .init(on: true)).on == false)
+        #expect { try command(#"{"brightness":10}"#, plug) } throws: { "\($0)".contains("unknown attribute 'brightness' for a plug") }
+        let purifier = try Device(payload: Array(GatewayPayloads.airPurifier.utf8))
+        var c = try command(#"{"fan_mode":"3","led_enable":false,"child_lock":"LOCK"}"#, purifier)
+        #expect(c.fanMode == 30 && c.ledEnable == false && c.childLock == true)
+        c = try command(#"{"fan_state":"OFF"}"#, purifier)
+        #expect(c.fanMode == 0)
+        let remote = try Device(payload: Array(GatewayPayloads.remote.utf8))
+        #expect { try command("ON", remote) } throws: { "\($0)".contains("only report their battery") }
+    }
+
+    @Test func groupsAcceptScenesByNameOrID() throws {
+        let group = try Group(payload: Array(GatewayPayloads.group.utf8))
+        let scene = try Scene(payload: Array(GatewayPayloads.scene.utf8))
+        func groupCommand(_ text: String) throws -> Command {
+            try CommandParser.command(from: try attributes(text), for: .group(group, members: [spot, colour], scenes: [scene]),
+                                      expected: .init())
+        }
+        #expect(try groupCommand(#"{"scene":"relax"}"#).scene == 196609)
+        #expect(try groupCommand(#"{"scene":196609}"#).scene == 196609)
+        #expect { try groupCommand(#"{"scene":"PARTY"}"#) } throws: { "\($0)".contains("has no scene \"PARTY\" (scenes: RELAX)") }
+        #expect(try groupCommand(#"{"state":"ON","brightness":100}"#).brightness == 100)
+    }
+
+    @Test func laterCommandsWinPerAttribute() {
+        var first = Command()
+        first.on = true
+        first.brightness = 100
+        first.colour = .temperature(mireds: 300)
+        var second = Command()
+        second.brightness = 50
+        first.merge(second)
+        #expect(first.on == true && first.brightness == 50 && first.colour == .temperature(mireds: 300))
+        var off = Command()
+        off.on = false
+        first.merge(off)
+        #expect(first.on == false)
+    }
+}
+
+@Suite struct CommandPlanningTests {
+    let spot = try! Device(payload: Array(GatewayPayloads.whiteSpectrumSpot.utf8))
+    let colour = try! Device(payload: Array(GatewayPayloads.colorBulb.utf8))
+
+    func plan(_ command: Command, _ device: Device) -> (GatewayWrite?, Command?) {
+        CommandPlanner.plan(command, for: device)
+    }
+
+    @Test func onBrightnessAndTemperatureWithoutTransitionIsOnePut() {
+        var command = Command()
+        command.on = true
+        command.brightness = 120
+        command.colour = .temperature(mireds: 300)
+        let (write, remainder) = plan(command, spot)
+        #expect(write?.path == "15001/65550")
+        #expect(write?.body == ["3311": [["5850": 1, "5851": 120, "5711": 300]]])
+        #expect(remainder == nil)
+    }
+
+    @Test func brightnessAndColourWithATransitionAreSequenced() {
+        var command = Command()
+        command.brightness = 120
+        command.on = true
+        command.colour = .temperature(mireds: 454)
+        command.transition = 2
+        let (first, remainder) = plan(command, spot)
+        #expect(first?.body == ["3311": [["5850": 1, "5851": 120]]], "brightness at once, without a transition")
+        let rest = try! #require(remainder)
+        let (second, nothing) = plan(rest, spot)
+        #expect(second?.body == ["3311": [["5711": 454, "5712": 20]]], "then the colour with the transition")
+        #expect(nothing == nil)
+    }
+
+    @Test func temperatureForAColourBulbIsSentAsXYAndHueIsClamped() {
+        var command = Command()
+        command.colour = .temperature(mireds: 370)
+        let body = plan(command, colour).0?.body["3311"]?[0]
+        #expect(body?["5711"] == nil)
+        #expect(body?["5709"] != nil && body?["5710"] != nil)
+        command.colour = .hueSaturation(hue: 360, saturation: 100)
+        let hs = plan(command, colour).0?.body["3311"]?[0]
+        #expect(hs?["5707"] == 0 || hs?["5707"]?.intValue ?? 99999 <= Color.maxHueSat)
+        #expect(hs?["5708"] == .int(Color.maxHueSat), "hue and saturation travel together")
+    }
+
+    @Test func temperatureIsClampedToTheBulb() {
+        var command = Command()
+        command.colour = .temperature(mireds: 153)
+        #expect(plan(command, spot).0?.body["3311"]?[0]?["5711"] == 250)
+    }
+
+    @Test func offWithATransitionFadesByDimming() {
+        var command = Command()
+        command.on = false
+        command.transition = 3
+        #expect(plan(command, spot).0?.body == ["3311": [["5851": 0, "5712": 30]]])
+        command.transition = nil
+        #expect(plan(command, spot).0?.body == ["3311": [["5850": 0]]])
+    }
+
+    @Test func blindsPlugsAndPurifier() throws {
+        let blind = try Device(payload: Array(GatewayPayloads.blind.utf8))
+        var command = Command()
+        command.position = 100
+        #expect(plan(command, blind).0?.body == ["15015": [["5536": 0.0]]], "100 = open = gateway 0")
+        command.stop = true
+        command.position = nil
+        #expect(plan(command, blind).0?.body == ["15015": [["5523": 0]]])
+        let purifier = try Device(payload: Array(GatewayPayloads.airPurifier.utf8))
+        var fan = Command()
+        fan.fanMode = 20
+        fan.ledEnable = false
+        #expect(plan(fan, purifier).0?.body == ["15025": [["5900": 20, "5906": 1]]])
+    }
+
+    @Test func groupsGetFlatKeysAndColourGoesToMembers() throws {
+        let group = try Group(payload: Array(GatewayPayloads.group.utf8))
+        var command = Command()
+        command.scene = 196609
+        #expect(CommandPlanner.plan(command, for: group, members: []).write?.body == ["5850": 1, "9039": 196609])
+        command = Command()
+        command.on = true
+        command.brightness = 80
+        command.transition = 1
+        #expect(CommandPlanner.plan(command, for: group, members: []).write?.body == ["5850": 1, "5851": 80, "5712": 10])
+        command = Command()
+        command.colour = .temperature(mireds: 300)
+        let white = try Device(payload: Array(GatewayPayloads.dimmableWhite.utf8))
+        let plan = CommandPlanner.plan(command, for: group, members: [spot, colour, white])
+        #expect(plan.write == nil)
+        #expect(Set(plan.memberCommands.keys) == [spot.id, colour.id])
+    }
+}

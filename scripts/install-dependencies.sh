@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what tradfri-bridge needs to build, test and run on Debian 12 (run as root).
+# Services are never started by the install: avahi-daemon must not run in the machine's own
+# network namespace during tests, and the demo starts its own mosquitto.
+set -euo pipefail
+
+packages=(
+  # build
+  libcoap3-dev libmosquitto-dev libavahi-client-dev libssl-dev pkg-config
+  # run and test through the real parts
+  libcoap3-bin mosquitto mosquitto-clients avahi-daemon avahi-utils dbus iproute2 curl tmux coreutils openssl
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-dependencies: run as root (or with sudo)" >&2
+  exit 1
+fi
+
+# Keep apt from starting daemons while installing (policy-rc.d exit 101 = "not allowed").
+guard=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  guard=/usr/sbin/policy-rc.d
+fi
+cleanup() { [ -n "$guard" ] && rm -f "$guard"; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${packages[@]}"
+
+if ! command -v swift >/dev/null 2>&1; then
+  echo "install-dependencies: the Swift 6 toolchain is not on PATH (see https://www.swift.org/install/linux/)" >&2
+  exit 1
+fi

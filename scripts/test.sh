@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the dependencies, builds everything and runs every test (unit and integration through
+# the real mosquitto, coap-client-openssl, avahi-daemon in private network namespaces, and the
+# gateway simulator). Needs root for apt and network namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-dependencies.sh
+
+swift build --build-tests
+# Bound the whole run; on timeout kill the test process group so no child is left behind.
+timeout --kill-after=30 3000 swift test --skip-build 2>&1 | tee .build/test-output.txt
