@@ -55,8 +55,8 @@ public final class CoAPClient {
 
     private enum Pending {
         case request(CheckedContinuation<CoAPResponse, any Error>)
-        case observeRegistration(CheckedContinuation<CoAPObservation, any Error>, CoAPObservation)
-        case observing(CoAPObservation)
+        case observeRegistration(CheckedContinuation<CoAPResponse, any Error>, ObserverSink)
+        case observing(ObserverSink)
     }
 
     private var state: State = .idle
@@ -237,14 +237,38 @@ public final class CoAPClient {
     /// is yielded first), when `cancelObservation` is called, or throws when the session dies.
     public func observe(_ path: String, timeout: Duration? = nil) async throws -> CoAPObservation {
         let (stream, sink) = AsyncThrowingStream.makeStream(of: CoAPResponse.self, throwing: (any Error).self)
+        let observer = ObserverSink(
+            deliver: { sink.yield($0) },
+            end: { error in
+                if let error { sink.finish(throwing: error) } else { sink.finish() }
+            })
+        let (token, initial) = try await register(path, observer, timeout: timeout)
+        return CoAPObservation(path: path, token: token, initial: initial, notifications: stream, sink: sink)
+    }
+
+    /// Registers an observation whose notifications are handed to `handler` synchronously, on
+    /// the libcoap queue, as they are decoded: no task per observation and no hop per
+    /// notification. Returns the token (for `cancelObservation(token:)`) and the first response;
+    /// check its code and `observe` (nil when the server did not accept the observation, in which
+    /// case nothing more is delivered). `handler` gets `.ended` once when the observation ends.
+    public func observe(
+        _ path: String, timeout: Duration? = nil, handler: @escaping @CoAPActor (CoAPObservationEvent) -> Void
+    ) async throws -> (token: [UInt8], initial: CoAPResponse) {
+        let observer = ObserverSink(
+            deliver: { handler(.notification($0)) },
+            end: { error in handler(.ended(error.map { ($0 as? CoAPError) ?? .sessionClosed })) })
+        return try await register(path, observer, timeout: timeout)
+    }
+
+    private func register(_ path: String, _ observer: ObserverSink, timeout: Duration?) async throws
+        -> (token: [UInt8], initial: CoAPResponse)
+    {
         let holder = TokenHolder()
-        return try await withTaskCancellationHandler {
+        let initial = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 do {
                     holder.token = try send(.get, path, payload: nil, observe: 0) { token in
-                        let placeholder = CoAPObservation(path: path, token: token, initial: CoAPResponse(code: .content),
-                                                          notifications: stream, sink: sink)
-                        pending[token] = .observeRegistration(continuation, placeholder)
+                        pending[token] = .observeRegistration(continuation, observer)
                         armDeadline(token, timeout ?? configuration.requestTimeout, what: "observe \(path)")
                     }
                 } catch {
@@ -256,15 +280,21 @@ public final class CoAPClient {
                 if let token = holder.token { self?.fail(token, CoAPError.timeout("cancelled")) }
             }
         }
+        return (holder.token ?? [], initial)
     }
 
     /// Deregisters an observation (a GET with Observe = 1) and finishes its stream.
     public func cancelObservation(_ observation: CoAPObservation) {
-        guard case .observing(let current) = pending[observation.token] else { return }
-        pending[observation.token] = nil
-        current.sink.finish()
+        cancelObservation(token: observation.token)
+    }
+
+    /// Deregisters an observation; its handler gets `.ended(nil)`.
+    public func cancelObservation(token: [UInt8]) {
+        guard case .observing(let observer) = pending[token] else { return }
+        pending[token] = nil
+        observer.end(nil)
         guard let session, case .connected = state else { return }
-        var token = observation.token
+        var token = token
         token.withUnsafeMutableBufferPointer { buffer in
             var binary = coap_binary_t(length: buffer.count, s: buffer.baseAddress)
             _ = coap_cancel_observe(session, &binary, COAP_MESSAGE_CON)
@@ -361,24 +391,21 @@ public final class CoAPClient {
             pending[token] = nil
             clearDeadline(token)
             continuation.resume(returning: response)
-        case .observeRegistration(let continuation, let placeholder):
+        case .observeRegistration(let continuation, let observer):
             clearDeadline(token)
-            let observation = CoAPObservation(
-                path: placeholder.path, token: token, initial: response,
-                notifications: placeholder.notifications, sink: placeholder.sink)
             if response.code.isSuccess, response.observe != nil {
-                pending[token] = .observing(observation)
+                pending[token] = .observing(observer)
             } else {
-                // The server did not accept the observation: the stream ends at once.
+                // The server did not accept the observation: nothing more will come.
                 pending[token] = nil
-                observation.sink.finish()
+                observer.end(nil)
             }
-            continuation.resume(returning: observation)
-        case .observing(let observation):
-            observation.sink.yield(response)
+            continuation.resume(returning: response)
+        case .observing(let observer):
+            observer.deliver(response)
             if !response.code.isSuccess {
                 pending[token] = nil
-                observation.sink.finish()
+                observer.end(nil)
             }
         }
     }
@@ -433,10 +460,10 @@ public final class CoAPClient {
         guard let entry = pending.removeValue(forKey: token) else { return }
         switch entry {
         case .request(let continuation): continuation.resume(throwing: error)
-        case .observeRegistration(let continuation, let placeholder):
-            placeholder.sink.finish(throwing: error)
+        case .observeRegistration(let continuation, let observer):
+            observer.end(error)
             continuation.resume(throwing: error)
-        case .observing(let observation): observation.sink.finish(throwing: error)
+        case .observing(let observer): observer.end(error)
         }
     }
 
@@ -486,6 +513,25 @@ private final class TokenHolder {
     var token: [UInt8]?
     var mid: Int32?
     nonisolated init() {}
+}
+
+/// Where an observation's notifications go (a stream, or a caller's handler).
+@CoAPActor
+final class ObserverSink {
+    let deliver: @CoAPActor (CoAPResponse) -> Void
+    let end: @CoAPActor ((any Error)?) -> Void
+    init(deliver: @escaping @CoAPActor (CoAPResponse) -> Void, end: @escaping @CoAPActor ((any Error)?) -> Void) {
+        self.deliver = deliver
+        self.end = end
+    }
+}
+
+/// What a handler-based observation reports.
+public enum CoAPObservationEvent: Sendable {
+    /// A notification (an error code such as 4.04 means the resource is gone; `.ended` follows).
+    case notification(CoAPResponse)
+    /// The observation ended: nil when cancelled or ended by the server, else why the session failed.
+    case ended(CoAPError?)
 }
 
 /// An Observe registration: the first response and the stream of later notifications.

@@ -377,6 +377,10 @@ public enum CommandParser {
 public struct GatewayWrite: Sendable, Equatable, CustomStringConvertible {
     public var path: String
     public var body: JSON
+    public init(path: String, body: JSON) {
+        self.path = path
+        self.body = body
+    }
     public var description: String { "PUT \(path) \(body)" }
 }
 

@@ -1,0 +1,219 @@
+import CoAP
+import Foundation
+import Logging
+import MQTT
+import ServiceLifecycle
+import TradfriModel
+
+/// The daemon: one gateway session, one broker connection, and the features between them.
+///
+/// `Bridge.make(...)` builds the whole graph from the configuration (tests build the same graph
+/// in-process); `run()` runs until graceful shutdown (SIGTERM/SIGINT through the ServiceGroup),
+/// then publishes `bridge/state` offline, disconnects from the broker and closes the DTLS
+/// session.
+///
+/// Every gateway change, connection event and MQTT message becomes a `BridgeEvent` that each
+/// feature sees in order, on the libcoap actor (so a notification travels from the DTLS socket
+/// to `mosquitto_publish` without a thread hop).
+@CoAPActor
+public final class Bridge: Service {
+    public let context: BridgeContext
+    public let mqtt: MQTTClient
+    private var features: [any BridgeFeature] = []
+    private let logger = Logger(label: "bridge")
+    private var subscribed = false
+
+    init(context: BridgeContext, mqtt: MQTTClient) {
+        self.context = context
+        self.mqtt = mqtt
+    }
+
+    /// Builds the bridge for `configuration` with the stored gateway `credentials`.
+    /// - Parameters:
+    ///   - gatewayAddress: where to find the gateway (asked before every connection attempt).
+    ///   - broker: the broker to use.
+    public static func make(
+        configuration: BridgeConfiguration, credentials: GatewayCredentials,
+        gatewayAddress: @escaping GatewayLink.AddressResolver, broker: (host: String, port: UInt16, tls: Bool)
+    ) throws -> Bridge {
+        var settings = GatewayLink.Settings()
+        settings.keepAlive = .seconds(configuration.gateway.keepAlive)
+        settings.pingTimeout = .seconds(min(5, configuration.gateway.keepAlive))
+        settings.requestTimeout = .seconds(configuration.gateway.requestTimeout)
+        settings.handshakeTimeout = .seconds(max(configuration.gateway.requestTimeout, 5))
+        settings.reconnectMaxDelay = .seconds(configuration.gateway.reconnectMaxDelay)
+        let link = GatewayLink(identity: credentials.identity, key: credentials.psk, settings: settings, resolve: gatewayAddress)
+        let mirror = GatewayMirror(link: link)
+
+        let mqttConfiguration = try mqttConfiguration(configuration, broker: broker)
+        let client = try MQTTClient(mqttConfiguration)
+        let outbox = MQTTOutbox(client: client)
+        let queue = CommandQueue(link: link, spacing: .seconds(configuration.gateway.commandSpacing)) { [weak mirror] target, command in
+            guard let mirror else { return (nil, nil) }
+            switch target {
+            case .device(let id):
+                guard let device = mirror.devices[id] else { return (nil, nil) }
+                return CommandPlanner.plan(command, for: device)
+            case .group(let id):
+                guard let group = mirror.groups[id] else { return (nil, nil) }
+                return (CommandPlanner.plan(command, for: group, members: group.memberIDs.compactMap { mirror.devices[$0] }).write, nil)
+            }
+        }
+        let context = BridgeContext(configuration: configuration, link: link, mirror: mirror, outbox: outbox, queue: queue,
+                                    gatewayID: credentials.gatewayID)
+        let bridge = Bridge(context: context, mqtt: client)
+        let states = StatePublisher(context: context)
+        bridge.features = [
+            BridgeTopics(context: context),
+            states,
+            CommandHandler(context: context, states: states),
+        ]
+        return bridge
+    }
+
+    static func mqttConfiguration(
+        _ configuration: BridgeConfiguration, broker: (host: String, port: UInt16, tls: Bool)
+    ) throws -> MQTTConfiguration {
+        let mqtt = configuration.mqtt
+        var password = mqtt.password
+        if let file = mqtt.passwordFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ConfigurationError(file: file, line: nil, key: "mqtt.password_file", message: "cannot be read")
+            }
+            password = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        }
+        let tls = broker.tls
+            ? MQTTTLSConfiguration(caFile: mqtt.caFile, certificateFile: mqtt.certFile, keyFile: mqtt.keyFile,
+                                   insecure: mqtt.insecure)
+            : nil
+        let will = MQTTMessage(topic: "\(mqtt.baseTopic)/bridge/state", text: #"{"state":"offline"}"#, qos: .atLeastOnce,
+                               retain: true)
+        return MQTTConfiguration(
+            host: broker.host, port: broker.port, clientID: mqtt.clientID, username: mqtt.user, password: password,
+            tls: tls, keepAlive: .seconds(mqtt.keepAlive), protocolVersion: mqtt.version == 4 ? .v311 : .v5,
+            cleanSession: true, will: will,
+            reconnect: MQTTReconnectPolicy(minimumDelay: .seconds(1), maximumDelay: .seconds(60)), tcpNoDelay: true)
+    }
+
+    /// Adds a feature (Home Assistant discovery, requests, pairing) before `run()`.
+    public func add(_ feature: any BridgeFeature) {
+        features.append(feature)
+    }
+
+    // MARK: Running
+
+    public func run() async throws {
+        context.mirror.onChange { [weak self] change in self?.gatewayChanged(change) }
+        context.link.start { [weak self] event in self?.linkEvent(event) }
+        try mqtt.start()
+        let events = mqtt.events
+        let listener = Task { [weak self] in
+            for await event in events {
+                guard let self else { return }
+                await self.mqttEvent(event)
+            }
+        }
+        try? await gracefulShutdown()
+        await shutdown()
+        listener.cancel()
+    }
+
+    private func shutdown() async {
+        logger.info("stopping")
+        dispatch(.stopping)
+        let offline = MQTTMessage(topic: context.topic("bridge/state"), text: #"{"state":"offline"}"#, qos: .atLeastOnce,
+                                  retain: true)
+        if mqtt.isConnected {
+            do {
+                try await mqtt.publish(offline, acknowledgedWithin: .seconds(3))
+            } catch {
+                logger.warning("could not publish offline before stopping", metadata: ["error": "\(error)"])
+            }
+        }
+        await mqtt.disconnect()
+        await context.link.stop()
+        logger.info("stopped")
+    }
+
+    // MARK: Events
+
+    func dispatch(_ event: BridgeEvent) {
+        for feature in features { feature.handle(event) }
+    }
+
+    private func linkEvent(_ event: GatewayLink.Event) {
+        switch event {
+        case .connected(let host, let port):
+            context.gatewayAddress = "\(host):\(port)"
+            dispatch(.gatewayConnected(address: "\(host):\(port)"))
+            Task { [weak self] in await self?.context.mirror.sync() }
+        case .disconnected(let reason):
+            dispatch(.gatewayDisconnected(reason: reason.map { "\($0)" } ?? "closed"))
+        case .connectFailed(let error):
+            if case .unknownIdentity = error {
+                logger.error("the gateway no longer knows our identity; pair again with 'tradfri-bridge auth'",
+                             metadata: ["gateway.id": "\(context.gatewayIDFromCredentials)"])
+            }
+        }
+    }
+
+    private func gatewayChanged(_ change: GatewayMirror.Change) {
+        switch change {
+        case .rebootAnnounced:
+            context.link.reset(reason: "the gateway is rebooting")
+            return
+        case .details(let details) where details.id != context.gatewayIDFromCredentials:
+            logger.error("this gateway is not the one the credentials belong to",
+                         metadata: ["gateway.id": "\(details.id)", "expected": "\(context.gatewayIDFromCredentials)"])
+        default:
+            break
+        }
+        let previous = context.names
+        switch change {
+        case .deviceAdded, .deviceRemoved, .groupAdded, .groupRemoved:
+            recomputeNames()
+        case .deviceChanged(let device, let old) where device.name != old.name:
+            recomputeNames()
+        case .groupChanged(let group, let old) where group.name != old.name:
+            recomputeNames()
+        default:
+            break
+        }
+        dispatch(.gateway(change))
+        if context.names != previous { dispatch(.namesChanged(previous: previous)) }
+    }
+
+    private func recomputeNames() {
+        context.names = FriendlyNames(
+            devices: context.mirror.devices.values.map { ($0.id, $0.name, $0.kind.description) },
+            groups: context.mirror.groups.values.map { ($0.id, $0.name) })
+    }
+
+    private func mqttEvent(_ event: MQTTEvent) async {
+        switch event {
+        case .connected:
+            logger.info("connected to the broker", metadata: ["mqtt.server": "\(mqtt.configuration)"])
+            dispatch(.brokerConnected)
+            context.outbox.republishAll(first: [context.topic("bridge/state")])
+            if !subscribed {
+                // The client re-issues granted subscriptions after every reconnect.
+                let filters = features.flatMap(\.subscriptions)
+                do {
+                    try await mqtt.subscribe(filters, qos: .atLeastOnce)
+                    subscribed = true
+                } catch {
+                    logger.error("subscribing failed", metadata: ["error": "\(error)", "filters": "\(filters)"])
+                }
+            }
+        case .disconnected(let reason):
+            logger.warning("lost the broker", metadata: ["reason": "\(reason)"])
+            dispatch(.brokerDisconnected)
+        case .connectionRefused(let refusal):
+            logger.error("the broker refused the connection", metadata: ["reason": "\(refusal)"])
+        case .connectionFailed(let error):
+            logger.warning("cannot reach the broker", metadata: ["error": "\(error)"])
+        case .message(let message):
+            dispatch(.message(message))
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import CoAP
+import Foundation
+import MQTT
+import TradfriModel
+
+/// What every feature shares: configuration, the gateway mirror and link, the command queue,
+/// the MQTT outbox, friendly names and the topic layout. Owned by the controller.
+@CoAPActor
+public final class BridgeContext {
+    public let configuration: BridgeConfiguration
+    public let link: GatewayLink
+    public let mirror: GatewayMirror
+    public let outbox: MQTTOutbox
+    public let queue: CommandQueue
+    public let gatewayIDFromCredentials: String
+    public internal(set) var names = FriendlyNames()
+    public internal(set) var gatewayAddress: String?
+    public let startedAt = Date()
+
+    init(configuration: BridgeConfiguration, link: GatewayLink, mirror: GatewayMirror, outbox: MQTTOutbox,
+         queue: CommandQueue, gatewayID: String) {
+        self.configuration = configuration
+        self.link = link
+        self.mirror = mirror
+        self.outbox = outbox
+        self.queue = queue
+        self.gatewayIDFromCredentials = gatewayID
+    }
+
+    public var base: String { configuration.mqtt.baseTopic }
+    public var gatewayConnected: Bool { link.isConnected }
+
+    public func topic(_ suffix: String) -> String { "\(base)/\(suffix)" }
+
+    public func stateTopic(_ entity: FriendlyNames.Entity) -> String? {
+        names[entity].map { "\(base)/\($0)" }
+    }
+
+    /// The scenes of a group, by name.
+    public func scenes(ofGroup id: Int) -> [Scene] {
+        (mirror.scenes[id] ?? [:]).values.sorted { $0.id < $1.id }
+    }
+
+    public func members(of group: Group) -> [Device] {
+        group.memberIDs.compactMap { mirror.devices[$0] }
+    }
+
+    /// Publishes `{"type": type, "data": data}` on `<base>/bridge/event`.
+    public func event(_ type: String, _ data: [String: JSON]) {
+        outbox.publishEvent(topic("bridge/event"), ["type": .string(type), "data": .object(data)])
+    }
+}

@@ -1,0 +1,285 @@
+import CoAP
+import Logging
+import TradfriModel
+
+/// The bridge's one DTLS session with the gateway, kept alive for years.
+///
+/// Contract:
+/// - Connects with exponential backoff and jitter; reports `.connected` / `.disconnected`.
+/// - While connected, sends a CoAP ping when nothing was heard for `keepAlive`; after
+///   `pingFailuresBeforeReset` unanswered pings (or when the gateway announces a reboot, or
+///   the session fails), it tears the whole DTLS context down and connects afresh. Observations
+///   do not survive that; the owner re-registers them on `.connected`.
+/// - Runs one request at a time (the gateway drops requests sent in quick succession); commands
+///   go before background reads. Requests fail at once with `.sessionClosed` while disconnected.
+@CoAPActor
+public final class GatewayLink {
+    public struct Settings: Sendable {
+        public var keepAlive: Duration = .seconds(30)
+        public var pingTimeout: Duration = .seconds(5)
+        public var pingFailuresBeforeReset = 2
+        public var requestTimeout: Duration = .seconds(10)
+        public var handshakeTimeout: Duration = .seconds(10)
+        public var reconnectInitialDelay: Duration = .seconds(1)
+        public var reconnectMaxDelay: Duration = .seconds(60)
+        public init() {}
+    }
+
+    public enum Event: Sendable {
+        case connected(host: String, port: UInt16)
+        case connectFailed(CoAPError)
+        case disconnected(CoAPError?)
+    }
+
+    public enum Priority: Sendable { case command, background }
+
+    /// Where the gateway is; asked before every connection attempt (so a rediscovered address
+    /// is used after the gateway moved).
+    public typealias AddressResolver = @Sendable () async throws -> (host: String, port: UInt16)
+
+    public let settings: Settings
+    private let identity: String
+    private let key: String
+    private let resolve: AddressResolver
+    private let logger = Logger(label: "gateway")
+    private var onEvent: @CoAPActor (Event) -> Void = { _ in }
+
+    private var client: CoAPClient?
+    private var runner: Task<Void, Never>?
+    private var keepAliveTask: Task<Void, Never>?
+    private var sessionEnded: CheckedContinuation<Void, Never>?
+    private var lastHeard = ContinuousClock.now
+    private var stopping = false
+
+    // One request at a time: a FIFO per priority of tasks waiting for their turn.
+    private var busy = false
+    private var waiting: [Priority: [CheckedContinuation<Void, Never>]] = [.command: [], .background: []]
+
+    public init(identity: String, key: String, settings: Settings, resolve: @escaping AddressResolver) {
+        self.identity = identity
+        self.key = key
+        self.settings = settings
+        self.resolve = resolve
+    }
+
+    public var isConnected: Bool { client?.isConnected ?? false }
+
+    /// Starts connecting; events go to `handler` (on the libcoap actor).
+    public func start(_ handler: @escaping @CoAPActor (Event) -> Void) {
+        onEvent = handler
+        guard runner == nil else { return }
+        stopping = false
+        runner = Task { [weak self] in await self?.run() }
+    }
+
+    /// Closes the session (close_notify to the gateway) and stops reconnecting.
+    public func stop() async {
+        stopping = true
+        runner?.cancel()
+        endSession(reason: nil)
+        await runner?.value
+        runner = nil
+    }
+
+    /// Drops the session now and reconnects (used when the gateway announces a reboot).
+    public func reset(reason: String) {
+        guard client != nil else { return }
+        logger.notice("resetting the gateway session", metadata: ["reason": "\(reason)"])
+        endSession(reason: .sessionClosed)
+    }
+
+    // MARK: Requests
+
+    /// Sends one request when it is this request's turn. Throws `.sessionClosed` while offline.
+    public func request(
+        _ method: CoAPMethod, _ path: String, payload: [UInt8]? = nil, priority: Priority = .background
+    ) async throws -> CoAPResponse {
+        try await withTurn(priority) { client in
+            try await client.request(method, path, payload: payload, timeout: settings.requestTimeout)
+        }
+    }
+
+    /// Registers an observation; notifications go to `handler` synchronously.
+    public func observe(
+        _ path: String, handler: @escaping @CoAPActor (CoAPObservationEvent) -> Void
+    ) async throws -> (token: [UInt8], initial: CoAPResponse) {
+        try await withTurn(.background) { client in
+            try await client.observe(path, timeout: settings.requestTimeout, handler: handler)
+        }
+    }
+
+    public func cancelObservation(token: [UInt8]) {
+        client?.cancelObservation(token: token)
+    }
+
+    private func withTurn<T: Sendable>(
+        _ priority: Priority, _ body: (CoAPClient) async throws -> T
+    ) async throws -> T {
+        guard client?.isConnected == true else { throw CoAPError.sessionClosed }
+        if busy {
+            await withCheckedContinuation { waiting[priority, default: []].append($0) }
+        }
+        busy = true
+        defer { handOver() }
+        guard let client, client.isConnected else { throw CoAPError.sessionClosed }
+        do {
+            let result = try await body(client)
+            lastHeard = .now
+            return result
+        } catch let error as CoAPError {
+            if case .timeout = error { checkSoon() }
+            throw error
+        }
+    }
+
+    private func handOver() {
+        if let next = waiting[.command]?.first {
+            waiting[.command]?.removeFirst()
+            next.resume()
+        } else if let next = waiting[.background]?.first {
+            waiting[.background]?.removeFirst()
+            next.resume()
+        } else {
+            busy = false
+        }
+    }
+
+    // MARK: Connecting
+
+    private func run() async {
+        var delay = settings.reconnectInitialDelay
+        while !stopping, !Task.isCancelled {
+            let attempt: CoAPClient
+            let address: (host: String, port: UInt16)
+            do {
+                address = try await resolve()
+                attempt = CoAPClient(.init(
+                    host: address.host, port: address.port, identity: identity, key: key,
+                    handshakeTimeout: settings.handshakeTimeout, requestTimeout: settings.requestTimeout))
+                try await attempt.connect()
+            } catch {
+                let failure = (error as? CoAPError) ?? .setup("\(error)")
+                logger.warning("cannot connect to the gateway", metadata: [
+                    "error": "\(failure)", "retry.in": "\(delay.seconds)s",
+                ])
+                onEvent(.connectFailed(failure))
+                await pause(jittered(delay))
+                delay = min(delay * 2, settings.reconnectMaxDelay)
+                continue
+            }
+            guard !stopping else {
+                attempt.close()
+                return
+            }
+            client = attempt
+            lastHeard = .now
+            delay = settings.reconnectInitialDelay
+            logger.info("connected to the gateway", metadata: ["gateway.address": "\(address.host):\(address.port)"])
+            let reason = await serve(attempt, address: address)
+            if stopping { return }
+            logger.warning("lost the gateway session", metadata: ["reason": "\(reason.map { "\($0)" } ?? "closed")"])
+            await pause(jittered(delay))
+            delay = min(delay * 2, settings.reconnectMaxDelay)
+        }
+    }
+
+    /// Runs one established session until it ends; returns why it ended.
+    private func serve(_ session: CoAPClient, address: (host: String, port: UInt16)) async -> CoAPError? {
+        let watcher = Task { [weak self] in
+            for await event in session.events {
+                if case .closed(let error) = event {
+                    self?.endSession(reason: error ?? .sessionClosed)
+                }
+            }
+        }
+        keepAliveTask = Task { [weak self] in await self?.keepAlive(session) }
+        onEvent(.connected(host: address.host, port: address.port))
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            if client === session {
+                sessionEnded = continuation
+            } else {
+                continuation.resume()
+            }
+        }
+        watcher.cancel()
+        return endReason
+    }
+
+    private var endReason: CoAPError?
+
+    /// Ends the current session (idempotent): frees the DTLS context, fails queued requests.
+    private func endSession(reason: CoAPError?) {
+        guard let session = client else { return }
+        client = nil
+        endReason = reason
+        keepAliveTask?.cancel()
+        keepAliveTask = nil
+        session.close()
+        for priority in [Priority.command, .background] {
+            for waiter in waiting[priority] ?? [] { waiter.resume() }
+            waiting[priority] = []
+        }
+        busy = false
+        onEvent(.disconnected(reason))
+        sessionEnded?.resume()
+        sessionEnded = nil
+    }
+
+    // MARK: Keep-alive
+
+    private func keepAlive(_ session: CoAPClient) async {
+        var failures = 0
+        while !Task.isCancelled, client === session {
+            let quiet = ContinuousClock.now - lastHeard
+            if quiet < settings.keepAlive {
+                try? await Task.sleep(for: settings.keepAlive - quiet)
+                continue
+            }
+            do {
+                try await session.ping(timeout: min(settings.pingTimeout, settings.keepAlive))
+                failures = 0
+                lastHeard = .now
+            } catch {
+                guard client === session else { return }
+                failures += 1
+                logger.warning("gateway did not answer a ping", metadata: ["failures": "\(failures)"])
+                if failures >= settings.pingFailuresBeforeReset {
+                    endSession(reason: .timeout("\(failures) pings unanswered"))
+                    return
+                }
+                lastHeard = .now - settings.keepAlive  // ping again at once
+            }
+        }
+    }
+
+    /// After a request timed out, check the session with a ping instead of waiting for the next
+    /// keep-alive round.
+    private func checkSoon() {
+        lastHeard = .now - settings.keepAlive
+        guard let session = client else { return }
+        keepAliveTask?.cancel()
+        keepAliveTask = Task { [weak self] in await self?.keepAlive(session) }
+    }
+
+    /// Notes that the gateway spoke (a notification arrived), postponing the next ping.
+    public func heard() {
+        lastHeard = .now
+    }
+
+    // MARK: Timing
+
+    private func jittered(_ delay: Duration) -> Duration {
+        delay * Double.random(in: 0.8...1.2)
+    }
+
+    private func pause(_ delay: Duration) async {
+        try? await Task.sleep(for: delay)
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (whole, fraction) = components
+        return Double(whole) + Double(fraction) / 1e18
+    }
+}

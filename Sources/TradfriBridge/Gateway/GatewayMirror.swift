@@ -1,0 +1,352 @@
+import CoAP
+import Logging
+import TradfriModel
+
+/// The bridge's copy of everything on the gateway, kept equal to it by CoAP Observe.
+///
+/// Contract:
+/// - `sync()` runs after every (re)connect: it observes gateway details, notifications, the
+///   device, group and scene lists and every item on them, then drops what is no longer there, so
+///   after any outage the copy equals the gateway. Changes are reported as they are found.
+/// - List notifications are diffed: new ids are observed, vanished ids removed. A 4.04 on an item
+///   removes it. Unparseable or odd bodies (`{"r":"06"}`, empty) are logged and ignored: the last
+///   good state stays.
+/// - Identical notifications report nothing.
+@CoAPActor
+public final class GatewayMirror {
+    public enum Change: Sendable {
+        case details(GatewayDetails)
+        case deviceAdded(Device)
+        case deviceChanged(Device, previous: Device)
+        case deviceRemoved(Device)
+        case groupAdded(Group)
+        case groupChanged(Group, previous: Group)
+        case groupRemoved(Group)
+        case scenesChanged(groupID: Int)
+        /// The gateway announced it is rebooting (notification 1003).
+        case rebootAnnounced
+        /// A full sync finished: the copy equals the gateway.
+        case synced
+    }
+
+    public private(set) var details: GatewayDetails?
+    public private(set) var devices: [Int: Device] = [:]
+    public private(set) var groups: [Int: Group] = [:]
+    public private(set) var scenes: [Int: [Int: Scene]] = [:]
+
+    private let link: GatewayLink
+    private let logger = Logger(label: "gateway")
+    private var onChange: @CoAPActor (Change) -> Void = { _ in }
+    /// Observation tokens by path for the current session.
+    private var observed: [String: [UInt8]] = [:]
+    /// Bumped on every sync: work belonging to an older session is abandoned.
+    private var generation = 0
+    private var seenNotifications: Set<Int> = []
+    /// While a sync runs, list notifications only record the ids; the sync observes them.
+    private var syncing = false
+
+    public init(link: GatewayLink) {
+        self.link = link
+    }
+
+    public func onChange(_ handler: @escaping @CoAPActor (Change) -> Void) {
+        onChange = handler
+    }
+
+    // MARK: Sync
+
+    /// Observes everything afresh (after a connect). Returns false if the session ended midway.
+    @discardableResult
+    public func sync() async -> Bool {
+        generation += 1
+        let current = generation
+        observed.removeAll()
+        syncing = true
+        defer { if current == generation { syncing = false } }
+        do {
+            try await observeDetails()
+            try await observe(GatewayPath.notifications) { [weak self] payload in self?.notificationsChanged(payload) }
+            var deviceIDs: [Int] = []
+            try await observe(GatewayPath.devices) { [weak self] payload in
+                if current == self?.generation, let ids = self?.ids(payload, "device") {
+                    deviceIDs = ids
+                    self?.deviceListChanged(ids)
+                }
+            }
+            // Observe every listed device; the list may grow while we do.
+            while current == generation, let id = deviceIDs.first(where: { observed[GatewayPath.device($0)] == nil }) {
+                try await observeDevice(id)
+            }
+            var groupIDs: [Int] = []
+            try await observe(GatewayPath.groups) { [weak self] payload in
+                if current == self?.generation, let ids = self?.ids(payload, "group") {
+                    groupIDs = ids
+                    self?.groupListChanged(ids)
+                }
+            }
+            while current == generation, let id = groupIDs.first(where: { observed[GatewayPath.group($0)] == nil }) {
+                try await observeGroup(id)
+            }
+            guard current == generation else { return false }
+            // What the gateway no longer has.
+            for id in Set(devices.keys).subtracting(deviceIDs) { removeDevice(id) }
+            for id in Set(groups.keys).subtracting(groupIDs) { removeGroup(id) }
+            onChange(.synced)
+            return true
+        } catch {
+            logger.warning("sync with the gateway interrupted", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Observes `path`; `handler` gets each good payload (the first response included).
+    /// Returns false if the resource does not exist.
+    @discardableResult
+    private func observe(_ path: String, handler: @escaping @CoAPActor ([UInt8]) -> Void) async throws -> Bool {
+        let current = generation
+        let (token, initial) = try await link.observe(path) { [weak self] event in
+            guard let self, current == self.generation else { return }
+            switch event {
+            case .notification(let response):
+                self.link.heard()
+                if response.code.isSuccess {
+                    if !response.payload.isEmpty { handler(response.payload) }
+                } else if response.code == .notFound {
+                    self.resourceGone(path)
+                }
+            case .ended:
+                break
+            }
+        }
+        guard initial.code.isSuccess else {
+            if initial.code != .notFound {
+                logger.warning("gateway refused an observation", metadata: ["path": "\(path)", "code": "\(initial.code)"])
+            }
+            return false
+        }
+        observed[path] = token
+        if !initial.payload.isEmpty { handler(initial.payload) }
+        return true
+    }
+
+    private func stopObserving(_ path: String) {
+        if let token = observed.removeValue(forKey: path) { link.cancelObservation(token: token) }
+    }
+
+    private func ids(_ payload: [UInt8], _ what: String) -> [Int]? {
+        do {
+            return try IDList.parse(payload, what: what)
+        } catch {
+            logger.warning("ignoring an unreadable list from the gateway", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    // MARK: Gateway details and notifications
+
+    private func observeDetails() async throws {
+        try await observe(GatewayPath.gatewayDetails) { [weak self] payload in
+            guard let self else { return }
+            do {
+                let details = try GatewayDetails(payload: payload)
+                // The clock (9059) ticks on every read; report only real changes.
+                var comparable = details
+                comparable.time = nil
+                var previous = self.details
+                previous?.time = nil
+                self.details = details
+                if previous != comparable { self.onChange(.details(details)) }
+            } catch {
+                self.logger.warning("ignoring unreadable gateway details", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func notificationsChanged(_ payload: [UInt8]) {
+        guard let list = try? GatewayNotification.list(payload: payload) else { return }
+        for notification in list where notification.event == GatewayEvent.rebooting && notification.isActive {
+            let stamp = notification.timestamp ?? 0
+            guard !seenNotifications.contains(stamp) else { continue }
+            seenNotifications.insert(stamp)
+            logger.notice("the gateway announced a reboot", metadata: ["reason": "\(notification.details["9052"] ?? "?")"])
+            onChange(.rebootAnnounced)
+        }
+    }
+
+    // MARK: Devices
+
+    private func deviceListChanged(_ ids: [Int]) {
+        let known = Set(devices.keys).union(observed.keys.compactMap(Self.deviceID))
+        for id in Set(devices.keys).subtracting(ids) { removeDevice(id) }
+        let added = Set(ids).subtracting(known)
+        guard !added.isEmpty, !syncing else { return }
+        // A device that appeared while we are connected: observe it (the sync loop handles the
+        // first listing itself).
+        let current = generation
+        Task { [weak self] in
+            for id in added.sorted() {
+                guard let self, current == self.generation else { return }
+                try? await self.observeDevice(id)
+            }
+        }
+    }
+
+    private static func deviceID(_ path: String) -> Int? {
+        let parts = path.split(separator: "/")
+        return parts.count == 2 && parts[0] == "15001" ? Int(parts[1]) : nil
+    }
+
+    private func observeDevice(_ id: Int) async throws {
+        let path = GatewayPath.device(id)
+        guard observed[path] == nil else { return }
+        try await observe(path) { [weak self] payload in self?.deviceChanged(id, payload) }
+    }
+
+    private func deviceChanged(_ id: Int, _ payload: [UInt8]) {
+        let device: Device
+        do {
+            device = try Device(payload: payload)
+        } catch {
+            logger.warning("ignoring an unreadable device from the gateway", metadata: ["device.id": "\(id)", "error": "\(error)"])
+            return
+        }
+        guard device.id == id else { return }
+        if let previous = devices[id] {
+            guard previous != device else { return }
+            devices[id] = device
+            onChange(.deviceChanged(device, previous: previous))
+        } else {
+            devices[id] = device
+            onChange(.deviceAdded(device))
+        }
+    }
+
+    private func removeDevice(_ id: Int) {
+        stopObserving(GatewayPath.device(id))
+        guard let device = devices.removeValue(forKey: id) else { return }
+        onChange(.deviceRemoved(device))
+    }
+
+    /// Asks the gateway for a device again (for `<name>/get`); the answer is handled like a
+    /// notification and returned.
+    public func reread(device id: Int) async throws -> Device? {
+        let response = try await link.request(.get, GatewayPath.device(id), priority: .command)
+        guard response.code == .content else {
+            if response.code == .notFound { removeDevice(id) }
+            return nil
+        }
+        deviceChanged(id, response.payload)
+        return devices[id]
+    }
+
+    // MARK: Groups and scenes
+
+    private func groupListChanged(_ ids: [Int]) {
+        for id in Set(groups.keys).subtracting(ids) { removeGroup(id) }
+        let known = Set(groups.keys).union(observed.keys.compactMap(Self.groupID))
+        let added = Set(ids).subtracting(known)
+        guard !added.isEmpty, !syncing else { return }
+        let current = generation
+        Task { [weak self] in
+            for id in added.sorted() {
+                guard let self, current == self.generation else { return }
+                try? await self.observeGroup(id)
+            }
+        }
+    }
+
+    private static func groupID(_ path: String) -> Int? {
+        let parts = path.split(separator: "/")
+        return parts.count == 2 && parts[0] == "15004" ? Int(parts[1]) : nil
+    }
+
+    private func observeGroup(_ id: Int) async throws {
+        let path = GatewayPath.group(id)
+        guard observed[path] == nil else { return }
+        try await observe(path) { [weak self] payload in self?.groupChanged(id, payload) }
+        let current = generation
+        var sceneIDs: [Int] = []
+        let hasScenes = try await observe(GatewayPath.scenes(ofGroup: id)) { [weak self] payload in
+            guard let self, current == self.generation, let list = self.ids(payload, "scene") else { return }
+            sceneIDs = list
+            self.sceneListChanged(group: id, list)
+        }
+        if !hasScenes, scenes.removeValue(forKey: id) != nil { onChange(.scenesChanged(groupID: id)) }
+        for sceneID in sceneIDs where current == generation { try await observeScene(sceneID, group: id) }
+        let stale = Set(scenes[id]?.keys ?? [:].keys).subtracting(sceneIDs)
+        if !stale.isEmpty {
+            for sceneID in stale { scenes[id]?[sceneID] = nil }
+            onChange(.scenesChanged(groupID: id))
+        }
+    }
+
+    private func groupChanged(_ id: Int, _ payload: [UInt8]) {
+        let group: Group
+        do {
+            group = try Group(payload: payload)
+        } catch {
+            logger.warning("ignoring an unreadable group from the gateway", metadata: ["group.id": "\(id)", "error": "\(error)"])
+            return
+        }
+        guard group.id == id else { return }
+        if let previous = groups[id] {
+            guard previous != group else { return }
+            groups[id] = group
+            onChange(.groupChanged(group, previous: previous))
+        } else {
+            groups[id] = group
+            onChange(.groupAdded(group))
+        }
+    }
+
+    private func removeGroup(_ id: Int) {
+        stopObserving(GatewayPath.group(id))
+        stopObserving(GatewayPath.scenes(ofGroup: id))
+        for sceneID in scenes[id]?.keys ?? [:].keys { stopObserving(GatewayPath.scene(sceneID, ofGroup: id)) }
+        scenes[id] = nil
+        guard let group = groups.removeValue(forKey: id) else { return }
+        onChange(.groupRemoved(group))
+    }
+
+    private func sceneListChanged(group: Int, _ ids: [Int]) {
+        var changed = false
+        for sceneID in Set(scenes[group]?.keys ?? [:].keys).subtracting(ids) {
+            stopObserving(GatewayPath.scene(sceneID, ofGroup: group))
+            scenes[group]?[sceneID] = nil
+            changed = true
+        }
+        if changed { onChange(.scenesChanged(groupID: group)) }
+        let added = ids.filter { observed[GatewayPath.scene($0, ofGroup: group)] == nil && scenes[group]?[$0] == nil }
+        guard !added.isEmpty, !syncing else { return }
+        let current = generation
+        Task { [weak self] in
+            for sceneID in added {
+                guard let self, current == self.generation else { return }
+                try? await self.observeScene(sceneID, group: group)
+            }
+        }
+    }
+
+    private func observeScene(_ id: Int, group: Int) async throws {
+        let path = GatewayPath.scene(id, ofGroup: group)
+        guard observed[path] == nil else { return }
+        try await observe(path) { [weak self] payload in
+            guard let self, let scene = try? Scene(payload: payload), scene.id == id else { return }
+            guard self.scenes[group]?[id] != scene else { return }
+            self.scenes[group, default: [:]][id] = scene
+            self.onChange(.scenesChanged(groupID: group))
+        }
+    }
+
+    private func resourceGone(_ path: String) {
+        observed[path] = nil
+        let parts = path.split(separator: "/").compactMap { Int($0) }
+        switch parts.count {
+        case 2 where parts[0] == 15001: removeDevice(parts[1])
+        case 2 where parts[0] == 15004: removeGroup(parts[1])
+        case 3 where parts[0] == 15005:
+            if scenes[parts[1]]?.removeValue(forKey: parts[2]) != nil { onChange(.scenesChanged(groupID: parts[1])) }
+        default: break
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import CoAP
+import TradfriModel
+
+/// Gateway → MQTT: every device's state on `<base>/<name>` (retained by default), every group's
+/// state derived from its members, and `<base>/<name>/availability` for both.
+///
+/// Only real changes are published (the outbox drops identical payloads). A device or group that
+/// is renamed moves to its new topic and its old retained topics are cleared; a removed one has
+/// its topics cleared. Availability: online while the gateway session is up and the gateway
+/// reports the device reachable (9019, published as-is); a group is online when any member is.
+@CoAPActor
+final class StatePublisher: BridgeFeature {
+    private let context: BridgeContext
+
+    init(context: BridgeContext) {
+        self.context = context
+    }
+
+    func handle(_ event: BridgeEvent) {
+        switch event {
+        case .gateway(.deviceAdded(let device)), .gateway(.deviceChanged(let device, _)):
+            publish(device)
+            for group in groups(containing: device.id) { publish(group) }
+        case .gateway(.groupAdded(let group)), .gateway(.groupChanged(let group, _)):
+            publish(group)
+        case .namesChanged(let previous):
+            moveRenamedTopics(from: previous)
+        case .gatewayConnected, .gatewayDisconnected:
+            publishAllAvailability()
+        case .gateway(.synced):
+            publishAll()
+        default:
+            break
+        }
+    }
+
+    // MARK: Publishing
+
+    func publish(_ device: Device, force: Bool = false) {
+        guard let topic = context.stateTopic(.device(device.id)) else { return }
+        context.outbox.publishState(topic, MQTTState.payload(for: device), retain: context.configuration.mqtt.retainState,
+                                    force: force)
+        publishAvailability(topic, online: context.gatewayConnected && device.reachable != false)
+    }
+
+    func publish(_ group: Group, force: Bool = false) {
+        guard let topic = context.stateTopic(.group(group.id)) else { return }
+        let members = context.members(of: group)
+        context.outbox.publishState(topic, MQTTState.payload(for: group, members: members, activeScene: nil),
+                                    retain: context.configuration.mqtt.retainState, force: force)
+        let online = context.gatewayConnected && members.contains { $0.reachable != false }
+        publishAvailability(topic, online: online)
+    }
+
+    private func publishAvailability(_ stateTopic: String, online: Bool) {
+        context.outbox.publishState(stateTopic + "/availability", ["state": .string(online ? "online" : "offline")],
+                                    retain: true)
+    }
+
+    private func publishAll() {
+        for device in context.mirror.devices.values { publish(device) }
+        for group in context.mirror.groups.values { publish(group) }
+    }
+
+    private func publishAllAvailability() {
+        for device in context.mirror.devices.values {
+            if let topic = context.stateTopic(.device(device.id)) {
+                publishAvailability(topic, online: context.gatewayConnected && device.reachable != false)
+            }
+        }
+        for group in context.mirror.groups.values {
+            if let topic = context.stateTopic(.group(group.id)) {
+                let online = context.gatewayConnected && context.members(of: group).contains { $0.reachable != false }
+                publishAvailability(topic, online: online)
+            }
+        }
+    }
+
+    private func groups(containing deviceID: Int) -> [Group] {
+        context.mirror.groups.values.filter { $0.memberIDs.contains(deviceID) }
+    }
+
+    /// Clears the topics of names that disappeared or changed, and publishes under new names.
+    private func moveRenamedTopics(from previous: FriendlyNames) {
+        for (entity, oldName) in previous.names where context.names[entity] != oldName {
+            let oldTopic = context.topic(oldName)
+            context.outbox.clearState(oldTopic)
+            context.outbox.clearState(oldTopic + "/availability")
+        }
+        for (entity, name) in context.names.names where previous[entity] != name {
+            switch entity {
+            case .device(let id): if let device = context.mirror.devices[id] { publish(device) }
+            case .group(let id): if let group = context.mirror.groups[id] { publish(group) }
+            }
+            _ = name
+        }
+    }
+}
