@@ -35,7 +35,7 @@ let package = Package(
         // MARK: Wrappers (one per C library)
         .target(name: "CoAP", dependencies: ["CCoap", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "MQTT", dependencies: ["CMosquitto"], swiftSettings: strict),
-        .target(name: "MDNS", dependencies: ["CAvahiClient"], swiftSettings: strict),
+        .target(name: "MDNS", dependencies: ["CAvahiClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
 
         // MARK: Domain
         .target(name: "TradfriModel", swiftSettings: strict),
