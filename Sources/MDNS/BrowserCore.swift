@@ -159,7 +159,8 @@ final class BrowserCore: ClientChild, @unchecked Sendable {
     func serverStateChanged(_ state: MDNSClient.State) {}
 
     func clientEnded(_ error: MDNSError, handlesFreed: Bool) {
-        end(error)
+        // Closing the client is not a failure: the stream just finishes, as after cancel().
+        end(error == .closed ? nil : error)
         if handlesFreed { forgetHandles() }
     }
 
@@ -193,7 +194,9 @@ final class BrowserCore: ClientChild, @unchecked Sendable {
     private func addSighting(_ sighting: Sighting, of key: InstanceKey) {
         let instance = instances[key] ?? Instance()
         instances[key] = instance
-        guard !instance.sightings.contains(where: { $0.sighting == sighting }), let client = owner.client else { return }
+        guard !instance.sightings.contains(where: { $0.sighting == sighting }), let client = owner.client else {
+            return
+        }
         guard
             let resolver = avahi_service_resolver_new(
                 client, sighting.interface, sighting.proto, key.name, key.type, key.domain,
@@ -252,7 +255,8 @@ final class BrowserCore: ClientChild, @unchecked Sendable {
             resolveFailed(key, instance, error)
             return
         }
-        instance.sightings[index].state = .resolved(Resolution(hostName: hostName, port: port, txt: txt, address: address))
+        instance.sightings[index].state = .resolved(
+            Resolution(hostName: hostName, port: port, txt: txt, address: address))
         if instance.hostName != hostName {
             if let old = instance.hostName { releaseHost(old, by: key) }
             instance.hostName = hostName

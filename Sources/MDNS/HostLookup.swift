@@ -147,10 +147,14 @@ final class HostLookup: ClientChild, @unchecked Sendable {
         guard outcome == nil else { return }
         switch event {
         case AVAHI_BROWSER_NEW:
-            guard let address = formatAddress(rdata: rdata, size: size, type: type, interface: interface) else { return }
+            guard let address = formatAddress(rdata: rdata, size: size, type: type, interface: interface) else {
+                return
+            }
             addresses.append(("\(interface)/\(proto)/\(address)", address))
         case AVAHI_BROWSER_REMOVE:
-            guard let address = formatAddress(rdata: rdata, size: size, type: type, interface: interface) else { return }
+            guard let address = formatAddress(rdata: rdata, size: size, type: type, interface: interface) else {
+                return
+            }
             addresses.removeAll { $0.key == "\(interface)/\(proto)/\(address)" }
         case AVAHI_BROWSER_ALL_FOR_NOW, AVAHI_BROWSER_FAILURE:
             pending.remove(browser)

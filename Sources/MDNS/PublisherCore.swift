@@ -206,7 +206,8 @@ final class PublisherCore: ClientChild, @unchecked Sendable {
     func registrationTimedOut(after timeout: Duration) {
         loop.withLock {
             guard !isRegistered else { return }
-            resumeWaiters(.failure(.timeout("registering '\(name)' as \(advertisement.type) took longer than \(timeout)")))
+            resumeWaiters(
+                .failure(.timeout("registering '\(name)' as \(advertisement.type) took longer than \(timeout)")))
         }
     }
 

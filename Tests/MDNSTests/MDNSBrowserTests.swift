@@ -52,10 +52,12 @@ struct MDNSBrowserTests {
 
             // avahi-publish withdraws its entry group when it exits: goodbye packets.
             await kitchen.stop()
-            let gone = try await events.first(within: .seconds(30), "the kitchen gateway to leave", removed("gw-000000000001"))
+            let gone = try await events.first(
+                within: .seconds(30), "the kitchen gateway to leave", removed("gw-000000000001"))
             #expect(gone.addresses.first == lab["kitchen"].address)
             #expect(browser.services.map(\.name) == ["gw-000000000002"])
-            #expect(!events.events.contains { if case .removed(let s) = $0 { s.name == "gw-000000000002" } else { false } })
+            #expect(
+                !events.events.contains { if case .removed(let s) = $0 { s.name == "gw-000000000002" } else { false } })
         }
     }
 
@@ -82,11 +84,58 @@ struct MDNSBrowserTests {
             try await gateway.setAddress("10.77.0.99")
             let moved = try await events.first(
                 within: .seconds(30), "the new address",
-                updated("gw-a0cc2b6f6b31") { $0.addresses.first == "10.77.0.99" && !$0.addresses.contains("10.77.0.10") })
+                updated("gw-a0cc2b6f6b31") {
+                    $0.addresses.first == "10.77.0.99" && !$0.addresses.contains("10.77.0.10")
+                })
             #expect(moved.addresses == ["10.77.0.99", "169.254.7.7"])
             #expect(moved.port == 5684)
             // Still the same instance: never removed on the way.
             #expect(!events.events.contains { if case .removed = $0 { true } else { false } })
+        }
+    }
+
+    @Test func forgetsTheGatewayWhenOffTheNetworkAndFindsItAgain() async throws {
+        try await NetworkLab.with(hosts: ["gateway", "bridge"]) { lab in
+            _ = try await lab["gateway"].publish(name: "gw-a0cc2b6f6b31", type: "_coap._udp", port: 5684)
+            let bridge = lab["bridge"]
+            let client = try bridge.mdnsClient()
+            let browser = try client.browser(type: "_coap._udp")
+            let events = EventRecorder(browser.events)
+            try await events.first(within: .seconds(30), "the gateway", found("gw-a0cc2b6f6b31"))
+
+            // The bridge's own link drops: avahi forgets what it learnt on it.
+            try await bridge.setLink(up: false)
+            try await events.first(within: .seconds(30), "the gateway to be forgotten", removed("gw-a0cc2b6f6b31"))
+            #expect(browser.services.isEmpty)
+
+            // The link returns: avahi asks again and the gateway answers.
+            let mark = events.count
+            try await bridge.setLink(up: true)
+            let again = try await events.first(
+                within: .seconds(30), "the gateway to be found again", from: mark, found("gw-a0cc2b6f6b31"))
+            #expect(again.addresses.first == lab["gateway"].address)
+        }
+    }
+
+    @Test func reportsAnInstanceWhoseHostNeverAnswers() async throws {
+        try await NetworkLab.with(hosts: ["gateway", "bridge"]) { lab in
+            // SRV points at a host name nobody publishes an address for.
+            _ = try await lab["gateway"].publish(
+                name: "gw-broken", type: "_coap._udp", port: 5684, extra: ["-H", "nobody.local"])
+            _ = try await lab["gateway"].publish(name: "gw-fine", type: "_coap._udp", port: 5684)
+            let client = try lab["bridge"].mdnsClient()
+            let browser = try client.browser(type: "_coap._udp")
+            let events = EventRecorder(browser.events)
+            try await events.first(within: .seconds(30), "the working gateway", found("gw-fine"))
+            let failure = try await events.first(within: .seconds(30), "the broken one to fail") {
+                event -> MDNSError? in
+                if case .resolveFailed("gw-broken", let error) = event { return error }
+                return nil
+            }
+            #expect(failure == .notFound("resolving 'gw-broken': Timeout reached"))
+            // Not terminal, and the broken instance is never reported as found.
+            #expect(!events.isFinished)
+            #expect(browser.services.map(\.name) == ["gw-fine"])
         }
     }
 }

@@ -40,7 +40,8 @@ struct MDNSClientTests {
             let browser = try client.browser(type: "_coap._udp")
             let events = EventRecorder(browser.events)
             try await events.first(within: .seconds(30), "the gateway", found("gw-a0cc2b6f6b31"))
-            let publisher = try client.publish(MDNSAdvertisement(name: "tradfri-bridge", type: "_mqtt._tcp", port: 1883))
+            let publisher = try client.publish(
+                MDNSAdvertisement(name: "tradfri-bridge", type: "_mqtt._tcp", port: 1883))
             let published = EventRecorder(publisher.events)
             _ = try await publisher.registeredName(within: .seconds(30))
 
@@ -49,7 +50,9 @@ struct MDNSClientTests {
             try await states.firstEvent(within: .seconds(10), "the client to fail") { $0 == .failed(.disconnected) }
             try await events.firstEvent(within: .seconds(10), "the browser to fail") { $0 == .failure(.disconnected) }
             try await events.waitForEnd(within: .seconds(10))
-            try await published.firstEvent(within: .seconds(10), "the publisher to fail") { $0 == .failure(.disconnected) }
+            try await published.firstEvent(within: .seconds(10), "the publisher to fail") {
+                $0 == .failure(.disconnected)
+            }
             try await published.waitForEnd(within: .seconds(10))
             #expect(client.state == .failed(.disconnected))
             #expect(throws: MDNSError.disconnected) { try client.browser(type: "_coap._udp") }
@@ -69,7 +72,8 @@ struct MDNSClientTests {
     @Test(.needsNetworkLab) func closingTheClientEndsItsBrowsersAndWithdrawsItsServices() async throws {
         try await NetworkLab.with(hosts: ["bridge", "watcher"]) { lab in
             let client = try lab["bridge"].mdnsClient()
-            let publisher = try client.publish(MDNSAdvertisement(name: "tradfri-bridge", type: "_mqtt._tcp", port: 1883))
+            let publisher = try client.publish(
+                MDNSAdvertisement(name: "tradfri-bridge", type: "_mqtt._tcp", port: 1883))
             _ = try await publisher.registeredName(within: .seconds(30))
             let browser = try client.browser(type: "_mqtt._tcp")
             let events = EventRecorder(browser.events)
@@ -80,6 +84,7 @@ struct MDNSClientTests {
 
             client.close()
             try await events.waitForEnd(within: .seconds(5))
+            #expect(!events.events.contains { if case .failure = $0 { true } else { false } })
             #expect(client.state == .closed)
             await #expect(throws: MDNSError.closed) { try await publisher.registeredName() }
             try await seen.first(within: .seconds(30), "the broker to leave", removed("tradfri-bridge"))

@@ -42,7 +42,9 @@ struct MDNSPublisherTests {
                 while true {
                     let (_, output) = try await lab["emonesp"].run(
                         "avahi-browse", ["-rpt", "_secure-mqtt._tcp"], within: .seconds(20))
-                    if resolvedLines(output).contains(where: { $0[3] == "tradfri-bridge" && $0[9].contains("fp=sha256:ab12") }) {
+                    if resolvedLines(output).contains(where: {
+                        $0[3] == "tradfri-bridge" && $0[9].contains("fp=sha256:ab12")
+                    }) {
                         return
                     }
                 }
@@ -59,7 +61,8 @@ struct MDNSPublisherTests {
             _ = try await lab["gateway"].publish(name: "TRADFRI gateway", type: "_coap._udp", port: 5684)
 
             let client = try lab["bridge"].mdnsClient()
-            let publisher = try client.publish(MDNSAdvertisement(name: "TRADFRI gateway", type: "_coap._udp", port: 5684))
+            let publisher = try client.publish(
+                MDNSAdvertisement(name: "TRADFRI gateway", type: "_coap._udp", port: 5684))
             let events = EventRecorder(publisher.events)
             let name = try await publisher.registeredName(within: .seconds(30))
             #expect(name == "TRADFRI gateway #2")

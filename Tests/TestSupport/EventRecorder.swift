@@ -34,20 +34,25 @@ public final class EventRecorder<Event: Sendable>: @unchecked Sendable {
     /// Whether the stream has finished.
     public var isFinished: Bool { lock.withLock { finished } }
 
-    /// The first event (already recorded or still to come) for which `match` returns a value.
+    /// The number of events so far: pass it as `from` to wait only for events still to come.
+    public var count: Int { lock.withLock { recorded.count } }
+
+    /// The first event at position `from` or later (already recorded or still to come) for
+    /// which `match` returns a value.
     @discardableResult
     public func first<T: Sendable>(
-        within limit: Duration = .seconds(10), _ what: String,
+        within limit: Duration = .seconds(10), _ what: String, from start: Int = 0,
         _ match: @escaping @Sendable (Event) -> T?
     ) async throws -> T {
-        let event = try await firstEvent(within: limit, what) { match($0) != nil }
+        let event = try await firstEvent(within: limit, what, from: start) { match($0) != nil }
         return match(event)!
     }
 
-    /// The first event (already recorded or still to come) that satisfies `predicate`.
+    /// The first event at position `from` or later (already recorded or still to come) that
+    /// satisfies `predicate`.
     @discardableResult
     public func firstEvent(
-        within limit: Duration = .seconds(10), _ what: String,
+        within limit: Duration = .seconds(10), _ what: String, from start: Int = 0,
         where predicate: @escaping @Sendable (Event) -> Bool
     ) async throws -> Event {
         let id: Int = lock.withLock {
@@ -58,7 +63,8 @@ public final class EventRecorder<Event: Sendable>: @unchecked Sendable {
             group.addTask {
                 try await withTaskCancellationHandler {
                     try await withCheckedThrowingContinuation { continuation in
-                        self.register(id: id, predicate: predicate, continuation: continuation, what: what)
+                        self.register(
+                            id: id, from: start, predicate: predicate, continuation: continuation, what: what)
                     }
                 } onCancel: {
                     self.cancelWaiter(id)
@@ -94,7 +100,9 @@ public final class EventRecorder<Event: Sendable>: @unchecked Sendable {
                         }
                     }
                 } onCancel: {
-                    self.lock.withLock { self.endWaiters.removeValue(forKey: id)?.resume(throwing: CancellationError()) }
+                    self.lock.withLock {
+                        self.endWaiters.removeValue(forKey: id)?.resume(throwing: CancellationError())
+                    }
                 }
             }
             group.addTask {
@@ -113,11 +121,11 @@ public final class EventRecorder<Event: Sendable>: @unchecked Sendable {
     // MARK: Internals
 
     private func register(
-        id: Int, predicate: @escaping (Event) -> Bool, continuation: CheckedContinuation<Event, any Error>,
-        what: String
+        id: Int, from start: Int, predicate: @escaping (Event) -> Bool,
+        continuation: CheckedContinuation<Event, any Error>, what: String
     ) {
         lock.withLock {
-            if let event = recorded.first(where: predicate) {
+            if let event = recorded.dropFirst(start).first(where: predicate) {
                 continuation.resume(returning: event)
             } else if finished {
                 continuation.resume(throwing: StreamEnded(what: what))

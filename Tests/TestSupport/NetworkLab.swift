@@ -157,7 +157,9 @@ public final class NetworkLab: @unchecked Sendable {
             ])
             try await ip(["-n", hubNamespace, "link", "set", port, "master", "br0"])
             try await ip(["-n", hubNamespace, "link", "set", port, "up"])
-            try await ip(["-n", host.namespace, "addr", "add", "\(host.address)/\(Host.prefixLength)", "dev", Host.interface])
+            try await ip([
+                "-n", host.namespace, "addr", "add", "\(host.address)/\(Host.prefixLength)", "dev", Host.interface,
+            ])
             try await ip(["-n", host.namespace, "link", "set", Host.interface, "up"])
             try host.writeConfiguration()
         }
@@ -253,8 +255,10 @@ extension NetworkLab {
             env["DBUS_SYSTEM_BUS_ADDRESS"] = env["DBUS_SYSTEM_BUS_ADDRESS"] ?? systemBusAddress
             let child = try ChildProcess(
                 try NetworkLab.locate("ip"),
-                ["netns", "exec", namespace, "unshare", "--mount", "--propagation", "private", "sh", "-c",
-                 Self.hostShell, runDirectory, path] + arguments,
+                [
+                    "netns", "exec", namespace, "unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    Self.hostShell, runDirectory, path,
+                ] + arguments,
                 environment: env, name: name ?? "\(self.name)/\((path as NSString).lastPathComponent)")
             lock.withLock { processes.append(child) }
             return child
@@ -264,8 +268,8 @@ extension NetworkLab {
         /// then runs the program as a child and forwards SIGTERM/SIGHUP/SIGUSR1/SIGUSR2 to it.
         ///
         /// Not `exec`: Foundation's `Process` learns that a child exited when a socket the child
-        /// inherited is closed, and daemons (avahi-daemon, dbus-daemon) close every inherited
-        /// descriptor at startup. Foundation then blocks in `waitpid` for a live daemon and stops
+        /// inherited is closed, and avahi-daemon closes every inherited descriptor at startup
+        /// (daemons may). Foundation then blocks in `waitpid` for the live daemon and stops
         /// noticing any other child exit in the whole test process. The shell keeps the socket
         /// open until the program has really exited. SIGKILL reaches only the shell; the program
         /// is then killed at lab shutdown, with everything else in the namespace.
@@ -295,7 +299,8 @@ extension NetworkLab {
             _ = try? await child.waitForLine(within: .milliseconds(200), "end of output") { _ in false }
             guard let status else {
                 throw DeadlineExceeded(
-                    what: "[\(name)] \(([executable] + arguments).joined(separator: " ")) to exit; output:\n\(child.outputText)",
+                    what:
+                        "[\(name)] \(([executable] + arguments).joined(separator: " ")) to exit; output:\n\(child.outputText)",
                     after: limit)
             }
             if check, status != 0 {
@@ -338,7 +343,8 @@ extension NetworkLab {
         /// Starts avahi-daemon and waits until it has established its host name.
         public func startAvahi() async throws {
             let daemon = try spawn(
-                "avahi-daemon", ["-f", "\(directory)/avahi-daemon.conf", "--no-chroot", "--no-drop-root", "--no-rlimits"],
+                "avahi-daemon",
+                ["-f", "\(directory)/avahi-daemon.conf", "--no-chroot", "--no-drop-root", "--no-rlimits"],
                 name: "\(name)/avahi-daemon")
             lock.withLock { avahiDaemon = daemon }
             try await daemon.waitForLine(within: .seconds(20), "avahi-daemon on \(name) to start") {
@@ -422,7 +428,8 @@ extension NetworkLab {
             } else {
                 lines = ["[server]", "host-name=\(name)"] + lines
             }
-            try lines.joined(separator: "\n").write(toFile: "\(directory)/avahi-daemon.conf", atomically: true, encoding: .utf8)
+            try lines.joined(separator: "\n").write(
+                toFile: "\(directory)/avahi-daemon.conf", atomically: true, encoding: .utf8)
         }
 
         private func forget(_ child: ChildProcess) {
