@@ -35,7 +35,7 @@ let package = Package(
         // MARK: Wrappers (one per C library)
         .target(name: "CoAP", dependencies: ["CCoap", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "MQTT", dependencies: ["CMosquitto"], swiftSettings: strict),
-        .target(name: "MDNS", dependencies: ["CAvahiClient"], swiftSettings: strict),
+        .target(name: "MDNS", dependencies: ["CAvahiClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
 
         // MARK: Domain
         .target(name: "TradfriModel", swiftSettings: strict),
@@ -86,6 +86,7 @@ let package = Package(
         .testTarget(name: "TradfriModelTests", dependencies: ["TradfriModel"], swiftSettings: strict),
         .testTarget(name: "CoAPTests", dependencies: ["CoAP", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "TradfriBridgeTests", dependencies: ["TradfriBridge", "TestSupport", "TradfriModel"], swiftSettings: strict),
+        .testTarget(name: "MDNSTests", dependencies: ["MDNS", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "GatewaySimulatorTests",
             dependencies: ["GatewaySimulator", "CoAP", "TradfriModel", "TestSupport"],
