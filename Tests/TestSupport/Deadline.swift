@@ -1,3 +1,5 @@
+import Foundation
+
 /// Waiting in tests: on an event, with a deadline; never a fixed sleep.
 
 public struct DeadlineExceeded: Error, CustomStringConvertible {
@@ -7,18 +9,69 @@ public struct DeadlineExceeded: Error, CustomStringConvertible {
 }
 
 /// Runs `operation`, failing with `DeadlineExceeded` if it has not finished within `limit`.
+///
+/// The deadline wins even if `operation` waits on something that never happens and ignores
+/// cancellation (a continuation nobody resumes): the caller gets the error at once and the
+/// abandoned operation is cancelled in the background.
 public func withDeadline<T: Sendable>(
     _ limit: Duration, _ what: String = "operation",
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            throw DeadlineExceeded(what: what, after: limit)
+    let outcome = FirstOutcome<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            outcome.install(continuation)
+            let work = Task {
+                do { outcome.finish(.success(try await operation())) } catch { outcome.finish(.failure(error)) }
+            }
+            outcome.onFinish { work.cancel() }
+            Task {
+                try? await Task.sleep(for: limit)
+                outcome.finish(.failure(DeadlineExceeded(what: what, after: limit)))
+            }
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+    } onCancel: {
+        outcome.finish(.failure(CancellationError()))
+    }
+}
+
+/// Resumes a continuation with whichever outcome comes first; later ones are ignored.
+final class FirstOutcome<T: Sendable>: @unchecked Sendable {
+    // @unchecked: every field is guarded by `lock`.
+    private let lock = NSLock()
+    private var continuation: CheckedContinuation<T, any Error>?
+    private var early: Result<T, any Error>?
+    private var finished = false
+    private var cleanup: (@Sendable () -> Void)?
+
+    func install(_ continuation: CheckedContinuation<T, any Error>) {
+        let pending: Result<T, any Error>? = lock.withLock {
+            if let early { return early }
+            self.continuation = continuation
+            return nil
+        }
+        if let pending { continuation.resume(with: pending) }
+    }
+
+    func onFinish(_ action: @escaping @Sendable () -> Void) {
+        let runNow: Bool = lock.withLock {
+            if finished { return true }
+            cleanup = action
+            return false
+        }
+        if runNow { action() }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let (continuation, action): (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) = lock.withLock {
+            guard !finished else { return (nil, nil) }
+            finished = true
+            if self.continuation == nil { early = result }
+            defer { self.continuation = nil; cleanup = nil }
+            return (self.continuation, cleanup)
+        }
+        continuation?.resume(with: result)
+        action?()
     }
 }
 
