@@ -34,7 +34,7 @@ let package = Package(
 
         // MARK: Wrappers (one per C library)
         .target(name: "CoAP", dependencies: ["CCoap", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "MQTT", dependencies: ["CMosquitto"], swiftSettings: strict),
+        .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "MDNS", dependencies: ["CAvahiClient"], swiftSettings: strict),
 
         // MARK: Domain
