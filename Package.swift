@@ -84,6 +84,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TradfriModelTests", dependencies: ["TradfriModel"], swiftSettings: strict),
         .testTarget(name: "CoAPTests", dependencies: ["CoAP", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "GatewaySimulatorTests",
             dependencies: ["GatewaySimulator", "CoAP", "TradfriModel", "TestSupport"],
