@@ -1,4 +1,5 @@
 internal import CMosquitto
+import Foundation
 
 /// Why an MQTT operation failed. Each description is written for the person running the program.
 public enum MQTTError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -67,6 +68,25 @@ extension MQTTError {
             let trimmed = message.hasSuffix(".") ? String(message.dropLast()) : message
             self = .library(operation: operation(), code: code, message: trimmed)
         }
+    }
+}
+
+extension MQTTError {
+    /// This error with the reasons libmosquitto logged for it appended, e.g. "A TLS error
+    /// occurred (certificate verify failed)". Only library errors are changed.
+    func explained(by loggedErrors: [String]) -> MQTTError {
+        guard case .library(let operation, let code, let message) = self, !loggedErrors.isEmpty else { return self }
+        let reasons = loggedErrors.map { line -> String in
+            // "OpenSSL Error[0]: error:0A000086:SSL routines::certificate verify failed"
+            // "Error: host name verification failed."
+            var reason = line.split(separator: ":").last.map(String.init) ?? line
+            reason = reason.trimmingCharacters(in: .whitespaces)
+            if reason.hasSuffix(".") { reason.removeLast() }
+            return reason
+        }
+        var unique: [String] = []
+        for reason in reasons where !unique.contains(reason) { unique.append(reason) }
+        return .library(operation: operation, code: code, message: "\(message) (\(unique.joined(separator: "; ")))")
     }
 }
 

@@ -51,7 +51,7 @@ final class MosquittoSession: @unchecked Sendable {
 
     private enum WaiterKind {
         case publish(MQTTQoS)
-        case subscribe
+        case subscribe([Subscription])
         case unsubscribe
 
         /// Whether the request dies with the connection. libmosquitto re-sends unacknowledged
@@ -78,7 +78,7 @@ final class MosquittoSession: @unchecked Sendable {
         let timer: Task<Void, Never>
     }
 
-    private struct Subscription {
+    private struct Subscription: Sendable {
         let filter: String
         let qos: MQTTQoS
         let options: MQTTSubscribeOptions
@@ -88,6 +88,10 @@ final class MosquittoSession: @unchecked Sendable {
     private struct Attempt {
         var connectedAt: ContinuousClock.Instant?
         var refused = false
+        /// What libmosquitto logged as errors meanwhile. Its return codes say only "A TLS error
+        /// occurred"; the log says why ("certificate verify failed", "host name verification
+        /// failed").
+        var loggedErrors: [String] = []
     }
 
     // MARK: State (guarded by `lock`)
@@ -225,11 +229,13 @@ final class MosquittoSession: @unchecked Sendable {
         switch phase {
         case .idle:
             eventSink.finish()
-        case .connecting, .connected:
-            // Wakes the network thread at once; it also sends DISCONNECT itself if this one found
-            // no socket to go out on (attempt not far enough yet).
+        case .connected:
+            // Queues DISCONNECT and wakes the network thread at once. Only once connected: during
+            // an attempt the network thread may be inside mosquitto_connect_bind_async, which is
+            // not safe to overlap; it notices the request within a loop tick and sends DISCONNECT
+            // itself.
             _ = try? withHandle { handle throws(MQTTError) in mosquitto_disconnect(handle) }
-        case .disconnected, .stopped:
+        case .connecting, .disconnected, .stopped:
             break
         }
     }
@@ -306,8 +312,8 @@ final class MosquittoSession: @unchecked Sendable {
                     return nil
                 }
             } else {
-                // Sent from here as well as from requestStop(): that call may have found no
-                // socket yet. A second DISCONNECT is harmless; the socket closes after the first.
+                // requestStop() sent one already if the connection was up; a second DISCONNECT is
+                // harmless (the socket closes after the first).
                 _ = mosquitto_disconnect(handle)
                 stopDeadline = .now + .seconds(2)
             }
@@ -327,8 +333,9 @@ final class MosquittoSession: @unchecked Sendable {
             // No on_disconnect callback came (e.g. the stop deadline cut the connection).
             report(.disconnected(stopping ? .requested : .connectionLost(error ?? .connectionLost)))
         } else if attempt.connectedAt == nil, !attempt.refused, !stopping, let error {
-            logger.warning("MQTT connection attempt failed", metadata: ["error": "\(error)"])
-            report(.connectionFailed(error))
+            let explained = error.explained(by: attempt.loggedErrors)
+            logger.warning("MQTT connection attempt failed", metadata: ["error": "\(explained)"])
+            report(.connectionFailed(explained))
         }
         return attempt.connectedAt.map { .now - $0 }
     }
@@ -416,7 +423,9 @@ final class MosquittoSession: @unchecked Sendable {
                 }
             }
         }
-        let completion = try await completion(of: mid, kind: .subscribe, timeout: timeout, what: "the broker to acknowledge the subscription to \(list)")
+        let requested = filters.map { Subscription(filter: $0, qos: qos, options: options) }
+        let completion = try await completion(
+            of: mid, kind: .subscribe(requested), timeout: timeout, what: "the broker to acknowledge the subscription to \(list)")
         guard case .subscribed(let codes) = completion else { throw MQTTError.connectionLost }
 
         var granted: [MQTTQoS] = []
@@ -429,12 +438,6 @@ final class MosquittoSession: @unchecked Sendable {
             } else {
                 if refused.isEmpty { firstRefusal = MQTTReasonCode(rawValue: UInt8(clamping: code)) }
                 refused.append(filter)
-            }
-        }
-        locked {
-            for (filter, code) in zip(filters, codes) where code < 0x80 {
-                subscriptions.removeAll { $0.filter == filter }
-                subscriptions.append(Subscription(filter: filter, qos: qos, options: options))
             }
         }
         if !refused.isEmpty {
@@ -488,7 +491,10 @@ final class MosquittoSession: @unchecked Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Completion, any Error>) in
                 let immediate: Result<Completion, any Error>? = locked {
                     defer { doneRegistering() }
-                    if let early = earlyCompletions.removeValue(forKey: mid) { return .success(early) }
+                    if let early = earlyCompletions.removeValue(forKey: mid) {
+                        remember(kind, early)
+                        return .success(early)
+                    }
                     if closing { return .failure(MQTTError.closed) }
                     // Checked under the lock: a cancellation handler that already ran found no
                     // waiter, but it ran after isCancelled became true.
@@ -511,7 +517,10 @@ final class MosquittoSession: @unchecked Sendable {
     /// Hands a broker answer to whoever waits for it. Called from libmosquitto callbacks.
     func complete(_ mid: Int32, _ completion: Completion) {
         let waiter: Waiter? = locked {
-            if let waiter = waiters.removeValue(forKey: mid) { return waiter }
+            if let waiter = waiters.removeValue(forKey: mid) {
+                remember(waiter.kind, completion)
+                return waiter
+            }
             if registering > 0 { earlyCompletions[mid] = completion }
             return nil
         }
@@ -534,6 +543,17 @@ final class MosquittoSession: @unchecked Sendable {
         for waiter in abandoned {
             waiter.timer.cancel()
             waiter.continuation.resume(throwing: error)
+        }
+    }
+
+    /// Updates the remembered subscriptions from a SUBACK: granted filters are added (or replace
+    /// an earlier entry), refused ones forgotten. Called with `lock` held, from the callback that
+    /// reported the SUBACK, so a reconnect cannot slip in between.
+    private func remember(_ kind: WaiterKind, _ completion: Completion) {
+        guard case .subscribe(let requested) = kind, case .subscribed(let codes) = completion else { return }
+        for (subscription, code) in zip(requested, codes) {
+            subscriptions.removeAll { $0.filter == subscription.filter }
+            if (0..<0x80).contains(code) { subscriptions.append(subscription) }
         }
     }
 
@@ -653,7 +673,10 @@ final class MosquittoSession: @unchecked Sendable {
     private func libraryLogged(level: Int32, _ text: String) {
         switch level {
         case MOSQ_LOG_ERR:
-            logger.error("libmosquitto", metadata: ["message": "\(text)"])
+            locked {
+                if attempt.loggedErrors.count < 4 { attempt.loggedErrors.append(text) }
+            }
+            logger.debug("libmosquitto", metadata: ["message": "\(text)"])
         case MOSQ_LOG_WARNING:
             logger.warning("libmosquitto", metadata: ["message": "\(text)"])
         case MOSQ_LOG_NOTICE, MOSQ_LOG_INFO:

@@ -27,20 +27,37 @@ public final class MosquittoBroker: @unchecked Sendable {
         /// Raw configuration lines appended at the end (plugins, extra listeners, …). `{dir}` is
         /// replaced by the broker's directory.
         public var extraConfiguration: String
+        /// Files written into the broker's directory before it starts, by name (a dynamic-security
+        /// JSON file, TLS certificates, …); refer to them as `{dir}/<name>` in `extraConfiguration`.
+        public var files: [String: String]
 
         public init(
             allowAnonymous: Bool = true, users: [String: String] = [:], acl: String? = nil, persistence: Bool = false,
-            extraConfiguration: String = ""
+            extraConfiguration: String = "", files: [String: String] = [:]
         ) {
             self.allowAnonymous = allowAnonymous
             self.users = users
             self.acl = acl
             self.persistence = persistence
             self.extraConfiguration = extraConfiguration
+            self.files = files
+        }
+
+        /// Loads mosquitto's dynamic-security plugin with `configuration` as its JSON file
+        /// (`{dir}/dynamic-security.json`, which the plugin rewrites when changed over MQTT).
+        public mutating func useDynamicSecurity(_ configuration: String) {
+            files["dynamic-security.json"] = configuration
+            extraConfiguration += """
+
+                plugin \(MosquittoBroker.dynamicSecurityPlugin)
+                plugin_opt_config_file {dir}/dynamic-security.json
+
+                """
         }
     }
 
     public static let executable = "/usr/sbin/mosquitto"
+    public static let dynamicSecurityPlugin = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
     public let host = "127.0.0.1"
     public let port: UInt16
     public let options: Options
@@ -177,6 +194,9 @@ public final class MosquittoBroker: @unchecked Sendable {
                 try await runCommand("mosquitto_passwd", (create ? ["-c"] : []) + ["-b", file, user, password])
                 create = false
             }
+        }
+        for (name, contents) in options.files {
+            try contents.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
         }
         if let acl = options.acl {
             try acl.write(to: directory.appendingPathComponent("acl"), atomically: true, encoding: .utf8)
