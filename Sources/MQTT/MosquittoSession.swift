@@ -257,10 +257,12 @@ final class MosquittoSession: @unchecked Sendable {
     // MARK: The network thread
 
     private func runNetworkLoop() {
-        // "mqtt <client id>", cut to the 15 bytes Linux allows, so the thread is recognisable.
+        // "mqtt <client id>", cut to the 15 bytes Linux allows, so the thread is recognisable in
+        // ps, gdb and /proc. (Thread.current.name would race with Thread.start() and
+        // pthread_setname_np is not visible from Swift, so the thread names itself via /proc.)
         var name = "mqtt \(configuration.clientID)"
         while name.utf8.count > 15 { name.removeLast() }
-        Thread.current.name = name
+        try? name.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
         logger.debug("MQTT network thread started")
         var failures = 0
         while beginAttempt() {
