@@ -14,7 +14,9 @@ public struct MQTTConfiguration: Sendable, CustomStringConvertible {
     /// `nil` for plain TCP.
     public var tls: MQTTTLSConfiguration?
     /// Interval of PINGREQs when idle; the broker drops the connection after 1.5 times this
-    /// without traffic. Whole seconds, 0 (off) or 5 s … 65535 s.
+    /// without traffic. Also bounds a connection attempt: without a CONNACK by then, libmosquitto
+    /// gives up on it (and the client retries). Whole seconds, 0 (off, no attempt timeout either)
+    /// or 5 s … 65535 s.
     public var keepAlive: Duration
     public var protocolVersion: MQTTProtocolVersion
     /// MQTT 3.1.1 clean session / MQTT 5 clean start: start without any stored subscriptions or

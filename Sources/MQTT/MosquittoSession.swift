@@ -345,11 +345,15 @@ final class MosquittoSession: @unchecked Sendable {
     /// Sleeps for `delay` unless a stop is requested meanwhile. Returns false on a stop request.
     private func waitBeforeReconnecting(_ delay: Duration) -> Bool {
         logger.debug("MQTT reconnecting after a delay", metadata: ["delay": "\(delay)"])
-        let deadline = Date(timeIntervalSinceNow: delay.seconds)
+        // Measured on the monotonic clock; NSCondition only takes wall-clock dates, so each wait
+        // is recomputed from what remains.
+        let deadline = ContinuousClock.now + delay
         lock.lock()
         defer { lock.unlock() }
         while !stopRequested {
-            if !lock.wait(until: deadline) { break }
+            let remaining = deadline - .now
+            if remaining <= .zero { break }
+            _ = lock.wait(until: Date(timeIntervalSinceNow: remaining.seconds))
         }
         return !stopRequested
     }
@@ -498,6 +502,9 @@ final class MosquittoSession: @unchecked Sendable {
                         return .success(early)
                     }
                     if closing { return .failure(MQTTError.closed) }
+                    // The connection the request went out on ended before we got here, and took
+                    // the request with it (endAttempt found no waiter to fail).
+                    if kind.diesWithConnection && phase != .connected { return .failure(MQTTError.connectionLost) }
                     // Checked under the lock: a cancellation handler that already ran found no
                     // waiter, but it ran after isCancelled became true.
                     if Task.isCancelled { return .failure(CancellationError()) }

@@ -155,6 +155,26 @@ import Testing
         #expect(throws: MQTTError.closed) { try client.publish(message) }
     }
 
+    @Test func brokerThatNeverAnswersTimesOutAfterTheKeepalive() async throws {
+        // Accepts TCP (the kernel completes the handshake) but never reads the CONNECT.
+        let silent = try TCPRelay.silentListener()
+        defer { close(silent.descriptor) }
+        let client = try MQTTClient(
+            MQTTConfiguration(
+                host: "127.0.0.1", port: silent.port, clientID: uniqueClientID(), keepAlive: .seconds(5),
+                reconnect: quickReconnect))
+        let events = EventLog(client)
+        let started = ContinuousClock.now
+        try client.start()
+        let error = try await events.next(within: .seconds(15), "the attempt to time out") { event -> MQTTError? in
+            if case .connectionFailed(let error) = event { return error }
+            return nil
+        }
+        #expect(ContinuousClock.now - started >= .seconds(4))
+        #expect(error.description.contains("the broker did not answer within the keepalive interval"), "\(error)")
+        await client.disconnect()
+    }
+
     /// Names of this process's threads (Linux truncates them to 15 bytes).
     static func threadNames() -> Set<String> {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []

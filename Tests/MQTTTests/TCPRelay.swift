@@ -16,23 +16,9 @@ final class TCPRelay: @unchecked Sendable {
 
     init(to targetPort: UInt16) throws {
         self.targetPort = targetPort
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard listener >= 0 else { throw RelayError("socket", errno) }
-        var address = Self.loopback(port: 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(listener, $0, length) }
-        }
-        guard bound == 0, listen(listener, 16) == 0 else {
-            let error = RelayError("bind/listen", errno)
-            Glibc.close(listener)
-            throw error
-        }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
-        }
+        let (listener, port) = try Self.listeningSocket()
         self.listener = listener
-        port = UInt16(bigEndian: address.sin_port)
+        self.port = port
         Thread { [self] in acceptConnections() }.start()
     }
 
@@ -54,11 +40,37 @@ final class TCPRelay: @unchecked Sendable {
         cut()
     }
 
+    /// A listening socket on 127.0.0.1 that never accepts: connections complete (the kernel does
+    /// the handshake) but nobody ever reads or answers. Close `descriptor` when done.
+    static func silentListener() throws -> (descriptor: Int32, port: UInt16) {
+        try listeningSocket()
+    }
+
     // MARK: Internals
 
     struct RelayError: Error, CustomStringConvertible {
         let description: String
         init(_ call: String, _ code: Int32) { description = "\(call): \(String(cString: strerror(code)))" }
+    }
+
+    /// A TCP socket listening on a free port of 127.0.0.1.
+    private static func listeningSocket() throws -> (descriptor: Int32, port: UInt16) {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw RelayError("socket", errno) }
+        var address = loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(descriptor, $0, length) }
+        }
+        guard bound == 0, listen(descriptor, 16) == 0 else {
+            let error = RelayError("bind/listen", errno)
+            Glibc.close(descriptor)
+            throw error
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return (descriptor, UInt16(bigEndian: address.sin_port))
     }
 
     private static func loopback(port: UInt16) -> sockaddr_in {
