@@ -84,7 +84,11 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TradfriModelTests", dependencies: ["TradfriModel"], swiftSettings: strict),
         .testTarget(name: "CoAPTests", dependencies: ["CoAP", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "MQTTTests",
+            dependencies: ["MQTT", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "GatewaySimulatorTests",
             dependencies: ["GatewaySimulator", "CoAP", "TradfriModel", "TestSupport"],

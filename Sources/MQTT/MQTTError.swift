@@ -61,7 +61,7 @@ extension MQTTError {
         case MOSQ_ERR_NO_CONN.rawValue:
             self = .notConnected
         case MOSQ_ERR_CONN_LOST.rawValue:
-            self = .library(operation: operation(), code: code, message: "the connection was lost")
+            self = .library(operation: operation(), code: code, message: "closed by the broker or the network")
         case MOSQ_ERR_EAI.rawValue:
             self = .library(operation: operation(), code: code, message: "the host name could not be resolved")
         // libmosquitto 2.0.11's mosquitto_strerror says "Unknown error." for these.

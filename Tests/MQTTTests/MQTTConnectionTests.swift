@@ -37,6 +37,31 @@ import Testing
         await good.disconnect()
     }
 
+    @Test func passwordNeverAppearsInTheLog() async throws {
+        let broker = try await MosquittoBroker(.init(allowAnonymous: false, users: ["alice": "correct-horse"]))
+        let capture = LogCapture()
+        for password in ["hunter2-wrong", "correct-horse"] {
+            let client = try MQTTClient(
+                configuration(for: broker) {
+                    $0.username = "alice"
+                    $0.password = password
+                }, logger: capture.logger(level: .trace))
+            let events = EventLog(client)
+            try client.start()
+            try await events.next("the broker's answer") { event -> Bool? in
+                switch event {
+                case .connected, .connectionRefused: true
+                default: nil
+                }
+            }
+            await client.disconnect()
+        }
+        // libmosquitto's own trace lines (CONNECT sent, CONNACK received) are in there too.
+        #expect(capture.entries.contains { $0.contains("CONNECT") }, "\(capture.entries)")
+        #expect(capture.entries.contains { $0.contains("alice@127.0.0.1") })
+        #expect(!capture.entries.contains { $0.contains("hunter2") || $0.contains("correct-horse") })
+    }
+
     @Test func anonymousClientIsRefusedWhenTheBrokerRequiresLogin() async throws {
         let broker = try await MosquittoBroker(.init(allowAnonymous: false, users: ["alice": "secret"]))
         let client = try MQTTClient(configuration(for: broker))
