@@ -88,6 +88,33 @@ import Testing
         await client.disconnect()
     }
 
+    @Test func manyConcurrentAcknowledgedPublishesAllComplete() async throws {
+        let broker = try await MosquittoBroker()
+        let (subscriber, events) = try await connectedClient(configuration(for: broker))
+        try await subscriber.subscribe(["burst/#"])
+        let (publisher, _) = try await connectedClient(configuration(for: broker))
+        let count = 300
+        // Under load, libmosquitto reports some publishes (QoS 0 ones most often: "written to the
+        // socket") before mosquitto_publish_v5 has handed back their message id; every publish
+        // must still see its completion.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<count {
+                group.addTask {
+                    let qos = MQTTQoS.allCases[index % 3]
+                    try await publisher.publish(MQTTMessage(topic: "burst/\(index)", text: "\(index)", qos: qos), acknowledgedWithin: .seconds(10))
+                }
+            }
+            try await group.waitForAll()
+        }
+        var seen = Set<String>()
+        while seen.count < count {
+            seen.insert(try await events.anyMessage().topic)
+        }
+        #expect(seen == Set((0..<count).map { "burst/\($0)" }))
+        await publisher.disconnect()
+        await subscriber.disconnect()
+    }
+
     @Test func unsubscribeStopsDelivery() async throws {
         let broker = try await MosquittoBroker()
         let (client, events) = try await connectedClient(configuration(for: broker))
