@@ -34,7 +34,7 @@ let package = Package(
 
         // MARK: Wrappers (one per C library)
         .target(name: "CoAP", dependencies: ["CCoap", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "MQTT", dependencies: ["CMosquitto"], swiftSettings: strict),
+        .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "MDNS", dependencies: ["CAvahiClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
 
         // MARK: Domain
@@ -87,6 +87,11 @@ let package = Package(
         .testTarget(name: "CoAPTests", dependencies: ["CoAP", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "TradfriBridgeTests", dependencies: ["TradfriBridge", "TestSupport", "TradfriModel"], swiftSettings: strict),
         .testTarget(name: "MDNSTests", dependencies: ["MDNS", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "MQTTTests",
+            dependencies: ["MQTT", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "GatewaySimulatorTests",
             dependencies: ["GatewaySimulator", "CoAP", "TradfriModel", "TestSupport"],

@@ -1,0 +1,750 @@
+internal import CMosquitto
+import Foundation
+import Logging
+
+/// One `struct mosquitto` and the thread that drives it; the engine behind `MQTTClient`.
+///
+/// Threads:
+/// - The *network thread* (started by `start()`) runs the cycle connect → `mosquitto_loop` until
+///   the connection ends → backoff → connect again, until a stop is requested. Every libmosquitto
+///   callback runs on it, inside `mosquitto_loop`, with libmosquitto's callback mutex held; the
+///   callbacks copy what they need, update state under `lock` and yield events.
+/// - Callers (any thread or task) only queue packets (`mosquitto_publish_v5` & co.): the handle
+///   is in threaded mode (`mosquitto_threaded_set`), so libmosquitto wakes the network thread to
+///   write them instead of writing from the caller's thread.
+/// - `lock` guards every mutable Swift field. No libmosquitto function is called with `lock`
+///   held, so libmosquitto's mutexes and `lock` never nest.
+///
+/// Why not `mosquitto_loop_start`: its thread (`mosquitto_loop_forever`) gives up for good on
+/// errors it considers fatal, which include an MQTT 5 CONNACK refusal (reported as
+/// `MOSQ_ERR_PROTOCOL`), any TLS error and a failed DNS lookup; it has no jitter and grows the
+/// delay quadratically. A daemon has to keep trying, so this thread does the reconnecting.
+///
+/// Lifetime: the network thread holds the session until it ends. It ends after a stop request
+/// (`disconnect()`, or the client's deinit) and is the one that calls `mosquitto_destroy`: after
+/// its last `mosquitto_loop` returned, outside any callback, and once no call from another thread
+/// is using the handle (`callsInProgress`). A session that never started is destroyed by deinit.
+final class MosquittoSession: @unchecked Sendable {
+    // @unchecked: `handle` is used only through libmosquitto's thread-safe entry points while
+    // `withHandle` (or the network thread itself) keeps it alive; all mutable Swift state is
+    // guarded by `lock`.
+
+    let configuration: MQTTConfiguration
+    let logger: Logger
+    /// Events in order. Finishes when the session has stopped.
+    let events: AsyncStream<MQTTEvent>
+    private let eventSink: AsyncStream<MQTTEvent>.Continuation
+    private let handle: OpaquePointer
+    private let lock = NSCondition()
+
+    private enum Phase {
+        /// `start()` not called yet.
+        case idle
+        /// A connection attempt is under way (TCP, TLS, CONNECT sent, waiting for CONNACK).
+        case connecting
+        case connected
+        /// The last attempt ended; waiting out the backoff.
+        case disconnected
+        /// The network thread has ended (or never started and never will).
+        case stopped
+    }
+
+    private enum WaiterKind {
+        case publish(MQTTQoS)
+        case subscribe([Subscription])
+        case unsubscribe
+
+        /// Whether the request dies with the connection. libmosquitto re-sends unacknowledged
+        /// QoS 1/2 publishes after reconnecting, but drops queued QoS 0 publishes and never
+        /// re-sends SUBSCRIBE or UNSUBSCRIBE.
+        var diesWithConnection: Bool {
+            if case .publish(let qos) = self { return qos == .atMostOnce }
+            return true
+        }
+    }
+
+    /// The broker's answer to a request, as reported by a libmosquitto callback.
+    enum Completion: Sendable {
+        /// PUBACK/PUBCOMP (QoS 1/2) or written to the socket (QoS 0); MQTT 5 reason code.
+        case published(reasonCode: Int32)
+        /// SUBACK: granted QoS or failure code per filter.
+        case subscribed(codes: [Int32])
+        case unsubscribed
+    }
+
+    private struct Waiter {
+        let kind: WaiterKind
+        let continuation: CheckedContinuation<Completion, any Error>
+        let timer: Task<Void, Never>
+    }
+
+    private struct Subscription: Sendable {
+        let filter: String
+        let qos: MQTTQoS
+        let options: MQTTSubscribeOptions
+    }
+
+    /// What happened during the current connection attempt.
+    private struct Attempt {
+        var connectedAt: ContinuousClock.Instant?
+        var refused = false
+        /// What libmosquitto logged as errors meanwhile. Its return codes say only "A TLS error
+        /// occurred"; the log says why ("certificate verify failed", "host name verification
+        /// failed").
+        var loggedErrors: [String] = []
+    }
+
+    // MARK: State (guarded by `lock`)
+
+    private var phase = Phase.idle
+    private var stopRequested = false
+    /// Set once the handle is about to be destroyed; no new call may start using it.
+    private var closing = false
+    private var handleDestroyed = false
+    private var callsInProgress = 0
+    private var attempt = Attempt()
+    private var subscriptions: [Subscription] = []
+    private var waiters: [Int32: Waiter] = [:]
+    /// Callers between "libmosquitto returned the message id" and "waiter registered".
+    private var registering = 0
+    /// Answers that arrived while a caller was registering: libmosquitto can call on_publish for a
+    /// message before `mosquitto_publish_v5` has returned its id to us. Cleared whenever
+    /// `registering` drops to 0, so it only ever holds a handful of entries.
+    private var earlyCompletions: [Int32: Completion] = [:]
+    private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+
+    // MARK: Setup
+
+    init(_ configuration: MQTTConfiguration, logger: Logger) throws(MQTTError) {
+        Libmosquitto.initialized
+        try Self.validate(configuration)
+        let clientID = configuration.clientID.isEmpty ? nil : configuration.clientID
+        guard let handle = mosquitto_new(clientID, configuration.cleanSession, nil) else {
+            throw .library(operation: "creating the MQTT client", code: MOSQ_ERR_ERRNO.rawValue, message: String(cString: strerror(errno)))
+        }
+        self.handle = handle
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "mqtt.broker"] = "\(configuration)"
+        logger[metadataKey: "mqtt.client_id"] = "\(configuration.clientID)"
+        self.logger = logger
+        (events, eventSink) = AsyncStream.makeStream(of: MQTTEvent.self)
+        // From here on, a throw runs deinit, which destroys the handle.
+        try applyConfiguration()
+        mosquitto_user_data_set(handle, Unmanaged.passUnretained(self).toOpaque())
+        installCallbacks()
+    }
+
+    deinit {
+        // Reached only once the network thread has ended (it holds the session), or if it never
+        // started; either way nothing else can touch the handle any more.
+        if !handleDestroyed {
+            mosquitto_destroy(handle)
+        }
+        eventSink.finish()
+    }
+
+    private static func validate(_ configuration: MQTTConfiguration) throws(MQTTError) {
+        let keepAlive = configuration.keepAlive.components.seconds
+        guard keepAlive == 0 || (5...65535).contains(keepAlive) else {
+            throw .invalidConfiguration("keepalive must be 0 (off) or 5 … 65535 seconds, not \(configuration.keepAlive)")
+        }
+        guard !configuration.host.isEmpty else { throw .invalidConfiguration("no broker host") }
+        guard configuration.port != 0 else { throw .invalidConfiguration("broker port 0") }
+        guard configuration.cleanSession || !configuration.clientID.isEmpty else {
+            throw .invalidConfiguration("a persistent session (cleanSession false) needs a client id")
+        }
+        if let tls = configuration.tls {
+            for (path, what) in [(tls.caFile, "CA file"), (tls.certificateFile, "certificate file"), (tls.keyFile, "key file")] {
+                if let path, !FileManager.default.isReadableFile(atPath: path) {
+                    throw .invalidConfiguration("TLS \(what) '\(path)' is not readable")
+                }
+            }
+            guard (tls.certificateFile == nil) == (tls.keyFile == nil) else {
+                throw .invalidConfiguration("a TLS client certificate needs its key file, and a key file its certificate")
+            }
+            guard tls.certificateFile == nil || tls.caFile != nil else {
+                throw .invalidConfiguration("a TLS client certificate needs an explicit CA file")
+            }
+        }
+    }
+
+    private func applyConfiguration() throws(MQTTError) {
+        let configuration = self.configuration
+        try check(mosquitto_threaded_set(handle, true), "enabling threaded mode")
+        let version = configuration.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
+        try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, version), "selecting \(configuration.protocolVersion)")
+        try check(mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, configuration.tcpNoDelay ? 1 : 0), "setting TCP_NODELAY")
+        if configuration.username != nil || configuration.password != nil {
+            try check(mosquitto_username_pw_set(handle, configuration.username, configuration.password), "setting the user name and password")
+        }
+        if let tls = configuration.tls {
+            if let caFile = tls.caFile {
+                try check(mosquitto_tls_set(handle, caFile, nil, tls.certificateFile, tls.keyFile, nil), "setting up TLS with CA file '\(caFile)'")
+            } else {
+                try check(mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "setting up TLS with the system's CAs")
+            }
+            // SSL_VERIFY_PEER; "tlsv1.2" means TLS 1.2 or newer.
+            try check(mosquitto_tls_opts_set(handle, 1, "tlsv1.2", nil), "requiring TLS 1.2 or newer")
+            try check(mosquitto_tls_insecure_set(handle, tls.insecure), "setting the TLS host name check")
+        }
+        if let will = configuration.will {
+            let properties = configuration.protocolVersion == .v5 && will.hasProperties ? try MosquittoProperties(publishing: will) : nil
+            let code = will.payload.withUnsafeBytes { bytes in
+                mosquitto_will_set_v5(
+                    handle, will.topic, Int32(clamping: bytes.count), bytes.baseAddress, Int32(will.qos.rawValue),
+                    will.retain, properties?.list)
+            }
+            try check(code, "setting the will on '\(will.topic)'")
+            _ = properties?.release()  // libmosquitto owns the list once will_set succeeded
+        }
+    }
+
+    // MARK: Starting and stopping
+
+    func start() throws(MQTTError) {
+        let problem: MQTTError? = locked {
+            if stopRequested { return .closed }
+            guard phase == .idle else { return .invalidArgument("start() was called twice") }
+            phase = .connecting
+            return nil
+        }
+        if let problem { throw problem }
+        Thread { self.runNetworkLoop() }.start()
+    }
+
+    /// Asks for a clean end: DISCONNECT (so the broker drops the will), then the network thread
+    /// ends. Returns at once; `stopped()` waits for the end.
+    func requestStop() {
+        let phase: Phase = locked {
+            stopRequested = true
+            let phase = self.phase
+            if phase == .idle {
+                self.phase = .stopped
+                closing = true
+            }
+            lock.broadcast()  // ends a backoff wait
+            return phase
+        }
+        switch phase {
+        case .idle:
+            eventSink.finish()
+        case .connected:
+            // Queues DISCONNECT and wakes the network thread at once. Only once connected: during
+            // an attempt the network thread may be inside mosquitto_connect_bind_async, which is
+            // not safe to overlap; it notices the request within a loop tick and sends DISCONNECT
+            // itself.
+            _ = try? withHandle { handle throws(MQTTError) in mosquitto_disconnect(handle) }
+        case .connecting, .disconnected, .stopped:
+            break
+        }
+    }
+
+    /// Returns once the network thread has ended and the handle is destroyed.
+    func stopped() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done: Bool = locked {
+                if phase == .stopped { return true }
+                stopWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    var isConnected: Bool { locked { phase == .connected } }
+
+    // MARK: The network thread
+
+    private func runNetworkLoop() {
+        // "mqtt <client id>", cut to the 15 bytes Linux allows, so the thread is recognisable in
+        // ps, gdb and /proc. (Thread.current.name would race with Thread.start() and
+        // pthread_setname_np is not visible from Swift, so the thread names itself via /proc.)
+        var name = "mqtt \(configuration.clientID)"
+        while name.utf8.count > 15 { name.removeLast() }
+        try? name.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
+        logger.debug("MQTT network thread started")
+        var failures = 0
+        while beginAttempt() {
+            let error = connectAndServe()
+            if let connectedFor = endAttempt(error: error), connectedFor >= configuration.reconnect.stableAfter {
+                failures = 0
+            }
+            let delay = configuration.reconnect.delay(afterFailures: failures)
+            failures += 1
+            guard waitBeforeReconnecting(delay) else { break }
+        }
+        finish()
+    }
+
+    /// Starts a connection attempt unless a stop was requested.
+    private func beginAttempt() -> Bool {
+        locked {
+            guard !stopRequested else { return false }
+            phase = .connecting
+            attempt = Attempt()
+            return true
+        }
+    }
+
+    /// Opens a connection and runs `mosquitto_loop` until it ends. Returns why it ended, or nil
+    /// if it ended because a stop was requested.
+    private func connectAndServe() -> MQTTError? {
+        let endpoint = configuration.endpoint
+        // Non-blocking apart from the DNS lookup; TCP, TLS and CONNECT proceed in mosquitto_loop.
+        // A connect that never completes is cut off by libmosquitto's keepalive check.
+        let code = mosquitto_connect_bind_async(
+            handle, configuration.host, Int32(configuration.port), Int32(configuration.keepAlive.components.seconds), nil)
+        if code != MOSQ_ERR_SUCCESS.rawValue {
+            let error = MQTTError(code: code, operation: "connecting to \(endpoint)")
+            return locked { stopRequested } ? nil : error
+        }
+        var stopDeadline: ContinuousClock.Instant?
+        while true {
+            let code = mosquitto_loop(handle, 1000, 1)
+            let error = code == MOSQ_ERR_SUCCESS.rawValue ? nil : MQTTError(code: code, operation: "the connection to \(endpoint)")
+            guard locked({ stopRequested }) else {
+                if let error { return error }
+                continue
+            }
+            if error != nil { return nil }
+            if let deadline = stopDeadline {
+                if ContinuousClock.now >= deadline {
+                    logger.warning("MQTT DISCONNECT did not go out in time; closing the connection")
+                    return nil
+                }
+            } else {
+                // requestStop() sent one already if the connection was up; a second DISCONNECT is
+                // harmless (the socket closes after the first).
+                _ = mosquitto_disconnect(handle)
+                stopDeadline = .now + .seconds(2)
+            }
+        }
+    }
+
+    /// Closes the books on an attempt, reporting how it ended unless a callback already did.
+    /// Returns how long the connection was up, if it got that far.
+    private func endAttempt(error: MQTTError?) -> Duration? {
+        let (wasConnected, stopping, attempt, abandoned) = locked {
+            let wasConnected = phase == .connected
+            phase = .disconnected
+            return (wasConnected, stopRequested, self.attempt, takeWaiters(where: \.kind.diesWithConnection))
+        }
+        fail(abandoned, with: stopping ? .closed : .connectionLost)
+        if wasConnected {
+            // No on_disconnect callback came (e.g. the stop deadline cut the connection).
+            report(.disconnected(stopping ? .requested : .connectionLost(error ?? .connectionLost)))
+        } else if attempt.connectedAt == nil, !attempt.refused, !stopping, let error {
+            let explained = error.explained(by: attempt.loggedErrors)
+            logger.warning("MQTT connection attempt failed", metadata: ["error": "\(explained)"])
+            report(.connectionFailed(explained))
+        }
+        return attempt.connectedAt.map { .now - $0 }
+    }
+
+    /// Sleeps for `delay` unless a stop is requested meanwhile. Returns false on a stop request.
+    private func waitBeforeReconnecting(_ delay: Duration) -> Bool {
+        logger.debug("MQTT reconnecting after a delay", metadata: ["delay": "\(delay)"])
+        // Measured on the monotonic clock; NSCondition only takes wall-clock dates, so each wait
+        // is recomputed from what remains.
+        let deadline = ContinuousClock.now + delay
+        lock.lock()
+        defer { lock.unlock() }
+        while !stopRequested {
+            let remaining = deadline - .now
+            if remaining <= .zero { break }
+            _ = lock.wait(until: Date(timeIntervalSinceNow: remaining.seconds))
+        }
+        return !stopRequested
+    }
+
+    /// Last act of the network thread: destroy the handle, fail what is still waiting, finish
+    /// the event stream, release `stopped()`.
+    private func finish() {
+        lock.lock()
+        closing = true
+        while callsInProgress > 0 { lock.wait() }
+        let abandoned = takeWaiters { _ in true }
+        lock.unlock()
+
+        mosquitto_destroy(handle)
+
+        let stopWaiters: [CheckedContinuation<Void, Never>] = locked {
+            handleDestroyed = true
+            phase = .stopped
+            earlyCompletions.removeAll()
+            defer { self.stopWaiters.removeAll() }
+            return self.stopWaiters
+        }
+        fail(abandoned, with: .closed)
+        eventSink.finish()
+        logger.debug("MQTT network thread ended")
+        for waiter in stopWaiters { waiter.resume() }
+    }
+
+    // MARK: Requests
+
+    /// Queues `message` for sending; returns libmosquitto's message id.
+    func enqueue(_ message: MQTTMessage) throws(MQTTError) -> Int32 {
+        let properties =
+            configuration.protocolVersion == .v5 && message.hasProperties ? try MosquittoProperties(publishing: message) : nil
+        return try withConnectedHandle { handle throws(MQTTError) in
+            var mid: Int32 = 0
+            let code = message.payload.withUnsafeBytes { bytes in
+                mosquitto_publish_v5(
+                    handle, &mid, message.topic, Int32(clamping: bytes.count), bytes.baseAddress,
+                    Int32(message.qos.rawValue), message.retain, properties?.list)
+            }
+            try check(code, "publishing to '\(message.topic)'")
+            return mid
+        }
+    }
+
+    /// Queues `message` and waits for the broker's acknowledgement (QoS 1/2) or until it was
+    /// written to the socket (QoS 0).
+    func publish(_ message: MQTTMessage, timeout: Duration) async throws {
+        let mid = try registering { () throws(MQTTError) in try enqueue(message) }
+        let completion = try await completion(
+            of: mid, kind: .publish(message.qos), timeout: timeout,
+            what: "the broker to acknowledge the publish to '\(message.topic)'")
+        if case .published(let code) = completion, code >= 0x80 {
+            throw MQTTError.publishRefused(topic: message.topic, reason: MQTTReasonCode(rawValue: UInt8(clamping: code)))
+        }
+    }
+
+    func subscribe(_ filters: [String], qos: MQTTQoS, options: MQTTSubscribeOptions, timeout: Duration) async throws -> [MQTTQoS] {
+        guard !filters.isEmpty else { throw MQTTError.invalidArgument("no topic filter to subscribe to") }
+        guard options.isEmpty || configuration.protocolVersion == .v5 else {
+            throw MQTTError.invalidArgument("subscribe options need MQTT 5")
+        }
+        let list = filters.map { "'\($0)'" }.joined(separator: ", ")
+        let mid = try registering { () throws(MQTTError) in
+            try withConnectedHandle { handle throws(MQTTError) in
+                try Self.withCStrings(filters) { array throws(MQTTError) in
+                    var mid: Int32 = 0
+                    let code = mosquitto_subscribe_multiple(
+                        handle, &mid, Int32(filters.count), array, Int32(qos.rawValue), Int32(options.rawValue), nil)
+                    try check(code, "subscribing to \(list)")
+                    return mid
+                }
+            }
+        }
+        let requested = filters.map { Subscription(filter: $0, qos: qos, options: options) }
+        let completion = try await completion(
+            of: mid, kind: .subscribe(requested), timeout: timeout, what: "the broker to acknowledge the subscription to \(list)")
+        guard case .subscribed(let codes) = completion else { throw MQTTError.connectionLost }
+
+        var granted: [MQTTQoS] = []
+        var refused: [String] = []
+        var firstRefusal = MQTTReasonCode.unspecifiedError
+        for (index, filter) in filters.enumerated() {
+            let code = index < codes.count ? codes[index] : 0x80
+            if let qos = MQTTQoS(rawValue: Int(code)) {
+                granted.append(qos)
+            } else {
+                if refused.isEmpty { firstRefusal = MQTTReasonCode(rawValue: UInt8(clamping: code)) }
+                refused.append(filter)
+            }
+        }
+        if !refused.isEmpty {
+            throw MQTTError.subscriptionRefused(filters: refused, reason: firstRefusal)
+        }
+        return granted
+    }
+
+    func unsubscribe(_ filters: [String], timeout: Duration) async throws {
+        guard !filters.isEmpty else { throw MQTTError.invalidArgument("no topic filter to unsubscribe from") }
+        locked { subscriptions.removeAll { filters.contains($0.filter) } }
+        let list = filters.map { "'\($0)'" }.joined(separator: ", ")
+        let mid = try registering { () throws(MQTTError) in
+            try withConnectedHandle { handle throws(MQTTError) in
+                try Self.withCStrings(filters) { array throws(MQTTError) in
+                    var mid: Int32 = 0
+                    try check(mosquitto_unsubscribe_multiple(handle, &mid, Int32(filters.count), array, nil), "unsubscribing from \(list)")
+                    return mid
+                }
+            }
+        }
+        _ = try await completion(of: mid, kind: .unsubscribe, timeout: timeout, what: "the broker to acknowledge the unsubscription from \(list)")
+    }
+
+    // MARK: Waiting for answers
+
+    /// Runs `enqueue` (which hands a packet to libmosquitto and returns its message id) marked as
+    /// registering, so an answer that beats the id back to us is kept for `completion(of:)`.
+    private func registering(_ enqueue: () throws(MQTTError) -> Int32) throws(MQTTError) -> Int32 {
+        locked { registering += 1 }
+        do {
+            return try enqueue()
+        } catch {
+            locked { doneRegistering() }
+            throw error
+        }
+    }
+
+    /// Called with `lock` held.
+    private func doneRegistering() {
+        registering -= 1
+        if registering == 0 { earlyCompletions.removeAll() }
+    }
+
+    /// Waits for libmosquitto to report the answer to message `mid`. Must follow a successful
+    /// `registering(_:)`. Throws `MQTTError.timeout` after `timeout`, `.connectionLost` if the
+    /// request died with the connection, `.closed` on disconnect, `CancellationError` if the task
+    /// is cancelled.
+    private func completion(of mid: Int32, kind: WaiterKind, timeout: Duration, what: String) async throws -> Completion {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Completion, any Error>) in
+                let immediate: Result<Completion, any Error>? = locked {
+                    defer { doneRegistering() }
+                    if let early = earlyCompletions.removeValue(forKey: mid) {
+                        remember(kind, early)
+                        return .success(early)
+                    }
+                    if closing { return .failure(MQTTError.closed) }
+                    // The connection the request went out on ended before we got here, and took
+                    // the request with it (endAttempt found no waiter to fail).
+                    if kind.diesWithConnection && phase != .connected { return .failure(MQTTError.connectionLost) }
+                    // Checked under the lock: a cancellation handler that already ran found no
+                    // waiter, but it ran after isCancelled became true.
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    let timer = Task { [weak self] in
+                        try? await Task.sleep(for: timeout)
+                        guard !Task.isCancelled else { return }
+                        self?.fail(mid, with: MQTTError.timeout(what))
+                    }
+                    waiters[mid] = Waiter(kind: kind, continuation: continuation, timer: timer)
+                    return nil
+                }
+                if let immediate { continuation.resume(with: immediate) }
+            }
+        } onCancel: {
+            fail(mid, with: CancellationError())
+        }
+    }
+
+    /// Hands a broker answer to whoever waits for it. Called from libmosquitto callbacks.
+    func complete(_ mid: Int32, _ completion: Completion) {
+        let waiter: Waiter? = locked {
+            if let waiter = waiters.removeValue(forKey: mid) {
+                remember(waiter.kind, completion)
+                return waiter
+            }
+            if registering > 0 { earlyCompletions[mid] = completion }
+            return nil
+        }
+        if let waiter {
+            waiter.timer.cancel()
+            waiter.continuation.resume(returning: completion)
+        } else if case .subscribed(let codes) = completion, codes.contains(where: { $0 >= 0x80 }) {
+            // A re-subscription after reconnecting (nobody waits for those).
+            logger.warning("MQTT broker refused a re-subscription", metadata: ["codes": "\(codes)"])
+        }
+    }
+
+    private func fail(_ mid: Int32, with error: any Error) {
+        guard let waiter = locked({ waiters.removeValue(forKey: mid) }) else { return }
+        waiter.timer.cancel()
+        waiter.continuation.resume(throwing: error)
+    }
+
+    private func fail(_ abandoned: [Waiter], with error: MQTTError) {
+        for waiter in abandoned {
+            waiter.timer.cancel()
+            waiter.continuation.resume(throwing: error)
+        }
+    }
+
+    /// Updates the remembered subscriptions from a SUBACK: granted filters are added (or replace
+    /// an earlier entry), refused ones forgotten. Called with `lock` held, from the callback that
+    /// reported the SUBACK, so a reconnect cannot slip in between.
+    private func remember(_ kind: WaiterKind, _ completion: Completion) {
+        guard case .subscribe(let requested) = kind, case .subscribed(let codes) = completion else { return }
+        for (subscription, code) in zip(requested, codes) {
+            subscriptions.removeAll { $0.filter == subscription.filter }
+            if (0..<0x80).contains(code) { subscriptions.append(subscription) }
+        }
+    }
+
+    /// Removes and returns the waiters matching `predicate`. Called with `lock` held.
+    private func takeWaiters(where predicate: (Waiter) -> Bool) -> [Waiter] {
+        let matching = waiters.filter { predicate($0.value) }
+        for mid in matching.keys { waiters[mid] = nil }
+        return Array(matching.values)
+    }
+
+    // MARK: Callbacks (network thread, libmosquitto's callback mutex held)
+
+    private func installCallbacks() {
+        mosquitto_connect_v5_callback_set(handle) { _, userdata, code, flags, _ in
+            MosquittoSession.from(userdata)?.connackReceived(code: code, flags: flags)
+        }
+        mosquitto_disconnect_v5_callback_set(handle) { _, userdata, code, _ in
+            MosquittoSession.from(userdata)?.connectionEnded(code: code)
+        }
+        mosquitto_publish_v5_callback_set(handle) { _, userdata, mid, reasonCode, _ in
+            MosquittoSession.from(userdata)?.complete(mid, .published(reasonCode: reasonCode))
+        }
+        mosquitto_subscribe_v5_callback_set(handle) { _, userdata, mid, count, granted, _ in
+            let codes = granted.map { Array(UnsafeBufferPointer(start: $0, count: Int(max(count, 0)))) } ?? []
+            MosquittoSession.from(userdata)?.complete(mid, .subscribed(codes: codes))
+        }
+        mosquitto_unsubscribe_v5_callback_set(handle) { _, userdata, mid, _ in
+            MosquittoSession.from(userdata)?.complete(mid, .unsubscribed)
+        }
+        mosquitto_message_v5_callback_set(handle) { _, userdata, message, properties in
+            guard let message else { return }
+            MosquittoSession.from(userdata)?.messageReceived(message.pointee, properties: properties)
+        }
+        mosquitto_log_callback_set(handle) { _, userdata, level, text in
+            guard let text else { return }
+            MosquittoSession.from(userdata)?.libraryLogged(level: level, String(cString: text))
+        }
+    }
+
+    private static func from(_ userdata: UnsafeMutableRawPointer?) -> MosquittoSession? {
+        // The user data is this session, set once its initialisation is complete. Callbacks run
+        // on the network thread, which holds the session, or inside calls made through
+        // `withHandle`, whose caller holds it; so the pointer is valid whenever it is used.
+        userdata.map { Unmanaged<MosquittoSession>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    private func connackReceived(code: Int32, flags: Int32) {
+        guard code == 0 else {
+            locked { attempt.refused = true }
+            let refusal = MQTTConnectionRefusal(connackCode: code, protocolVersion: configuration.protocolVersion)
+            logger.warning("MQTT broker refused the connection", metadata: ["reason": "\(refusal)", "code": "\(code)"])
+            report(.connectionRefused(refusal))
+            return
+        }
+        let sessionPresent = flags & 1 != 0
+        let resubscribe: [Subscription] = locked {
+            phase = .connected
+            attempt.connectedAt = .now
+            return sessionPresent ? [] : subscriptions
+        }
+        // Re-issued before `.connected` is reported, so no message published after the caller
+        // sees `.connected` can slip past a remembered subscription.
+        for subscription in resubscribe {
+            let code = mosquitto_subscribe_v5(
+                handle, nil, subscription.filter, Int32(subscription.qos.rawValue), Int32(subscription.options.rawValue), nil)
+            if code != MOSQ_ERR_SUCCESS.rawValue {
+                let error = MQTTError(code: code, operation: "re-subscribing to '\(subscription.filter)'")
+                logger.warning("MQTT re-subscription failed", metadata: ["error": "\(error)"])
+            }
+        }
+        logger.info("MQTT connected", metadata: ["session_present": "\(sessionPresent)", "resubscribed": "\(resubscribe.count)"])
+        report(.connected(sessionPresent: sessionPresent))
+    }
+
+    /// on_disconnect: `code` is 0 after our DISCONNECT, an MQTT 5 reason code (≥ 0x80) if the
+    /// broker sent DISCONNECT, otherwise the `MOSQ_ERR_*` that ended the connection. libmosquitto
+    /// also calls it for attempts that never got a CONNACK; those are reported by `endAttempt`.
+    private func connectionEnded(code: Int32) {
+        let (wasConnected, stopping, abandoned) = locked {
+            let wasConnected = phase == .connected
+            if wasConnected { phase = .disconnected }
+            return (wasConnected, stopRequested, takeWaiters(where: \.kind.diesWithConnection))
+        }
+        fail(abandoned, with: stopping ? .closed : .connectionLost)
+        guard wasConnected else { return }
+        let reason: MQTTDisconnectReason
+        if stopping {
+            reason = .requested
+        } else if code == 0 || code >= 0x80 {
+            reason = .disconnectedByBroker(MQTTReasonCode(rawValue: UInt8(clamping: code)))
+        } else {
+            reason = .connectionLost(MQTTError(code: code, operation: "the connection to \(configuration.endpoint)"))
+        }
+        if reason.isUnexpected {
+            logger.warning("MQTT connection ended", metadata: ["reason": "\(reason)"])
+        } else {
+            logger.info("MQTT disconnected")
+        }
+        report(.disconnected(reason))
+    }
+
+    /// Copies the message out of libmosquitto's buffers, which are freed when the callback returns.
+    private func messageReceived(_ received: mosquitto_message, properties: OpaquePointer?) {
+        let topic = received.topic.map { String(cString: $0) } ?? ""
+        let payload: [UInt8] =
+            if let bytes = received.payload, received.payloadlen > 0 {
+                Array(UnsafeRawBufferPointer(start: bytes, count: Int(received.payloadlen)))
+            } else {
+                []
+            }
+        var message = MQTTMessage(
+            topic: topic, payload: payload, qos: MQTTQoS(rawValue: Int(received.qos)) ?? .atMostOnce, retain: received.retain)
+        MosquittoProperties.read(properties, into: &message)
+        report(.message(message))
+    }
+
+    private func libraryLogged(level: Int32, _ text: String) {
+        switch level {
+        case MOSQ_LOG_ERR:
+            locked {
+                if attempt.loggedErrors.count < 4 { attempt.loggedErrors.append(text) }
+            }
+            logger.debug("libmosquitto", metadata: ["message": "\(text)"])
+        case MOSQ_LOG_WARNING:
+            logger.warning("libmosquitto", metadata: ["message": "\(text)"])
+        case MOSQ_LOG_NOTICE, MOSQ_LOG_INFO:
+            logger.debug("libmosquitto", metadata: ["message": "\(text)"])
+        default:
+            logger.trace("libmosquitto", metadata: ["message": "\(text)"])
+        }
+    }
+
+    private func report(_ event: MQTTEvent) {
+        eventSink.yield(event)
+    }
+
+    // MARK: Helpers
+
+    private func locked<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// Runs `body` with the handle, which cannot be destroyed meanwhile. Throws `.closed` once the
+    /// session is shutting down.
+    private func withHandle<R>(_ body: (OpaquePointer) throws(MQTTError) -> R) throws(MQTTError) -> R {
+        try enterCall(requireConnection: false)
+        defer { leaveCall() }
+        return try body(handle)
+    }
+
+    /// `withHandle`, but throws `.notConnected` unless the broker has accepted the connection.
+    private func withConnectedHandle<R>(_ body: (OpaquePointer) throws(MQTTError) -> R) throws(MQTTError) -> R {
+        try enterCall(requireConnection: true)
+        defer { leaveCall() }
+        return try body(handle)
+    }
+
+    private func enterCall(requireConnection: Bool) throws(MQTTError) {
+        try locked { () throws(MQTTError) in
+            if closing || stopRequested && requireConnection { throw .closed }
+            if requireConnection && phase != .connected { throw .notConnected }
+            callsInProgress += 1
+        }
+    }
+
+    private func leaveCall() {
+        locked {
+            callsInProgress -= 1
+            if callsInProgress == 0 { lock.broadcast() }
+        }
+    }
+
+    private static func withCStrings<R>(
+        _ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) throws(MQTTError) -> R
+    ) throws(MQTTError) -> R {
+        let pointers = strings.map { strdup($0) }
+        defer { pointers.forEach { free($0) } }
+        return try pointers.withUnsafeBufferPointer { buffer throws(MQTTError) in
+            // Never empty: callers reject an empty list first.
+            try body(buffer.baseAddress!)
+        }
+    }
+}
