@@ -1,3 +1,4 @@
+import CoAP
 import MQTT
 import TradfriModel
 

@@ -44,7 +44,28 @@ public final class ChildProcess: @unchecked Sendable {
         process.terminationHandler = { [weak self] process in
             self?.exited(process.terminationStatus)
         }
-        try process.run()
+        try Self.runWithSignalsUnblocked(process)
+    }
+
+    /// Starts `process` from a fresh thread with an empty signal mask. A child inherits the mask
+    /// of the spawning thread, and the threads Swift concurrency runs on block SIGTERM, SIGINT,
+    /// SIGHUP and SIGUSR1/2: a program started from them would ignore `stop()` and SIGUSR1.
+    private static func runWithSignalsUnblocked(_ process: Process) throws {
+        final class Outcome: @unchecked Sendable {
+            // @unchecked: written by the spawning thread before `done` is signalled, read after.
+            var error: (any Error)?
+            let done = DispatchSemaphore(value: 0)
+        }
+        let outcome = Outcome()
+        Thread {
+            var none = sigset_t()
+            sigemptyset(&none)
+            pthread_sigmask(SIG_SETMASK, &none, nil)
+            do { try process.run() } catch { outcome.error = error }
+            outcome.done.signal()
+        }.start()
+        outcome.done.wait()
+        if let error = outcome.error { throw error }
     }
 
     deinit {
