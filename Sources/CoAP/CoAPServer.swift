@@ -11,7 +11,8 @@ public struct CoAPRequest: Sendable {
     public var identity: String
     /// The client's address, e.g. "127.0.0.1:40123".
     public var peer: String
-    /// True for a GET that carries Observe (registration) and for notifications being built.
+    /// True when the request carries the Observe option: a registration, and every notification
+    /// libcoap builds from it by calling the GET handler again.
     public var observe: Bool
     /// The CoAP message ID: a retransmitted request carries the same one (RFC 7252 §4.5).
     public var messageID: Int32
@@ -261,7 +262,7 @@ private let serverMethodHandler: coap_method_handler_t = { native, session, requ
     let peer = session.map { Libcoap.describe(coap_session_get_addr_remote($0)) } ?? "?"
     let swiftRequest = CoAPRequest(
         method: method, path: resource.path, payload: copyPayload(request),
-        identity: identity, peer: peer, observe: observe || method == .get,
+        identity: identity, peer: peer, observe: observe,
         messageID: coap_pdu_get_mid(request))
     let answer = CoAPActor.assumeIsolated {
         resource.server?.handle(resource, swiftRequest) ?? CoAPServerResponse(code: .serviceUnavailable)

@@ -199,7 +199,10 @@ public final class Bridge: Service {
                 // The client re-issues granted subscriptions after every reconnect.
                 let filters = features.flatMap(\.subscriptions)
                 do {
-                    try await mqtt.subscribe(filters, qos: .atLeastOnce)
+                    // With MQTT 5, retain-as-published lets the bridge see (and refuse) a retained
+                    // command as soon as it is published, not only at the next restart.
+                    let options: MQTTSubscribeOptions = mqtt.configuration.protocolVersion == .v5 ? [.retainAsPublished] : []
+                    try await mqtt.subscribe(filters, qos: .atLeastOnce, options: options)
                     subscribed = true
                 } catch {
                     logger.error("subscribing failed", metadata: ["error": "\(error)", "filters": "\(filters)"])

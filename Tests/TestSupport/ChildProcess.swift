@@ -18,9 +18,13 @@ public final class ChildProcess: @unchecked Sendable {
     private var exitStatus: Int32?
 
     /// Starts `executable` (a path, or a name looked up on PATH) with `arguments`.
+    private var input: FileHandle?
+
+    /// - Parameter interactive: give the program a pipe on standard input (see `send(_:)`);
+    ///   otherwise it reads /dev/null.
     public init(
         _ executable: String, _ arguments: [String] = [], environment: [String: String] = [:],
-        name: String? = nil
+        name: String? = nil, interactive: Bool = false
     ) throws {
         self.name = name ?? (executable as NSString).lastPathComponent
         process.executableURL = URL(fileURLWithPath: try Self.locate(executable))
@@ -31,7 +35,13 @@ public final class ChildProcess: @unchecked Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
+        if interactive {
+            let stdin = Pipe()
+            process.standardInput = stdin
+            input = stdin.fileHandleForWriting
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
         pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
             if data.isEmpty {
@@ -85,9 +95,12 @@ public final class ChildProcess: @unchecked Sendable {
     public var outputText: String { output.joined(separator: "\n") }
 
     /// Waits until a line (already printed or yet to come) satisfies `predicate`.
+    /// The number of lines printed so far; pass it as `after:` to wait only for newer lines.
+    public var lineCount: Int { lock.withLock { collected.count } }
+
     @discardableResult
     public func waitForLine(
-        within limit: Duration = .seconds(10), _ what: String? = nil,
+        within limit: Duration = .seconds(10), _ what: String? = nil, after: Int = 0,
         where predicate: @escaping @Sendable (String) -> Bool
     ) async throws -> String {
         let id: Int = lock.withLock {
@@ -99,7 +112,7 @@ public final class ChildProcess: @unchecked Sendable {
             group.addTask {
                 try await withTaskCancellationHandler {
                     try await withCheckedThrowingContinuation { continuation in
-                        self.register(id: id, predicate: predicate, continuation: continuation)
+                        self.register(id: id, after: after, predicate: predicate, continuation: continuation)
                     }
                 } onCancel: {
                     self.cancelWaiter(id)
@@ -155,6 +168,13 @@ public final class ChildProcess: @unchecked Sendable {
         try await waitForLine(within: limit, "a line containing '\(text)'") { $0.contains(text) }
     }
 
+    /// Writes one line to the program's standard input (interactive children only).
+    public func send(_ line: String) {
+        // A child that already exited must not take the test down (EPIPE, not SIGPIPE).
+        _ = Self.ignoreBrokenPipes
+        try? lock.withLock { input }?.write(contentsOf: Data((line + "\n").utf8))
+    }
+
     public func signal(_ signal: Int32) {
         if process.isRunning { kill(process.processIdentifier, signal) }
     }
@@ -186,10 +206,10 @@ public final class ChildProcess: @unchecked Sendable {
     // MARK: Internals
 
     private func register(
-        id: Int, predicate: @escaping (String) -> Bool, continuation: CheckedContinuation<String, any Error>
+        id: Int, after: Int, predicate: @escaping (String) -> Bool, continuation: CheckedContinuation<String, any Error>
     ) {
         lock.withLock {
-            if let line = collected.first(where: predicate) {
+            if let line = collected.dropFirst(after).first(where: predicate) {
                 continuation.resume(returning: line)
             } else {
                 waiters.append((id, predicate, continuation))
@@ -252,6 +272,8 @@ public final class ChildProcess: @unchecked Sendable {
             exitWaiters.removeAll()
         }
     }
+
+    private static let ignoreBrokenPipes: Void = { _ = Glibc.signal(SIGPIPE, SIG_IGN) }()
 
     static func locate(_ executable: String) throws -> String {
         if executable.contains("/") { return executable }

@@ -242,7 +242,7 @@ extension BridgeConfiguration.Gateway {
             self.address = address
         }
         if let value = keys["credentials"] { credentials = try value.string() }
-        if let value = keys["keepalive"] { keepAlive = try value.seconds(in: 5...600) }
+        if let value = keys["keepalive"] { keepAlive = try value.seconds(in: 1...600) }
         if let value = keys["request_timeout"] { requestTimeout = try value.seconds(in: 1...120) }
         if let value = keys["command_spacing"] { commandSpacing = try value.seconds(in: 0...10) }
         if let value = keys["reconnect_max_delay"] { reconnectMaxDelay = try value.seconds(in: 1...3600) }

@@ -30,6 +30,7 @@ final class BridgeTopics: BridgeFeature {
             context.event("gateway_offline", ["reason": .string(reason)])
         case .gateway(.synced):
             synced = true
+            publishInfo()
             publishDevices()
             publishGroups()
         case .gateway(.details):

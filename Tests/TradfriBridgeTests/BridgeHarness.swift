@@ -1,0 +1,178 @@
+import Foundation
+import TestSupport
+import Testing
+import TradfriModel
+
+/// A whole installation on loopback, from real parts: mosquitto, the gateway simulator binary,
+/// the bridge binary, mosquitto_pub / mosquitto_sub, and coap-client-openssl acting as the IKEA
+/// app (with an identity of its own).
+final class BridgeHarness: @unchecked Sendable {
+    // @unchecked: mutated only by the test that owns the harness, one step at a time.
+    static let securityCode = "BRIDGETESTCODE12"
+    let directory: URL
+    let broker: MosquittoBroker
+    private(set) var simulator: ChildProcess
+    private(set) var gatewayPort: UInt16
+    private(set) var bridge: ChildProcess?
+    private var appIdentity: (identity: String, key: String)?
+
+    var credentials: String { directory.appendingPathComponent("credentials.json").path }
+    var configFile: String { directory.appendingPathComponent("config.yaml").path }
+    var requestLog: String { directory.appendingPathComponent("requests.log").path }
+    var gateway: String { "127.0.0.1:\(gatewayPort)" }
+
+    /// Starts the broker and the simulator, and pairs the bridge.
+    init(simulatorArguments: [String] = []) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("bridge-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        broker = try await MosquittoBroker()
+        (simulator, gatewayPort) = try await Self.launchSimulator(
+            directory: directory, port: 0, extra: simulatorArguments)
+        let paired = try await runCommand("tradfri-bridge", [
+            "auth", "--gateway", "127.0.0.1:\(gatewayPort)", "--security-code", Self.securityCode,
+            "--credentials", directory.appendingPathComponent("credentials.json").path,
+        ])
+        #expect(paired.status == 0)
+    }
+
+    private static func launchSimulator(directory: URL, port: UInt16, extra: [String]) async throws -> (ChildProcess, UInt16) {
+        let simulator = try ChildProcess("tradfri-gateway-sim", [
+            "--listen", "127.0.0.1:\(port)", "--security-code", securityCode,
+            "--state-dir", directory.appendingPathComponent("simulator").path,
+            "--request-log", directory.appendingPathComponent("requests.log").path,
+            "--reboot-delay", "1", "--blind-speed", "100",
+        ] + extra, interactive: true)
+        let ready = try await simulator.waitForLine(containing: "listening on")
+        let address = ready.split(separator: " ").first { $0.hasPrefix("127.0.0.1:") }
+        guard let port = address?.split(separator: ":").last.flatMap({ UInt16($0) }) else {
+            throw ChildProcessError.failed(command: "tradfri-gateway-sim", status: -1, output: simulator.outputText)
+        }
+        return (simulator, port)
+    }
+
+    /// Starts the bridge binary with a configuration tuned for fast recovery in tests.
+    func startBridge(extraConfiguration: String = "") async throws {
+        let configuration = """
+            gateway:
+              address: \(gateway)
+              credentials: \(credentials)
+              keepalive: 1
+              request_timeout: 2
+              reconnect_max_delay: 2
+              command_spacing: 0.5
+            mqtt:
+              server: \(broker.url)
+              client_id: bridge-under-test-\(UUID().uuidString.prefix(6))
+            discovery:
+              enabled: false
+              advertise: false
+            \(extraConfiguration)
+            """
+        try configuration.write(toFile: configFile, atomically: true, encoding: .utf8)
+        let ready = try await subscribe(["tradfri/bridge/groups"])
+        bridge = try ChildProcess("tradfri-bridge", ["run", "--config", configFile])
+        // bridge/groups is published after the first full sync.
+        try await ready.waitForLine(within: .seconds(20), "the first full sync") { $0.hasPrefix("tradfri/bridge/groups [") }
+        ready.signal(SIGTERM)
+    }
+
+    func stopBridge() async -> Int32? {
+        guard let bridge else { return nil }
+        bridge.signal(SIGTERM)
+        let status = try? await bridge.waitForExit(within: .seconds(10))
+        self.bridge = nil
+        return status
+    }
+
+    // MARK: The gateway
+
+    /// Kills the simulator outright and starts it again on the same port and state directory.
+    func restartSimulator(extra: [String] = []) async throws {
+        simulator.signal(SIGKILL)
+        _ = try? await simulator.waitForExit()
+        (simulator, gatewayPort) = try await Self.launchSimulator(directory: directory, port: gatewayPort, extra: extra)
+    }
+
+    /// A control command to the simulator (as the IKEA app or a remote would change things).
+    func control(_ command: String) async throws {
+        let before = simulator.lineCount
+        simulator.send(command)
+        let answer = try await simulator.waitForLine(within: .seconds(5), "the answer to '\(command)'", after: before) { line in
+            line.hasPrefix("ok ") || line.hasPrefix("error:")
+        }
+        #expect(answer.hasPrefix("ok "), "simulator: \(answer)")
+    }
+
+    /// `coap-client-openssl` with an identity of its own, as another client of the gateway.
+    func coap(_ method: String = "get", _ path: String, _ body: String? = nil) async throws -> String {
+        let identity = try await appCredentials()
+        var arguments = ["-B", "10", "-u", identity.identity, "-k", identity.key, "-m", method]
+        if let body { arguments += ["-e", body] }
+        arguments.append("coaps://\(gateway)/\(path)")
+        return try await runCommand("coap-client-openssl", arguments, within: .seconds(20)).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func device(_ id: Int) async throws -> Device {
+        try Device(payload: Array(try await coap("get", "15001/\(id)").utf8))
+    }
+
+    private func appCredentials() async throws -> (identity: String, key: String) {
+        if let appIdentity { return appIdentity }
+        let name = "ikea-app-\(UUID().uuidString.prefix(6))"
+        let answer = try await runCommand("coap-client-openssl", [
+            "-B", "10", "-u", "Client_identity", "-k", Self.securityCode, "-m", "post", "-e", #"{"9090":"\#(name)"}"#,
+            "coaps://\(gateway)/15011/9063",
+        ]).output
+        let key = try #require(try JSON(parsing: answer.trimmingCharacters(in: .whitespacesAndNewlines))["9091"]?.stringValue)
+        appIdentity = (name, key)
+        return (name, key)
+    }
+
+    /// The requests the simulator received, oldest first.
+    func requests() throws -> [JSON] {
+        let text = (try? String(contentsOfFile: requestLog, encoding: .utf8)) ?? ""
+        return try text.split(separator: "\n").map { try JSON(parsing: String($0)) }
+    }
+
+    // MARK: MQTT
+
+    /// `mosquitto_sub -v` on `topics`; lines are "topic payload".
+    func subscribe(_ topics: [String], _ extra: [String] = []) async throws -> ChildProcess {
+        try await broker.subscriber(["-v"] + topics.flatMap { ["-t", $0] } + extra)
+    }
+
+    func publish(_ topic: String, _ message: String, retain: Bool = false) async throws {
+        try await broker.publish(["-t", topic, "-m", message] + (retain ? ["-r"] : []))
+    }
+
+    func shutdown() async {
+        _ = await stopBridge()
+        await simulator.stop()
+        await broker.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// Waits for a `mosquitto_sub -v` line on `topic` whose JSON payload satisfies `predicate`.
+@discardableResult
+func message(
+    on topic: String, from subscriber: ChildProcess, within limit: Duration = .seconds(10),
+    where predicate: @escaping @Sendable (JSON) -> Bool = { _ in true }
+) async throws -> JSON {
+    let line = try await subscriber.waitForLine(within: limit, "a message on \(topic)") { line in
+        guard line.hasPrefix(topic + " ") else { return false }
+        guard let json = try? JSON(parsing: String(line.dropFirst(topic.count + 1))) else { return false }
+        return predicate(json)
+    }
+    return try JSON(parsing: String(line.dropFirst(topic.count + 1)))
+}
+
+/// The `command_error` event for `topic`.
+@discardableResult
+func commandError(for topic: String, from subscriber: ChildProcess, within limit: Duration = .seconds(10)) async throws -> String {
+    let event = try await message(on: "tradfri/bridge/event", from: subscriber, within: limit) {
+        $0["type"] == "command_error" && $0["data"]?["topic"]?.stringValue == topic
+    }
+    return event["data"]?["error"]?.stringValue ?? ""
+}
