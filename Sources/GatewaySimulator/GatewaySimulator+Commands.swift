@@ -8,6 +8,8 @@ import TradfriModel
 ///     add-group <group JSON>                     remove-group <id>
 ///     add-scene <group id> <scene JSON>          remove-scene <group id> <scene id>
 ///     battery <device id> <percent>              reachable <device id> <0|1>
+///     odd-answer <device id> <raw text>          the device's next notification carries the raw
+///                                                text instead of its JSON (garbage from the gateway)
 ///     reboot
 ///
 /// Each command answers one line: `ok <command>` or `error: <reason>`.
@@ -79,6 +81,11 @@ extension GatewaySimulator {
                 device[GatewayKey.reachable] = .int(value == 0 ? 0 : 1)
             }
             devices[id] = device
+            notify(GatewayPath.device(id))
+        case "odd-answer":
+            let (id, body) = try splitID()
+            guard devices[id] != nil else { throw CommandError(description: "no device \(id)") }
+            oddAnswers[id] = body
             notify(GatewayPath.device(id))
         case "reboot":
             reboot(reason: -1)

@@ -52,6 +52,9 @@ public final class GatewaySimulator {
     var scenes: [Int: [Int: JSON]]
     var notifications: [JSON] = []
     var blindTargets: [Int: Double] = [:]
+    /// One-shot raw bodies served instead of a device's JSON (the real gateway sometimes answers
+    /// `{"r":"06"}` or an empty body under stress).
+    var oddAnswers: [Int: String] = [:]
     var blindTimer: Task<Void, Never>?
     private var rebooting = false
     /// Answers to recent POSTs by peer and message ID: a retransmitted POST (its ACK was lost) gets
@@ -217,6 +220,9 @@ public final class GatewaySimulator {
         switch (request.path.first, parts.count) {
         case ("1", 2) where parts[0] == 15001:
             guard let device = devices[parts[1]] else { return CoAPServerResponse(code: .notFound) }
+            if request.method == .get, let odd = oddAnswers.removeValue(forKey: parts[1]) {
+                return CoAPServerResponse(code: .content, json: odd)
+            }
             if request.method == .get { return content(device) }
             if request.method == .put { return putDevice(parts[1], request.payload, source: request.identity) }
         case ("1", 2) where parts[0] == 15004:

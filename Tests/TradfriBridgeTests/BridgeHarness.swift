@@ -157,10 +157,10 @@ final class BridgeHarness: @unchecked Sendable {
 /// Waits for a `mosquitto_sub -v` line on `topic` whose JSON payload satisfies `predicate`.
 @discardableResult
 func message(
-    on topic: String, from subscriber: ChildProcess, within limit: Duration = .seconds(10),
+    on topic: String, from subscriber: ChildProcess, within limit: Duration = .seconds(10), after: Int = 0,
     where predicate: @escaping @Sendable (JSON) -> Bool = { _ in true }
 ) async throws -> JSON {
-    let line = try await subscriber.waitForLine(within: limit, "a message on \(topic)") { line in
+    let line = try await subscriber.waitForLine(within: limit, "a message on \(topic)", after: after) { line in
         guard line.hasPrefix(topic + " ") else { return false }
         guard let json = try? JSON(parsing: String(line.dropFirst(topic.count + 1))) else { return false }
         return predicate(json)
@@ -170,8 +170,10 @@ func message(
 
 /// The `command_error` event for `topic`.
 @discardableResult
-func commandError(for topic: String, from subscriber: ChildProcess, within limit: Duration = .seconds(10)) async throws -> String {
-    let event = try await message(on: "tradfri/bridge/event", from: subscriber, within: limit) {
+func commandError(
+    for topic: String, from subscriber: ChildProcess, within limit: Duration = .seconds(10), after: Int = 0
+) async throws -> String {
+    let event = try await message(on: "tradfri/bridge/event", from: subscriber, within: limit, after: after) {
         $0["type"] == "command_error" && $0["data"]?["topic"]?.stringValue == topic
     }
     return event["data"]?["error"]?.stringValue ?? ""
