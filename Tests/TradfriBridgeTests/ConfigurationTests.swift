@@ -45,7 +45,7 @@ import Testing
         ("mqtt:\n  servr: localhost\n", "config:2: mqtt.servr: unknown key (did you mean 'server'?)"),
         ("gatway:\n  address: auto\n", "config:1: gatway: unknown key (did you mean 'gateway'?)"),
         ("gateway:\n  keepalive: fast\n", "config:2: gateway.keepalive: must be a number of seconds"),
-        ("gateway:\n  keepalive: 1\n", "config:2: gateway.keepalive: 1.0 is out of range"),
+        ("gateway:\n  keepalive: 0.5\n", "config:2: gateway.keepalive: 0.5 is out of range"),
         ("mqtt:\n  version: 3\n", "config:2: mqtt.version: 3 is out of range (4…5)"),
         ("mqtt:\n  server: http://x\n", "config:2: mqtt.server: must be 'auto' or a URL"),
         ("mqtt:\n  base_topic: a/#\n", "config:2: mqtt.base_topic: must be a topic without wildcards"),
