@@ -40,7 +40,8 @@ gateway="${TRADFRI_GATEWAY:-}"
 code="${TRADFRI_SECURITY_CODE:-}"
 if [ -z "$gateway" ]; then
   code_file="$demo/simulator-security-code"
-  [ -f "$code_file" ] || tr -dc 'A-Za-z0-9' </dev/urandom | head -c 16 > "$code_file"
+  # (tr ends with SIGPIPE when head has enough; that is expected)
+  [ -f "$code_file" ] || { LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 16 > "$code_file" || true; }
   code=$(cat "$code_file")
   sim_port=5684
   udp_port_free "$sim_port" || sim_port=0

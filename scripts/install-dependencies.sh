@@ -23,7 +23,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   chmod +x /usr/sbin/policy-rc.d
   guard=/usr/sbin/policy-rc.d
 fi
-cleanup() { [ -n "$guard" ] && rm -f "$guard"; }
+cleanup() { if [ -n "$guard" ]; then rm -f "$guard"; fi; }
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive

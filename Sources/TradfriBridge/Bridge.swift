@@ -121,6 +121,8 @@ public final class Bridge: Service {
     private func shutdown() async {
         logger.info("stopping")
         dispatch(.stopping)
+        // Close the DTLS session first: devices go offline on MQTT while the broker is still there.
+        await context.link.stop()
         let offline = MQTTMessage(topic: context.topic("bridge/state"), text: #"{"state":"offline"}"#, qos: .atLeastOnce,
                                   retain: true)
         if mqtt.isConnected {
@@ -131,7 +133,6 @@ public final class Bridge: Service {
             }
         }
         await mqtt.disconnect()
-        await context.link.stop()
         logger.info("stopped")
     }
 

@@ -91,6 +91,8 @@ public final class MQTTOutbox {
             try client.publish(message)
         } catch MQTTError.notConnected {
             // Remembered state goes out again on reconnect.
+        } catch MQTTError.closed {
+            // Stopping.
         } catch {
             logger.warning("publish failed", metadata: ["mqtt.topic": "\(message.topic)", "error": "\(error)"])
         }
