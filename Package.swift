@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "GatewaySimulator",
             dependencies: [
-                "CoAP", "MDNS", "TradfriModel",
+                "CoAP", "TradfriModel",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "TradfriBridgeCLI",
             dependencies: [
-                "TradfriBridge", "CoAP", "TradfriModel",
+                "TradfriBridge", "CoAP", "MDNS", "TradfriModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -74,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "GatewaySimulatorCLI",
             dependencies: [
-                "GatewaySimulator",
+                "GatewaySimulator", "MDNS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -3,7 +3,7 @@
 # linked statically (the C libraries stay shared: libcoap3, libmosquitto1, libavahi-client3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-version=$(sed -n 's/.*static let version = "\(.*\)".*/\1/p' Sources/TradfriBridge/GatewayToMQTT/BridgeTopics.swift)
+version=$(sed -n 's/.*static let current = "\(.*\)".*/\1/p' Sources/TradfriBridge/BridgeVersion.swift)
 arch=$(dpkg --print-architecture)
 swift build -c release --static-swift-stdlib --product tradfri-bridge
 swift build -c release --static-swift-stdlib --product tradfri-gateway-sim

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import GatewaySimulator
 import Logging
+import MDNS
 
 @main
 struct SimulatorCommand: AsyncParsableCommand {
@@ -60,6 +61,12 @@ struct SimulatorCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
+    @Flag(help: "Advertise the gateway by mDNS as the real one does (_coap._udp, instance gw-<mac>, TXT version).")
+    var advertise = false
+
+    @Option(help: "The MAC in the gw-<mac> instance name (12 hex digits; default: from the gateway id).")
+    var mac: String?
+
     @Flag(help: "Print the fixture (the demo home with any generated devices) and exit.")
     var printFixture = false
 
@@ -70,6 +77,9 @@ struct SimulatorCommand: AsyncParsableCommand {
         guard (0...1).contains(dropRate) else { throw ValidationError("--drop-rate must be between 0 and 1") }
         if let gatewayId, gatewayId.count != 16 || !gatewayId.allSatisfy(\.isHexDigit) {
             throw ValidationError("--gateway-id must be 16 hex characters")
+        }
+        if let mac, mac.count != 12 || !mac.allSatisfy(\.isHexDigit) {
+            throw ValidationError("--mac must be 12 hex digits")
         }
     }
 
@@ -114,6 +124,9 @@ struct SimulatorCommand: AsyncParsableCommand {
             throw ValidationError("cannot serve on \(listen): \(error)")
         }
         let port = await simulator.port
+        let gatewayID = await simulator.gatewayID
+        let advertisement = advertise
+            ? await startAdvertising(port: port, gatewayID: gatewayID, firmware: await simulator.firmware) : nil
         let line = "tradfri-gateway-sim listening on \(configuration.host):\(port) gateway-id \(await simulator.gatewayID) firmware \(await simulator.firmware)\n"
         FileHandle.standardOutput.write(Data(line.utf8))
 
@@ -133,7 +146,26 @@ struct SimulatorCommand: AsyncParsableCommand {
         }
         for await _ in stopped.stream { break }
         signals.cancel()
+        advertisement?.withdraw()
         await simulator.stop()
+    }
+
+    /// Publishes `_coap._udp` instance `gw-<mac>` with TXT `version=<firmware>` while running.
+    /// The returned publisher must be kept: releasing it withdraws the advertisement.
+    private func startAdvertising(port: UInt16, gatewayID: String, firmware: String) async -> MDNSPublisher? {
+        let instance = "gw-" + (mac ?? String(gatewayID.suffix(12))).lowercased()
+        do {
+            let client = try MDNSClient()
+            let publisher = try client.publish(MDNSAdvertisement(name: instance, type: "_coap._udp", port: port,
+                                                                 txt: ["version": firmware]))
+            let name = try await publisher.registeredName(within: .seconds(20))
+            Logger(label: "tradfri-gateway-sim").info("advertising", metadata: ["mdns.name": "\(name)"])
+            return publisher
+        } catch {
+            Logger(label: "tradfri-gateway-sim").warning(
+                "--advertise: mDNS is not available; not advertising", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     private func parseListen(_ text: String) throws -> (String, UInt16) {

@@ -19,22 +19,24 @@ import TradfriModel
 public final class Bridge: Service {
     public let context: BridgeContext
     public let mqtt: MQTTClient
+    private let locator: GatewayLocator
     private var features: [any BridgeFeature] = []
     private let logger = Logger(label: "bridge")
     private var subscribed = false
 
-    init(context: BridgeContext, mqtt: MQTTClient) {
+    init(context: BridgeContext, mqtt: MQTTClient, locator: GatewayLocator) {
         self.context = context
         self.mqtt = mqtt
+        self.locator = locator
     }
 
     /// Builds the bridge for `configuration` with the stored gateway `credentials`.
     /// - Parameters:
-    ///   - gatewayAddress: where to find the gateway (asked before every connection attempt).
+    ///   - locator: where to find the gateway (asked before every connection attempt).
     ///   - broker: the broker to use.
     public static func make(
-        configuration: BridgeConfiguration, credentials: GatewayCredentials,
-        gatewayAddress: @escaping GatewayLink.AddressResolver, broker: (host: String, port: UInt16, tls: Bool)
+        configuration: BridgeConfiguration, credentials: GatewayCredentials, locator: GatewayLocator,
+        broker: (host: String, port: UInt16, tls: Bool)
     ) throws -> Bridge {
         var settings = GatewayLink.Settings()
         settings.keepAlive = .seconds(configuration.gateway.keepAlive)
@@ -42,7 +44,9 @@ public final class Bridge: Service {
         settings.requestTimeout = .seconds(configuration.gateway.requestTimeout)
         settings.handshakeTimeout = .seconds(max(configuration.gateway.requestTimeout, 5))
         settings.reconnectMaxDelay = .seconds(configuration.gateway.reconnectMaxDelay)
-        let link = GatewayLink(identity: credentials.identity, key: credentials.psk, settings: settings, resolve: gatewayAddress)
+        let link = GatewayLink(identity: credentials.identity, key: credentials.psk, settings: settings) {
+            try await locator.resolve()
+        }
         let mirror = GatewayMirror(link: link)
 
         let mqttConfiguration = try mqttConfiguration(configuration, broker: broker)
@@ -61,7 +65,7 @@ public final class Bridge: Service {
         }
         let context = BridgeContext(configuration: configuration, link: link, mirror: mirror, outbox: outbox, queue: queue,
                                     gatewayID: credentials.gatewayID)
-        let bridge = Bridge(context: context, mqtt: client)
+        let bridge = Bridge(context: context, mqtt: client, locator: locator)
         let states = StatePublisher(context: context)
         bridge.features = [
             BridgeTopics(context: context),
@@ -146,6 +150,7 @@ public final class Bridge: Service {
         switch event {
         case .connected(let host, let port):
             context.gatewayAddress = "\(host):\(port)"
+            Task { [locator] in await locator.connected(host: host, port: port) }
             dispatch(.gatewayConnected(address: "\(host):\(port)"))
             Task { [weak self] in await self?.context.mirror.sync() }
         case .disconnected(let reason):

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MDNS
 import TradfriBridge
 
 struct AuthCommand: AsyncParsableCommand {
@@ -15,7 +16,7 @@ struct AuthCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: "The gateway: HOST or HOST:PORT (port 5684 by default).")
+    @Option(help: "The gateway: HOST, HOST:PORT (port 5684 by default), or auto to find it by mDNS.")
     var gateway: String
 
     @Option(help: "The 16-character security code printed on the gateway's label.")
@@ -36,8 +37,8 @@ struct AuthCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try common.load()
         let path = credentials ?? configuration.gateway.credentials
-        guard case .host(let host, let port)? = BridgeConfiguration.GatewayAddress.parse(gateway) else {
-            throw ValidationError("--gateway must be HOST or HOST:PORT")
+        guard let address = BridgeConfiguration.GatewayAddress.parse(gateway) else {
+            throw ValidationError("--gateway must be HOST, HOST:PORT or auto")
         }
         guard GatewayPairing.isPlausibleSecurityCode(securityCode) else {
             throw ValidationError("\(GatewayPairing.Failure.invalidSecurityCode)")
@@ -52,22 +53,54 @@ struct AuthCommand: AsyncParsableCommand {
             }
             print("The credentials in \(path) no longer work; pairing again.")
         }
-        let paired: GatewayCredentials
+        var host: String
+        var port: UInt16
+        var mdnsName: String?
+        switch address {
+        case .host(let givenHost, let givenPort):
+            (host, port) = (givenHost, givenPort)
+        case .auto:
+            let found = try await findGateway(seconds: configuration.discovery.timeout)
+            (host, port, mdnsName) = (found.host, found.port, found.name)
+            print("Found gateway \(found.name) at \(found.host):\(found.port) (firmware \(found.firmware ?? "unknown")).")
+        }
+        var paired: GatewayCredentials
         do {
             paired = try await GatewayPairing.pair(host: host, port: port, securityCode: securityCode,
                                                    identity: identity, timeout: .milliseconds(Int(timeout * 1000)))
         } catch {
             throw Failure("pairing failed: \(error)")
         }
+        paired.mdnsName = mdnsName
         do {
             try paired.save(to: path)
         } catch {
             throw Failure("\(error)")
         }
         print("""
-            Paired with gateway \(paired.gatewayID) (firmware \(paired.firmware ?? "unknown")) at \(host):\(port).
+            Paired with gateway \(paired.gatewayID) (firmware \(paired.firmware ?? "unknown")) at \(paired.address):\(paired.port).
             Identity '\(paired.identity)' and its key are saved in \(path) (mode 0600).
             The security code was not stored.
             """)
+    }
+
+    /// The one gateway advertised on the LAN; with several, the user must choose.
+    private func findGateway(seconds: Double) async throws -> GatewayLocator.Candidate {
+        let client: MDNSClient
+        do {
+            client = try MDNSClient()
+        } catch {
+            throw Failure("cannot look for gateways: \(error); give the address with --gateway HOST")
+        }
+        defer { client.close() }
+        let gateways = await GatewayLocator.browse(client, timeout: .milliseconds(Int(seconds * 1000)))
+        guard let first = gateways.first else {
+            throw Failure("no TRÅDFRI gateway found by mDNS; give its address with --gateway HOST")
+        }
+        guard gateways.count == 1 else {
+            let list = gateways.map { "\($0.name) (\($0.host))" }.joined(separator: ", ")
+            throw Failure("several gateways found: \(list); choose one with --gateway HOST")
+        }
+        return first
     }
 }

@@ -49,13 +49,17 @@ struct RunCommand: AsyncParsableCommand {
         if GatewayCredentials.isExposed(credentials ?? configuration.gateway.credentials) {
             logger.warning("the credentials file is readable by other users; chmod 600 it")
         }
-        let gatewayAddress = try await Locators.gateway(configuration, credentials: stored, logger: logger)
-        let broker = try await Locators.broker(configuration, logger: logger)
-        let bridge = try await Bridge.make(configuration: configuration, credentials: stored,
-                                           gatewayAddress: gatewayAddress, broker: broker)
+        let mdns = MDNSConnection(enabled: configuration.discovery.enabled)
+        let locator = GatewayLocator(configuration: configuration, credentials: stored, mdns: mdns)
+        let broker = await BrokerLocator.locate(configuration, mdns: mdns)
+        let bridge = try await Bridge.make(configuration: configuration, credentials: stored, locator: locator,
+                                           broker: (broker.host, broker.port, broker.tls))
+        let advertiser = Advertiser(
+            advertisements: Advertiser.advertisements(for: configuration, gatewayID: stored.gatewayID, broker: broker),
+            mdns: mdns)
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: bridge)], gracefulShutdownSignals: [.sigterm, .sigint],
-                                 logger: logger))
+            configuration: .init(services: [.init(service: bridge), .init(service: advertiser)],
+                                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

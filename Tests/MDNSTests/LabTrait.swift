@@ -2,15 +2,6 @@ import MDNS
 import TestSupport
 import Testing
 
-extension Trait where Self == ConditionTrait {
-    /// Skips the test, saying why, where network namespaces cannot be made (not root, no `ip`).
-    static var needsNetworkLab: Self {
-        .enabled(
-            if: NetworkLab.availability.isAvailable,
-            Comment(rawValue: "needs the network-namespace lab: \(NetworkLab.availability.reason)"))
-    }
-}
-
 extension NetworkLab.Host {
     /// An `MDNSClient` that acts as a program on this host (talks to this host's avahi-daemon).
     func mdnsClient() throws -> MDNSClient {

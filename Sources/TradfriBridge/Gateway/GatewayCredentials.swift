@@ -11,15 +11,19 @@ public struct GatewayCredentials: Codable, Sendable, Equatable {
     public var port: UInt16
     public var firmware: String?
     public var pairedAt: String
+    /// The gateway's mDNS instance name (`gw-<mac>`), when it was found by mDNS.
+    public var mdnsName: String?
 
     enum CodingKeys: String, CodingKey {
         case identity, psk, address, port, firmware
         case gatewayID = "gateway_id"
         case pairedAt = "paired_at"
+        case mdnsName = "mdns_name"
     }
 
     public init(identity: String, psk: String, gatewayID: String, address: String, port: UInt16,
-                firmware: String?, pairedAt: Date = Date()) {
+                firmware: String?, mdnsName: String? = nil, pairedAt: Date = Date()) {
+        self.mdnsName = mdnsName
         self.identity = identity
         self.psk = psk
         self.gatewayID = gatewayID

@@ -60,7 +60,7 @@ public struct GatewayInventory: Sendable {
         return text
     }
 
-    static func format(_ rows: [[String]]) -> String {
+    public static func format(_ rows: [[String]]) -> String {
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
             row.enumerated().map { index, cell in

@@ -7,7 +7,6 @@ import TradfriModel
 /// added, removed or renamed and the gateway going offline or online.
 @CoAPActor
 final class BridgeTopics: BridgeFeature {
-    static let version = "0.1.0"
     private let context: BridgeContext
     /// Events about added/removed devices start after the first full sync (not for the inventory
     /// found at start-up).
@@ -81,7 +80,7 @@ final class BridgeTopics: BridgeFeature {
         if let address = context.gatewayAddress { gateway["address"] = .string(address) }
         // Configuration without secrets: no passwords, keys or credential contents.
         let info: JSON = [
-            "version": .string(Self.version),
+            "version": .string(BridgeVersion.current),
             "gateway": .object(gateway),
             "config": [
                 "base_topic": .string(configuration.mqtt.baseTopic),
