@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "CoAP", dependencies: ["CCoap", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "MDNS", dependencies: ["CAvahiClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
 
         // MARK: Domain
         .target(name: "TradfriModel", swiftSettings: strict),
@@ -52,7 +53,7 @@ let package = Package(
         .target(
             name: "TradfriBridge",
             dependencies: [
-                "CoAP", "MQTT", "MDNS", "TradfriModel",
+                "CoAP", "MQTT", "MDNS", "TLS", "TradfriModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),

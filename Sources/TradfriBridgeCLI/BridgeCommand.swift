@@ -13,7 +13,7 @@ struct BridgeCommand: AsyncParsableCommand {
             then check what the gateway holds:
               tradfri-bridge devices
             """,
-        subcommands: [RunCommand.self, AuthCommand.self, DevicesCommand.self, DiscoverCommand.self])
+        subcommands: [RunCommand.self, AuthCommand.self, DevicesCommand.self, DiscoverCommand.self, PairCommand.self])
 }
 
 /// Options every subcommand shares.

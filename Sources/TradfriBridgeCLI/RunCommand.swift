@@ -54,12 +54,23 @@ struct RunCommand: AsyncParsableCommand {
         let broker = await BrokerLocator.locate(configuration, mdns: mdns)
         let bridge = try await Bridge.make(configuration: configuration, credentials: stored, locator: locator,
                                            broker: (broker.host, broker.port, broker.tls))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
+        var pairingTXT: [String: String] = [:]
+        if configuration.pairing.enabled {
+            let pairing = try PairingService(configuration: configuration, broker: broker) { type, data in
+                Task { @CoAPActor in bridge.context.event(type, data) }
+            }
+            await bridge.enablePairing(pairing)
+            services.append(.init(service: PairingRunner(service: pairing)))
+            pairingTXT = ["fingerprint": pairing.fingerprint, "pairing_path": "/pairing/v1"]
+        }
         let advertiser = Advertiser(
-            advertisements: Advertiser.advertisements(for: configuration, gatewayID: stored.gatewayID, broker: broker),
+            advertisements: Advertiser.advertisements(for: configuration, gatewayID: stored.gatewayID, broker: broker,
+                                                      extraTXT: pairingTXT),
             mdns: mdns)
+        services.append(.init(service: advertiser))
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: bridge), .init(service: advertiser)],
-                                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

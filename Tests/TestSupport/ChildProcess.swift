@@ -16,6 +16,8 @@ public final class ChildProcess: @unchecked Sendable {
     private var nextWaiter = 0
     private var exitWaiters: [CheckedContinuation<Int32, Never>] = []
     private var exitStatus: Int32?
+    private var outputEnded = false
+    private var outputEndWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Starts `executable` (a path, or a name looked up on PATH) with `arguments`.
     private var input: FileHandle?
@@ -60,7 +62,13 @@ public final class ChildProcess: @unchecked Sendable {
     /// Starts `process` from a fresh thread with an empty signal mask. A child inherits the mask
     /// of the spawning thread, and the threads Swift concurrency runs on block SIGTERM, SIGINT,
     /// SIGHUP and SIGUSR1/2: a program started from them would ignore `stop()` and SIGUSR1.
+    /// Spawning is serialised: a pipe made for one child must not leak into another child spawned
+    /// in the same instant (its output would then only end when that other child exits).
+    private static let spawning = NSLock()
+
     private static func runWithSignalsUnblocked(_ process: Process) throws {
+        spawning.lock()
+        defer { spawning.unlock() }
         final class Outcome: @unchecked Sendable {
             // @unchecked: written by the spawning thread before `done` is signalled, read after.
             var error: (any Error)?
@@ -92,7 +100,13 @@ public final class ChildProcess: @unchecked Sendable {
         lock.withLock { collected }
     }
 
-    public var outputText: String { output.joined(separator: "\n") }
+    /// Everything printed so far, including a last line without its newline yet.
+    public var outputText: String {
+        lock.withLock {
+            let partialText = String(decoding: partial, as: UTF8.self)
+            return (collected + (partialText.isEmpty ? [] : [partialText])).joined(separator: "\n")
+        }
+    }
 
     /// Waits until a line (already printed or yet to come) satisfies `predicate`.
     /// The number of lines printed so far; pass it as `after:` to wait only for newer lines.
@@ -243,10 +257,28 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     private func finishOutput() {
-        lock.withLock {
+        let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
             if !partial.isEmpty {
                 deliver(String(decoding: partial, as: UTF8.self))
                 partial.removeAll()
+            }
+            outputEnded = true
+            defer { outputEndWaiters.removeAll() }
+            return outputEndWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Waits until the program's output pipe is closed (everything it printed has been read).
+    public func waitForOutputEnd(within limit: Duration = .seconds(5)) async throws {
+        try await withDeadline(limit, "the end of \(name)'s output") {
+            await withCheckedContinuation { continuation in
+                let done: Bool = self.lock.withLock {
+                    if self.outputEnded { return true }
+                    self.outputEndWaiters.append(continuation)
+                    return false
+                }
+                if done { continuation.resume() }
             }
         }
     }
@@ -323,7 +355,7 @@ public func runCommand(
     let child = try ChildProcess(executable, arguments, environment: environment)
     let status = try await child.waitForExit(within: limit)
     // The pipe can deliver its last bytes just after the exit notification.
-    _ = try? await child.waitForLine(within: .milliseconds(200), "end of output") { _ in false }
+    try? await child.waitForOutputEnd()
     let output = child.outputText
     if check, status != 0 {
         throw ChildProcessError.failed(command: ([executable] + arguments).joined(separator: " "), status: status, output: output)

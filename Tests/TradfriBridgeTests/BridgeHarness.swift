@@ -15,6 +15,9 @@ final class BridgeHarness: @unchecked Sendable {
     private(set) var gatewayPort: UInt16
     private(set) var bridge: ChildProcess?
     private var appIdentity: (identity: String, key: String)?
+    /// Added to every mosquitto_sub / mosquitto_pub (e.g. `-u admin -P …` on a broker without
+    /// anonymous access).
+    var clientArguments: [String] = []
 
     var credentials: String { directory.appendingPathComponent("credentials.json").path }
     var configFile: String { directory.appendingPathComponent("config.yaml").path }
@@ -22,10 +25,10 @@ final class BridgeHarness: @unchecked Sendable {
     var gateway: String { "127.0.0.1:\(gatewayPort)" }
 
     /// Starts the broker and the simulator, and pairs the bridge.
-    init(simulatorArguments: [String] = []) async throws {
+    init(simulatorArguments: [String] = [], brokerOptions: MosquittoBroker.Options = .init()) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("bridge-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        broker = try await MosquittoBroker()
+        broker = try await MosquittoBroker(brokerOptions)
         (simulator, gatewayPort) = try await Self.launchSimulator(
             directory: directory, port: 0, extra: simulatorArguments)
         let paired = try await runCommand("tradfri-bridge", [
@@ -51,7 +54,8 @@ final class BridgeHarness: @unchecked Sendable {
     }
 
     /// Starts the bridge binary with a configuration tuned for fast recovery in tests.
-    func startBridge(extraConfiguration: String = "") async throws {
+    /// - Parameter mqttExtra: more keys for the `mqtt:` section (two-space indented lines).
+    func startBridge(extraConfiguration: String = "", mqttExtra: String = "") async throws {
         let configuration = """
             gateway:
               address: \(gateway)
@@ -63,6 +67,7 @@ final class BridgeHarness: @unchecked Sendable {
             mqtt:
               server: \(broker.url)
               client_id: bridge-under-test-\(UUID().uuidString.prefix(6))
+            \(mqttExtra)
             discovery:
               enabled: false
               advertise: false
@@ -139,11 +144,11 @@ final class BridgeHarness: @unchecked Sendable {
 
     /// `mosquitto_sub -v` on `topics`; lines are "topic payload".
     func subscribe(_ topics: [String], _ extra: [String] = []) async throws -> ChildProcess {
-        try await broker.subscriber(["-v"] + topics.flatMap { ["-t", $0] } + extra)
+        try await broker.subscriber(["-v"] + clientArguments + topics.flatMap { ["-t", $0] } + extra)
     }
 
     func publish(_ topic: String, _ message: String, retain: Bool = false) async throws {
-        try await broker.publish(["-t", topic, "-m", message] + (retain ? ["-r"] : []))
+        try await broker.publish(clientArguments + ["-t", topic, "-m", message] + (retain ? ["-r"] : []))
     }
 
     func shutdown() async {

@@ -119,6 +119,8 @@ public struct BridgeConfiguration: Sendable, Equatable {
         /// Default length of a pairing window.
         public var windowMinutes = 5
         public var maxPending = 16
+        /// Seconds an allowed device has to collect its credentials.
+        public var grantSeconds = 60
         /// Local control socket for `tradfri-bridge pair`.
         public var controlSocket = "/run/tradfri-bridge/control.sock"
         /// The bridge's own record of paired devices (the source of truth).
@@ -223,6 +225,10 @@ extension BridgeConfiguration {
             throw ConfigurationError(file: file, line: nil, key: "mqtt.password_file",
                                      message: "give either mqtt.password or mqtt.password_file, not both")
         }
+        if pairing.enabled, pairing.brokerAdminUser == nil {
+            throw ConfigurationError(file: file, line: nil, key: "pairing.broker_admin_user",
+                                     message: "pairing needs a broker account allowed to manage dynamic security")
+        }
         if (mqtt.certFile == nil) != (mqtt.keyFile == nil) {
             throw ConfigurationError(file: file, line: nil, key: "mqtt.cert_file",
                                      message: "a client certificate needs both cert_file and key_file")
@@ -311,7 +317,7 @@ extension BridgeConfiguration.Discovery {
 extension BridgeConfiguration.Pairing {
     mutating func read(_ node: ConfigNode) throws(ConfigurationError) {
         let keys = try node.members(allowed: [
-            "enabled", "listen", "legacy", "legacy_listen", "legacy_broadcast", "window_minutes", "max_pending",
+            "enabled", "listen", "legacy", "legacy_listen", "legacy_broadcast", "window_minutes", "max_pending", "grant_seconds",
             "control_socket", "registry", "audit_log", "topic_prefix", "broker_admin_user",
             "broker_admin_password_file", "broker_host", "broker_port",
         ])
@@ -322,6 +328,7 @@ extension BridgeConfiguration.Pairing {
         if let value = keys["legacy_broadcast"] { legacyBroadcast = try value.bool() }
         if let value = keys["window_minutes"] { windowMinutes = try value.int(in: 1...15) }
         if let value = keys["max_pending"] { maxPending = try value.int(in: 1...256) }
+        if let value = keys["grant_seconds"] { grantSeconds = try value.int(in: 1...60) }
         if let value = keys["control_socket"] { controlSocket = try value.string() }
         if let value = keys["registry"] { registry = try value.string() }
         if let value = keys["audit_log"] { auditLog = try value.string() }

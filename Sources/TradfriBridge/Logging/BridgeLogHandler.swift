@@ -19,9 +19,17 @@ public struct BridgeLogHandler: LogHandler {
         self.format = format
     }
 
-    /// Installs the handler for the whole process.
+    private static let installed = NSLock()
+    nonisolated(unsafe) private static var isInstalled = false  // guarded by `installed`
+
+    /// Installs the handler for the whole process (once; later calls do nothing, as swift-log
+    /// allows a single bootstrap).
     public static func bootstrap(level: Logger.Level, format: Format) {
-        LoggingSystem.bootstrap { label in BridgeLogHandler(label: label, level: level, format: format) }
+        installed.withLock {
+            guard !isInstalled else { return }
+            isInstalled = true
+            LoggingSystem.bootstrap { label in BridgeLogHandler(label: label, level: level, format: format) }
+        }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {

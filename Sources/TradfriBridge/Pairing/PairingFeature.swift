@@ -1,0 +1,49 @@
+import CoAP
+import Logging
+import MQTT
+import ServiceLifecycle
+import TradfriModel
+
+/// Runs the pairing service beside the bridge: starts it, stops it on graceful shutdown.
+public final class PairingRunner: Service {
+    public let service: PairingService
+
+    public init(service: PairingService) {
+        self.service = service
+    }
+
+    public func run() async throws {
+        try await service.start()
+        try? await gracefulShutdown()
+        await service.stop()
+    }
+}
+
+/// Tells the pairing service when a paired device first publishes under its prefix (the
+/// prompt then shows "connected to the broker").
+@CoAPActor
+final class PairingFeature: BridgeFeature {
+    private let service: PairingService
+    private let prefix: String
+
+    init(service: PairingService, topicPrefix: String) {
+        self.service = service
+        prefix = topicPrefix
+    }
+
+    var subscriptions: [String] { ["\(prefix)/#"] }
+
+    func handle(_ event: BridgeEvent) {
+        guard case .message(let message) = event, message.topic.hasPrefix(prefix + "/") else { return }
+        let topic = message.topic
+        Task { [service] in await service.messageSeen(topic: topic) }
+    }
+}
+
+extension Bridge {
+    /// Adds device pairing: the service's events go to `bridge/event`, and the bridge watches the
+    /// devices' topics for their first message.
+    public func enablePairing(_ service: PairingService) {
+        add(PairingFeature(service: service, topicPrefix: context.configuration.pairing.topicPrefix))
+    }
+}
