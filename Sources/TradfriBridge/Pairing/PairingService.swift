@@ -514,22 +514,46 @@ public actor PairingService {
     }
 }
 
-/// The `emonpi.local` discovery datagram EmonESP listens for on UDP port 5005.
+/// The `emonpi.local` discovery datagram EmonESP listens for on UDP port 5005: sent to
+/// 255.255.255.255 and to the broadcast address of every IPv4 interface (a host without a
+/// default route cannot send the former; a host on several LANs reaches each of them).
 enum EmonBroadcast {
-    static func send(to address: String = "255.255.255.255", port: UInt16 = 5005) {
+    static func send(port: UInt16 = 5005) {
+        var targets = ["255.255.255.255"]
+        var list: UnsafeMutablePointer<ifaddrs>?
+        if getifaddrs(&list) == 0, let list {
+            var cursor: UnsafeMutablePointer<ifaddrs>? = list
+            while let entry = cursor?.pointee {
+                cursor = entry.ifa_next
+                guard entry.ifa_flags & UInt32(IFF_BROADCAST) != 0, entry.ifa_flags & UInt32(IFF_LOOPBACK) == 0,
+                    let address = entry.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
+                    let mask = entry.ifa_netmask
+                else { continue }
+                // address | ~netmask (the kernel's own broadcast address may be unset).
+                let host = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
+                let netmask = mask.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
+                var broadcast = in_addr(s_addr: host | ~netmask)
+                var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+                _ = inet_ntop(AF_INET, &broadcast, &text, socklen_t(text.count))
+                targets.append(String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            freeifaddrs(list)
+        }
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { return }
         defer { close(fd) }
         var yes: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var destination = sockaddr_in()
-        destination.sin_family = sa_family_t(AF_INET)
-        destination.sin_port = port.bigEndian
-        inet_pton(AF_INET, address, &destination.sin_addr)
         let payload = Array("emonpi.local".utf8)
-        _ = withUnsafePointer(to: &destination) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(fd, payload, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        for target in Set(targets) {
+            var destination = sockaddr_in()
+            destination.sin_family = sa_family_t(AF_INET)
+            destination.sin_port = port.bigEndian
+            inet_pton(AF_INET, target, &destination.sin_addr)
+            _ = withUnsafePointer(to: &destination) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, payload, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
         }
     }
