@@ -14,9 +14,8 @@ install -D -m 0755 "$bin/tradfri-bridge" "$stage/usr/bin/tradfri-bridge"
 install -D -m 0755 "$bin/tradfri-gateway-sim" "$stage/usr/bin/tradfri-gateway-sim"
 install -D -m 0644 packaging/systemd/tradfri-bridge.service "$stage/lib/systemd/system/tradfri-bridge.service"
 install -D -m 0644 config/tradfri-bridge.example.yaml "$stage/usr/share/tradfri-bridge/config.example.yaml"
-if [ -f packaging/mosquitto/tradfri-bridge-dynsec.conf ]; then
-  install -D -m 0644 packaging/mosquitto/tradfri-bridge-dynsec.conf "$stage/usr/share/tradfri-bridge/mosquitto/tradfri-bridge-dynsec.conf"
-fi
+install -D -m 0644 packaging/mosquitto/tradfri-bridge-dynsec.conf "$stage/usr/share/tradfri-bridge/mosquitto/tradfri-bridge-dynsec.conf"
+install -D -m 0755 packaging/mosquitto/setup-dynsec.sh "$stage/usr/share/tradfri-bridge/mosquitto/setup-dynsec.sh"
 install -D -m 0644 README.md "$stage/usr/share/doc/tradfri-bridge/README.md"
 install -d -m 0755 "$stage/etc/tradfri-bridge"
 install -d "$stage/DEBIAN"
