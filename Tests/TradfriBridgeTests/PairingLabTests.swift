@@ -84,6 +84,8 @@ struct PairingLabTests {
         let request = try #require(try JSON(parsing: list.trimmingCharacters(in: .whitespacesAndNewlines)).arrayValue?.first {
             $0["ip"]?.stringValue == lab["emonesp"].address
         })
+        // The prompt shows the device's MAC, from the base station's neighbour table.
+        #expect(request["mac"]?.stringValue?.count == 17, "\(request)")
         _ = try await pair(["allow", try #require(request["id"]?.stringValue)])
 
         // The intruder asks from another address during the grant: it gets nothing.

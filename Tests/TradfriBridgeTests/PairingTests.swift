@@ -140,6 +140,12 @@ struct PairingTests {
                 "only once")
         #expect(try await pairing.devicePublish(user: user, password: password, topic: prefix + "/temperature"))
         #expect(try await !pairing.devicePublish(user: user, password: password, topic: "tradfri/bridge/request/gateway/reboot"))
+        // Neither the device's secret nor its password is written anywhere.
+        let bridgeLog = pairing.bridge.bridge?.outputText ?? ""
+        for secretText in [secret, password] {
+            #expect(!pairing.audit.contains(secretText) && !bridgeLog.contains(secretText))
+        }
+        #expect(pairing.audit.contains("fetch_refused"), "the wrong secret was audited")
         await pairing.shutdown()
     }
 
