@@ -71,27 +71,12 @@ public struct GatewayCredentials: Codable, Sendable, Equatable {
 
     /// Writes atomically (temporary file, then rename) with mode 0600; creates the directory 0700.
     public func save(to path: String) throws(Failure) {
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(self)
-            let temporary = directory + "/.\(url.lastPathComponent).\(getpid()).tmp"
-            guard FileManager.default.createFile(atPath: temporary, contents: data,
-                                                 attributes: [.posixPermissions: 0o600])
-            else {
-                throw CocoaError(.fileWriteNoPermission)
-            }
-            guard rename(temporary, path) == 0 else {
-                let reason = String(cString: strerror(errno))
-                unlink(temporary)
-                throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: reason])
-            }
+            try AtomicFile.write(try encoder.encode(self), to: path)
         } catch {
-            throw .unwritable(path, error.localizedDescription)
+            throw .unwritable(path, "\(error)")
         }
     }
 }

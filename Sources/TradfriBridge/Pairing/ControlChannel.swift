@@ -127,25 +127,10 @@ public final class ControlServer: @unchecked Sendable {
                 finished.wait()
                 return
             }
-            let answer = runBlocking(request)
+            let handler = self.handler
+            let answer = waitOnThread(placeholder: ["ok": false, "error": "no answer"] as JSON) { await handler(request) }
             guard connection.write(answer) else { return }
         }
-    }
-
-    private func runBlocking(_ request: JSON) -> JSON {
-        final class Box: @unchecked Sendable {
-            // @unchecked: written once before `done` is signalled, read after.
-            var answer: JSON = ["ok": false, "error": "no answer"]
-            let done = DispatchSemaphore(value: 0)
-        }
-        let box = Box()
-        let handler = self.handler
-        Task {
-            box.answer = await handler(request)
-            box.done.signal()
-        }
-        box.done.wait()
-        return box.answer
     }
 }
 

@@ -65,23 +65,12 @@ public struct DeviceRegistry: Sendable {
     }
 
     private func save() throws(Failure) {
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(devices)
-            let temporary = directory + "/.\(url.lastPathComponent).\(getpid()).tmp"
-            guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600])
-            else { throw CocoaError(.fileWriteNoPermission) }
-            guard rename(temporary, path) == 0 else {
-                unlink(temporary)
-                throw CocoaError(.fileWriteUnknown)
-            }
+            try AtomicFile.write(try encoder.encode(devices), to: path)
         } catch {
-            throw Failure(description: "cannot write the paired-device registry \(path): \(error.localizedDescription)")
+            throw Failure(description: "cannot write the paired-device registry \(path): \(error)")
         }
     }
 }

@@ -183,9 +183,11 @@ public final class HTTPServer: @unchecked Sendable {
         defer { stream.shutdown() }
         let response: HTTPResponse
         switch Self.readRequest(stream, peer: peer) {
-        case .success(var request):
-            request.localAddress = local
-            response = waitFor(request)
+        case .success(var parsed):
+            parsed.localAddress = local
+            let request = parsed
+            let handler = self.handler
+            response = waitOnThread(placeholder: .text(503, "unavailable")) { await handler(request) }
         case .failure(let problem):
             guard let status = problem.status else { return }
             response = .text(status, problem.message)
@@ -194,23 +196,6 @@ public final class HTTPServer: @unchecked Sendable {
         head += "Content-Type: \(response.contentType)\r\nContent-Length: \(response.body.count)\r\n"
         head += "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
         stream.write(Array(head.utf8) + response.body)
-    }
-
-    /// Runs the async handler from this (non-pool) thread and waits for its answer.
-    private func waitFor(_ request: HTTPRequest) -> HTTPResponse {
-        final class Box: @unchecked Sendable {
-            // @unchecked: written once by the task before `done` is signalled, read after.
-            var response = HTTPResponse.text(503, "unavailable")
-            let done = DispatchSemaphore(value: 0)
-        }
-        let box = Box()
-        let handler = self.handler
-        Task {
-            box.response = await handler(request)
-            box.done.signal()
-        }
-        box.done.wait()
-        return box.response
     }
 
     // MARK: Parsing
