@@ -28,6 +28,7 @@ public final class Bridge: Service {
         self.context = context
         self.mqtt = mqtt
         self.locator = locator
+        context.dispatcher = { [weak self] event in self?.dispatch(event) }
     }
 
     /// Builds the bridge for `configuration` with the stored gateway `credentials`.
