@@ -49,7 +49,7 @@ public struct HomeAssistantConfigBuilder: Sendable {
         guard topic.hasPrefix(discoveryPrefix + "/") else { return false }
         let parts = topic.dropFirst(discoveryPrefix.count + 1).split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 4, parts[3] == "config" else { return false }
-        return parts[2] == gatewayNodeID || parts[2].hasPrefix("tradfri_\(gatewayID)_")
+        return parts[1].hasPrefix("tradfri_\(gatewayID)_")
     }
 
     var origin: JSON {
@@ -124,6 +124,12 @@ public struct HomeAssistantConfigBuilder: Sendable {
         if !device.info.serial.isEmpty { block["serial_number"] = .string(device.info.serial) }
         if let area, !area.isEmpty { block["suggested_area"] = .string(area) }
         return .object(block)
+    }
+
+    /// The device's suggested area: the name of its room, when it is in exactly one group.
+    public static func area(ofDevice id: Int, in groups: some Sequence<Group>) -> String? {
+        let rooms = groups.filter { $0.memberIDs.contains(id) }
+        return rooms.count == 1 ? rooms[0].name : nil
     }
 
     /// The configs of one device under its friendly name.

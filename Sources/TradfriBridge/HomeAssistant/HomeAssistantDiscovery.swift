@@ -114,8 +114,7 @@ final class HomeAssistantDiscovery: BridgeFeature {
 
     private func publish(_ device: Device) {
         guard let name = context.names[.device(device.id)] else { return }
-        let rooms = groups(containing: device.id)
-        let area = rooms.count == 1 ? rooms[0].name : nil
+        let area = HomeAssistantConfigBuilder.area(ofDevice: device.id, in: context.mirror.groups.values)
         replace(.device(device.id), with: builder.deviceConfigs(device, friendlyName: name, area: area))
     }
 
