@@ -73,6 +73,8 @@ final class HomeAssistantDiscovery: BridgeFeature {
             }
         case .gateway(.deviceRemoved(let device)):
             clear(.device(device.id))
+            // A room's light depends on what is left in it.
+            if synced { for group in groups(containing: device.id) { publish(group) } }
         case .gateway(.groupAdded(let group)):
             guard synced else { return }
             publish(group)
