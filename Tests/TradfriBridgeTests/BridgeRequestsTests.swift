@@ -179,6 +179,9 @@ struct Requester {
             let answer = try await api.send("health_check", nil, responseTopic: topic)
             #expect(answer.status == "error" && answer.error.contains("the response topic must not"), "\(answer.payload)")
         }
+        // Not even an error about something else goes there.
+        let malformed = try await api.send("health_check", "{bad", responseTopic: "tradfri/hallway/set")
+        #expect(malformed.error.contains("malformed JSON"))
         #expect(!watcher.output.contains { $0.hasPrefix("tradfri/hallway/set ") || $0.hasPrefix("homeassistant/light/x/") })
         // Other topics, and the bridge's own response topics, are fine.
         #expect(try await api.send("health_check", nil, responseTopic: "tradfri/bridge/response/mine").status == "ok")

@@ -62,7 +62,8 @@ extension BridgeRequests {
         guard context.gatewayConnected else { throw BridgeRequestError("the gateway is offline") }
         let started = ContinuousClock.now
         guard await context.mirror.resync() else {
-            throw BridgeRequestError("the gateway session ended during the re-sync; it runs again after reconnecting")
+            throw BridgeRequestError(
+                "the re-sync was interrupted (the gateway session ended, or another re-sync started); a reconnect syncs by itself")
         }
         let elapsed = ContinuousClock.now - started
         return [

@@ -78,7 +78,10 @@ public final class BridgeRequests: BridgeFeature {
         let prefix = context.topic("bridge/request/")
         guard message.topic.hasPrefix(prefix) else { return }
         let verb = String(message.topic.dropFirst(prefix.count))
-        let reply = Reply(verb: verb, responseTopic: message.responseTopic, correlationData: message.correlationData)
+        // A response topic the bridge will not publish to is never used, not even for an error.
+        let refused = refusal(ofResponseTopic: message.responseTopic)
+        var reply = Reply(verb: verb, responseTopic: refused == nil ? message.responseTopic : nil,
+                          correlationData: message.correlationData)
 
         if message.payload.isEmpty, let when = cleared[message.topic], ContinuousClock.now - when < .seconds(10) {
             cleared[message.topic] = nil
@@ -95,15 +98,12 @@ public final class BridgeRequests: BridgeFeature {
         } catch {
             return respond(reply, .failure(error))
         }
-        var answer = reply
-        answer.transaction = request.transaction
-        if let problem = refusal(ofResponseTopic: message.responseTopic) {
-            answer.responseTopic = nil
-            return respond(answer, .failure(BridgeRequestError(problem)))
-        }
+        reply.transaction = request.transaction
+        if let refused { return respond(reply, .failure(BridgeRequestError(refused))) }
         guard let handler = handlers[verb] else {
-            return respond(answer, .failure(BridgeRequestError("unknown request '\(verb)' (known: \(verbs.joined(separator: ", ")))")))
+            return respond(reply, .failure(BridgeRequestError("unknown request '\(verb)' (known: \(verbs.joined(separator: ", ")))")))
         }
+        let answer = reply
         logger.info("request", metadata: ["verb": "\(verb)"])
         Task { [weak self] in
             let result: Result<JSON, BridgeRequestError>
