@@ -22,10 +22,10 @@ final class BridgeHarness: @unchecked Sendable {
     var gateway: String { "127.0.0.1:\(gatewayPort)" }
 
     /// Starts the broker and the simulator, and pairs the bridge.
-    init(simulatorArguments: [String] = []) async throws {
+    init(simulatorArguments: [String] = [], brokerOptions: MosquittoBroker.Options = .init()) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("bridge-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        broker = try await MosquittoBroker()
+        broker = try await MosquittoBroker(brokerOptions)
         (simulator, gatewayPort) = try await Self.launchSimulator(
             directory: directory, port: 0, extra: simulatorArguments)
         let paired = try await runCommand("tradfri-bridge", [

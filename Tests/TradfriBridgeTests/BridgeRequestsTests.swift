@@ -11,6 +11,8 @@ struct Requester {
     /// `mqttv311` or `mqttv5` (mosquitto_pub/sub `-V`).
     let version: String
     let answers: ChildProcess
+    /// Extra mosquitto_pub arguments (a user name and password).
+    var credentials: [String] = []
     var replyTopic: String { "replies/\(version)" }
 
     struct Answer {
@@ -22,9 +24,10 @@ struct Requester {
         var error: String { payload["error"]?.stringValue ?? "" }
     }
 
-    init(_ harness: BridgeHarness, version: String) async throws {
+    init(_ harness: BridgeHarness, version: String, credentials: [String] = []) async throws {
         self.harness = harness
         self.version = version
+        self.credentials = credentials
         answers = try await harness.broker.subscriber([
             "-V", version, "-F", "%t|%D|%p", "-t", "tradfri/bridge/response/#", "-t", "replies/#",
         ])
@@ -37,7 +40,7 @@ struct Requester {
     func send(_ verb: String, _ payload: String?, retain: Bool = false, responseTopic: String? = nil) async throws -> Answer {
         let before = answers.lineCount
         let correlation = "c-\(UUID().uuidString.prefix(8))"
-        var arguments = ["-V", version, "-t", "tradfri/bridge/request/\(verb)"] + (payload.map { ["-m", $0] } ?? ["-n"])
+        var arguments = credentials + ["-V", version, "-t", "tradfri/bridge/request/\(verb)"] + (payload.map { ["-m", $0] } ?? ["-n"])
         if retain { arguments.append("-r") }
         let fiveWithReply = version == "mqttv5" && !retain
         if fiveWithReply {
@@ -242,6 +245,50 @@ struct Requester {
         #expect(answer.status == "ok" && answer.payload["transaction"] == "old-broker" && answer.data["healthy"] == true)
         let renamed = try await api.send("device/rename", #"{"from":"repeater","to":"Stairs repeater"}"#)
         #expect(renamed.data["friendly_name"] == "stairs_repeater")
+        await harness.shutdown()
+    }
+
+    /// The ACL in README.md ("Securing the broker"), used as is: the bridge, Home Assistant and
+    /// an administrator can each do their part, and nobody more.
+    @Test func theDocumentedACLIsEnoughAndNoMore() async throws {
+        let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
+        let start = try #require(readme.range(of: "# /etc/mosquitto/acl"))
+        let end = try #require(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
+        let documented = String(readme[start.lowerBound..<end.lowerBound])
+        #expect(documented.contains("user tradfri-bridge") && documented.contains("user homeassistant"))
+        // Anonymous clients (this test's observers) may only read.
+        let broker = MosquittoBroker.Options(
+            users: ["tradfri-bridge": "bridge-pw", "homeassistant": "ha-pw", "admin": "admin-pw"],
+            acl: "topic read #\n\n" + documented)
+        let harness = try await BridgeHarness(brokerOptions: broker)
+        try await harness.startBridge(mqttConfiguration: "  user: tradfri-bridge\n  password: bridge-pw")
+        let watcher = try await harness.subscribe(["tradfri/#", "homeassistant/#"])
+        try await message(on: "homeassistant/light/tradfri_7e11515204400072_65537/light/config", from: watcher)
+
+        // Home Assistant switches a light…
+        let homeAssistant = ["-u", "homeassistant", "-P", "ha-pw"]
+        try await harness.broker.publish(homeAssistant + ["-t", "tradfri/hallway/set", "-m", #"{"state":"ON","brightness":127}"#])
+        try await message(on: "tradfri/hallway", from: watcher) { $0["brightness"] == 127 }
+        // … but an anonymous client cannot (its command is dropped by the broker, before Home
+        // Assistant's next one).
+        try await harness.publish("tradfri/coffee_maker/set", "ON")
+        try await harness.broker.publish(homeAssistant + ["-t", "tradfri/hallway/set", "-m", #"{"state":"OFF"}"#])
+        try await message(on: "tradfri/hallway", from: watcher) { $0["state"] == "OFF" }
+        #expect(try await harness.device(65543).plug?.on == false)
+
+        // Home Assistant may not rename; an administrator may, with MQTT 5 replies.
+        let ha = try await Requester(harness, version: "mqttv311", credentials: homeAssistant)
+        let admin = try await Requester(harness, version: "mqttv5", credentials: ["-u", "admin", "-P", "admin-pw"])
+        let before = ha.answers.lineCount
+        try await harness.broker.publish(homeAssistant + ["-t", "tradfri/bridge/request/device/rename",
+                                                          "-m", #"{"from":"hallway","to":"Mine"}"#])
+        #expect(try await admin.send("health_check", nil).status == "ok")
+        #expect(!ha.answers.output[before...].contains { $0.hasPrefix("tradfri/bridge/response/device/rename") })
+        #expect(try await harness.device(65537).name == "Hallway")
+        #expect(try await admin.send("device/rename", #"{"from":"hallway","to":"Hall light"}"#).status == "ok")
+        // Home Assistant's reboot button works.
+        #expect(try await ha.send("gateway/reboot", "{}").status == "ok")
         await harness.shutdown()
     }
 
