@@ -42,19 +42,33 @@ public final class ChildProcess: @unchecked Sendable {
         } else {
             process.standardInput = FileHandle.nullDevice
         }
-        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                self?.finishOutput()
-            } else {
-                self?.append(data)
-            }
-        }
         process.terminationHandler = { [weak self] process in
             self?.exited(process.terminationStatus)
         }
         try Self.runWithSignalsUnblocked(process)
+        startReading(pipe.fileHandleForReading)
+    }
+
+    /// Reads the output with blocking reads on a thread of its own until end of file. Not with
+    /// `readabilityHandler`: tearing down many dispatch read sources concurrently corrupts
+    /// libdispatch's epoll bookkeeping on Linux and crashes the test process in
+    /// `_dispatch_event_loop_drain` (swift-corelibs-libdispatch#949, swift-corelibs-foundation#3276).
+    private func startReading(_ reader: FileHandle) {
+        Thread { [weak self] in
+            let descriptor = reader.fileDescriptor  // `reader` stays alive (and open) until the loop ends
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = read(descriptor, &buffer, buffer.count)
+                if count > 0 {
+                    self?.append(Data(buffer[0..<count]))
+                } else if count < 0, errno == EINTR {
+                    continue
+                } else {
+                    break
+                }
+            }
+            self?.finishOutput()
+        }.start()
     }
 
     /// Starts `process` from a fresh thread with an empty signal mask. A child inherits the mask
