@@ -335,7 +335,18 @@ public func runCommand(
     within limit: Duration = .seconds(30), check: Bool = true
 ) async throws -> (status: Int32, output: String) {
     let child = try ChildProcess(executable, arguments, environment: environment)
-    let status = try await child.waitForExit(within: limit)
+    let status: Int32
+    do {
+        status = try await child.waitForExit(within: limit)
+    } catch {
+        // Say whether it is still at work, or exited without us hearing of it (a zombie).
+        let state = (try? String(contentsOfFile: "/proc/\(child.pid)/stat", encoding: .utf8))?
+            .split(separator: ")").last?.split(separator: " ").first.map(String.init) ?? "gone"
+        child.signal(SIGKILL)
+        throw ChildProcessError.failed(
+            command: ([executable] + arguments).joined(separator: " "), status: -1,
+            output: "no exit within \(limit) (process state \(state)); output so far:\n\(child.outputText)")
+    }
     // The pipe can deliver its last bytes just after the exit notification.
     _ = try? await child.waitForLine(within: .milliseconds(200), "end of output") { _ in false }
     let output = child.outputText

@@ -40,7 +40,9 @@ struct Requester {
     func send(_ verb: String, _ payload: String?, retain: Bool = false, responseTopic: String? = nil) async throws -> Answer {
         let before = answers.lineCount
         let correlation = "c-\(UUID().uuidString.prefix(8))"
-        var arguments = credentials + ["-V", version, "-t", "tradfri/bridge/request/\(verb)"] + (payload.map { ["-m", $0] } ?? ["-n"])
+        // -d: if mosquitto_pub ever stalls, its output says at which step.
+        var arguments = credentials + ["-d", "-V", version, "-t", "tradfri/bridge/request/\(verb)"]
+            + (payload.map { ["-m", $0] } ?? ["-n"])
         if retain { arguments.append("-r") }
         let fiveWithReply = version == "mqttv5" && !retain
         if fiveWithReply {
