@@ -9,6 +9,8 @@ packages=(
   libcoap3-dev libmosquitto-dev libavahi-client-dev libssl-dev pkg-config
   # run and test through the real parts
   libcoap3-bin mosquitto mosquitto-clients avahi-daemon avahi-utils dbus iproute2 curl tmux coreutils openssl
+  # tests render Home Assistant's discovery templates with Jinja2, as Home Assistant does
+  python3 python3-jinja2
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -4,6 +4,8 @@ import TradfriModel
 /// need something only the IKEA app or a remote could do on a real gateway.
 ///
 ///     change <device id> <device PUT body>      e.g. change 65537 {"3311":[{"5850":1}]}
+///     change-silently <device id> <PUT body>     the same without notifying observers (a lost
+///                                                notification, or an observation that expired)
 ///     add-device <device JSON>                   remove-device <id>
 ///     add-group <group JSON>                     remove-group <id>
 ///     add-scene <group id> <scene JSON>          remove-scene <group id> <scene id>
@@ -42,13 +44,13 @@ extension GatewaySimulator {
             do { return try JSON(parsing: text) } catch { throw CommandError(description: "\(error)") }
         }
         switch command {
-        case "change":
+        case "change", "change-silently":
             let (id, body) = try splitID()
             guard devices[id] != nil else { throw CommandError(description: "no device \(id)") }
             guard let patch = try parse(body).objectValue, apply(patch, toDevice: id) != nil else {
                 throw CommandError(description: "the change is not a device PUT body")
             }
-            notify(GatewayPath.device(id))
+            if command == "change" { notify(GatewayPath.device(id)) }
         case "add-device":
             try addDevice(try parse(rest))
         case "remove-device":

@@ -19,15 +19,19 @@ import TradfriModel
 public final class Bridge: Service {
     public let context: BridgeContext
     public let mqtt: MQTTClient
+    /// The request/response API; features added later (pairing) register their verbs here.
+    public let requests: BridgeRequests
     private let locator: GatewayLocator
     private var features: [any BridgeFeature] = []
     private let logger = Logger(label: "bridge")
     private var subscribed = false
 
-    init(context: BridgeContext, mqtt: MQTTClient, locator: GatewayLocator) {
+    init(context: BridgeContext, mqtt: MQTTClient, locator: GatewayLocator, requests: BridgeRequests) {
         self.context = context
         self.mqtt = mqtt
         self.locator = locator
+        self.requests = requests
+        context.dispatcher = { [weak self] event in self?.dispatch(event) }
     }
 
     /// Builds the bridge for `configuration` with the stored gateway `credentials`.
@@ -65,13 +69,18 @@ public final class Bridge: Service {
         }
         let context = BridgeContext(configuration: configuration, link: link, mirror: mirror, outbox: outbox, queue: queue,
                                     gatewayID: credentials.gatewayID)
-        let bridge = Bridge(context: context, mqtt: client, locator: locator)
+        let requests = BridgeRequests(context: context)
+        let bridge = Bridge(context: context, mqtt: client, locator: locator, requests: requests)
         let states = StatePublisher(context: context)
         bridge.features = [
             BridgeTopics(context: context),
             states,
             CommandHandler(context: context, states: states),
+            requests,
         ]
+        if configuration.homeAssistant.enabled {
+            bridge.features.append(HomeAssistantDiscovery(context: context))
+        }
         return bridge
     }
 

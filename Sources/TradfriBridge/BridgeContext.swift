@@ -7,7 +7,9 @@ import TradfriModel
 /// the MQTT outbox, friendly names and the topic layout. Owned by the controller.
 @CoAPActor
 public final class BridgeContext {
-    public let configuration: BridgeConfiguration
+    /// The configuration in effect: the file's, with runtime changes from `bridge/request/options`
+    /// applied (never written back to the file).
+    public internal(set) var configuration: BridgeConfiguration
     public let link: GatewayLink
     public let mirror: GatewayMirror
     public let outbox: MQTTOutbox
@@ -16,6 +18,8 @@ public final class BridgeContext {
     public internal(set) var names = FriendlyNames()
     public internal(set) var gatewayAddress: String?
     public let startedAt = Date()
+    /// Set by the controller: hands an event to every feature (see `post(_:)`).
+    var dispatcher: @CoAPActor (BridgeEvent) -> Void = { _ in }
 
     init(configuration: BridgeConfiguration, link: GatewayLink, mirror: GatewayMirror, outbox: MQTTOutbox,
          queue: CommandQueue, gatewayID: String) {
@@ -43,6 +47,13 @@ public final class BridgeContext {
 
     public func members(of group: Group) -> [Device] {
         group.memberIDs.compactMap { mirror.devices[$0] }
+    }
+
+    /// Hands `event` to every feature, in order, now. For features that change something others
+    /// must react to (runtime options, later pairing); never call it from inside `handle(_:)` for
+    /// the same event.
+    public func post(_ event: BridgeEvent) {
+        dispatcher(event)
     }
 
     /// Publishes `{"type": type, "data": data}` on `<base>/bridge/event`.

@@ -19,6 +19,9 @@ public enum BridgeEvent: Sendable {
     case message(MQTTMessage)
     /// The bridge is stopping (SIGTERM).
     case stopping
+    /// Runtime options changed (`bridge/request/options`); `BridgeContext.configuration` holds
+    /// the new values.
+    case optionsChanged
 }
 
 /// A part of the bridge owning one concern (state publishing, commands, bridge topics, Home

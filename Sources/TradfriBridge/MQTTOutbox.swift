@@ -47,9 +47,15 @@ public final class MQTTOutbox {
         }
     }
 
+    /// Whether the broker connection is up.
+    public var isConnected: Bool { client.isConnected }
+
     /// Publishes a one-off message (events, responses); buffered briefly while offline.
-    public func publishEvent(_ topic: String, _ payload: JSON, responseTopic: String? = nil, correlationData: [UInt8]? = nil) {
-        let message = MQTTMessage(topic: responseTopic ?? topic, payload: payload.bytes, qos: .atMostOnce, retain: false,
+    public func publishEvent(
+        _ topic: String, _ payload: JSON, responseTopic: String? = nil, correlationData: [UInt8]? = nil,
+        qos: MQTTQoS = .atMostOnce
+    ) {
+        let message = MQTTMessage(topic: responseTopic ?? topic, payload: payload.bytes, qos: qos, retain: false,
                                   correlationData: correlationData, contentType: "application/json", payloadIsUTF8: true)
         guard client.isConnected else {
             events.append((message, .now))

@@ -105,7 +105,7 @@ public enum MQTTState {
 
     /// A group's state derived from its members, because the gateway never notifies a group's
     /// on/off or level: ON when any member light or plug is on, `brightness` the highest among the
-    /// lit members, `color_temp` when all lit white-spectrum members agree.
+    /// lit members, `color_temp` (with `color_mode`) when all lit white-spectrum members agree.
     public static func payload(for group: Group, members: [Device], activeScene: String?) -> JSON {
         let switches = members.filter { $0.light != nil || $0.plug != nil }
         let lit = members.filter { $0.light?.on == true || $0.plug?.on == true }
@@ -119,6 +119,7 @@ public enum MQTTState {
         }
         let temperatures = Set(lit.compactMap(\.light?.colorTemperature))
         if temperatures.count == 1, let mireds = temperatures.first {
+            state["color_mode"] = "color_temp"
             state["color_temp"] = .int(mireds)
             state["color_temp_kelvin"] = .int(Color.kelvin(fromMireds: mireds))
         }

@@ -19,9 +19,9 @@ public final class ChildProcess: @unchecked Sendable {
     private var outputEnded = false
     private var outputEndWaiters: [CheckedContinuation<Void, Never>] = []
 
-    /// Starts `executable` (a path, or a name looked up on PATH) with `arguments`.
     private var input: FileHandle?
 
+    /// Starts `executable` (a path, or a name looked up on PATH) with `arguments`.
     /// - Parameter interactive: give the program a pipe on standard input (see `send(_:)`);
     ///   otherwise it reads /dev/null.
     public init(
@@ -44,19 +44,33 @@ public final class ChildProcess: @unchecked Sendable {
         } else {
             process.standardInput = FileHandle.nullDevice
         }
-        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                self?.finishOutput()
-            } else {
-                self?.append(data)
-            }
-        }
         process.terminationHandler = { [weak self] process in
             self?.exited(process.terminationStatus)
         }
         try Self.runWithSignalsUnblocked(process)
+        startReading(pipe.fileHandleForReading)
+    }
+
+    /// Reads the output with blocking reads on a thread of its own until end of file. Not with
+    /// `readabilityHandler`: tearing down many dispatch read sources concurrently corrupts
+    /// libdispatch's epoll bookkeeping on Linux and crashes the test process in
+    /// `_dispatch_event_loop_drain` (swift-corelibs-libdispatch#949, swift-corelibs-foundation#3276).
+    private func startReading(_ reader: FileHandle) {
+        Thread { [weak self] in
+            let descriptor = reader.fileDescriptor  // `reader` stays alive (and open) until the loop ends
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = read(descriptor, &buffer, buffer.count)
+                if count > 0 {
+                    self?.append(Data(buffer[0..<count]))
+                } else if count < 0, errno == EINTR {
+                    continue
+                } else {
+                    break
+                }
+            }
+            self?.finishOutput()
+        }.start()
     }
 
     /// Starts `process` from a fresh thread with an empty signal mask. A child inherits the mask
@@ -108,10 +122,10 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    /// Waits until a line (already printed or yet to come) satisfies `predicate`.
     /// The number of lines printed so far; pass it as `after:` to wait only for newer lines.
     public var lineCount: Int { lock.withLock { collected.count } }
 
+    /// Waits until a line (already printed or yet to come) satisfies `predicate`.
     @discardableResult
     public func waitForLine(
         within limit: Duration = .seconds(10), _ what: String? = nil, after: Int = 0,
@@ -353,7 +367,18 @@ public func runCommand(
     within limit: Duration = .seconds(30), check: Bool = true
 ) async throws -> (status: Int32, output: String) {
     let child = try ChildProcess(executable, arguments, environment: environment)
-    let status = try await child.waitForExit(within: limit)
+    let status: Int32
+    do {
+        status = try await child.waitForExit(within: limit)
+    } catch {
+        // Say whether it is still at work, or exited without us hearing of it (a zombie).
+        let state = (try? String(contentsOfFile: "/proc/\(child.pid)/stat", encoding: .utf8))?
+            .split(separator: ")").last?.split(separator: " ").first.map(String.init) ?? "gone"
+        child.signal(SIGKILL)
+        throw ChildProcessError.failed(
+            command: ([executable] + arguments).joined(separator: " "), status: -1,
+            output: "no exit within \(limit) (process state \(state)); output so far:\n\(child.outputText)")
+    }
     // The pipe can deliver its last bytes just after the exit notification.
     try? await child.waitForOutputEnd()
     let output = child.outputText

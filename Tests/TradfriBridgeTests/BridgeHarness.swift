@@ -54,8 +54,10 @@ final class BridgeHarness: @unchecked Sendable {
     }
 
     /// Starts the bridge binary with a configuration tuned for fast recovery in tests.
-    /// - Parameter mqttExtra: more keys for the `mqtt:` section (two-space indented lines).
-    func startBridge(extraConfiguration: String = "", mqttExtra: String = "") async throws {
+    /// - Parameters:
+    ///   - extraConfiguration: more top-level sections (YAML).
+    ///   - mqttConfiguration: more keys of the `mqtt` section, each line indented by two spaces.
+    func startBridge(extraConfiguration: String = "", mqttConfiguration: String = "") async throws {
         let configuration = """
             gateway:
               address: \(gateway)
@@ -67,7 +69,7 @@ final class BridgeHarness: @unchecked Sendable {
             mqtt:
               server: \(broker.url)
               client_id: bridge-under-test-\(UUID().uuidString.prefix(6))
-            \(mqttExtra)
+            \(mqttConfiguration)
             discovery:
               enabled: false
               advertise: false

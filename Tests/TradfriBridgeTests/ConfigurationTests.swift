@@ -55,6 +55,8 @@ import Testing
         ("gateway: {address: \"a b\"}\n", "gateway.address: must be 'auto'"),
         ("mqtt:\n  server: [unclosed\n", "not valid YAML"),
         ("homeassistant:\n  discovery_prefix: tradfri\n", "homeassistant.discovery_prefix: must differ from mqtt.base_topic"),
+        ("homeassistant:\n  discovery_prefix: ha/#\n", "homeassistant.discovery_prefix: must be a topic without wildcards"),
+        ("homeassistant:\n  status_topic: \"\"\n", "homeassistant.status_topic: must be a topic without wildcards"),
     ])
     func badFilesAreRejectedNamingTheKey(text: String, message: String) {
         #expect {

@@ -59,7 +59,7 @@ final class PairingHarness: @unchecked Sendable {
                   broker_admin_user: tradfri-pairing
                   broker_admin_password_file: \(directory.appendingPathComponent("pairing-password").path)
                 """,
-            mqttExtra: """
+            mqttConfiguration: """
                   user: tradfri-bridge
                   password_file: \(directory.appendingPathComponent("bridge-password").path)
                 """)

@@ -211,7 +211,7 @@ struct PairingTests {
         try await pairing.bridge.startBridge(
             extraConfiguration: try String(contentsOfFile: pairing.bridge.configFile, encoding: .utf8)
                 .components(separatedBy: "pairing:").last.map { "pairing:" + $0 } ?? "",
-            mqttExtra: """
+            mqttConfiguration: """
                   user: tradfri-bridge
                   password_file: \(pairing.directory.appendingPathComponent("bridge-password").path)
                 """)

@@ -297,9 +297,15 @@ extension BridgeConfiguration.MQTT {
 extension BridgeConfiguration.HomeAssistant {
     mutating func read(_ node: ConfigNode) throws(ConfigurationError) {
         let keys = try node.members(allowed: ["enabled", "discovery_prefix", "status_topic", "republish_delay"])
+        func topic(_ value: ConfigNode) throws(ConfigurationError) -> String {
+            let topic = try value.string()
+            guard !topic.isEmpty, !topic.contains("+"), !topic.contains("#"), !topic.hasPrefix("/"), !topic.hasSuffix("/")
+            else { throw value.error("must be a topic without wildcards or leading/trailing '/'") }
+            return topic
+        }
         if let value = keys["enabled"] { enabled = try value.bool() }
-        if let value = keys["discovery_prefix"] { discoveryPrefix = try value.string() }
-        if let value = keys["status_topic"] { statusTopic = try value.string() }
+        if let value = keys["discovery_prefix"] { discoveryPrefix = try topic(value) }
+        if let value = keys["status_topic"] { statusTopic = try topic(value) }
         if let value = keys["republish_delay"] { republishDelay = try value.seconds(in: 0...300) }
     }
 }

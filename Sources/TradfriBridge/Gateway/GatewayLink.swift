@@ -1,4 +1,5 @@
 import CoAP
+import Foundation
 import Logging
 import TradfriModel
 
@@ -49,6 +50,8 @@ public final class GatewayLink {
     private var keepAliveTask: Task<Void, Never>?
     private var sessionEnded: CheckedContinuation<Void, Never>?
     private var lastHeard = ContinuousClock.now
+    /// When the gateway last answered or notified anything (nil before the first session).
+    public private(set) var lastContact: Date?
     private var stopping = false
 
     // One request at a time: a FIFO per priority of tasks waiting for their turn.
@@ -124,7 +127,7 @@ public final class GatewayLink {
         guard let client, client.isConnected else { throw CoAPError.sessionClosed }
         do {
             let result = try await body(client)
-            lastHeard = .now
+            noteContact()
             return result
         } catch let error as CoAPError {
             if case .timeout = error { checkSoon() }
@@ -172,7 +175,7 @@ public final class GatewayLink {
                 return
             }
             client = attempt
-            lastHeard = .now
+            noteContact()
             delay = settings.reconnectInitialDelay
             logger.info("connected to the gateway", metadata: ["gateway.address": "\(address.host):\(address.port)"])
             let reason = await serve(attempt, address: address)
@@ -238,7 +241,7 @@ public final class GatewayLink {
             do {
                 try await session.ping(timeout: min(settings.pingTimeout, settings.keepAlive))
                 failures = 0
-                lastHeard = .now
+                noteContact()
             } catch {
                 guard client === session else { return }
                 failures += 1
@@ -263,7 +266,12 @@ public final class GatewayLink {
 
     /// Notes that the gateway spoke (a notification arrived), postponing the next ping.
     public func heard() {
+        noteContact()
+    }
+
+    private func noteContact() {
         lastHeard = .now
+        lastContact = Date()
     }
 
     // MARK: Timing

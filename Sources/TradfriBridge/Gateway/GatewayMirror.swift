@@ -99,6 +99,15 @@ public final class GatewayMirror {
         }
     }
 
+    /// Re-reads and re-observes everything on a live session (`bridge/request/resync`): cancels
+    /// every current observation (the gateway forgets them), then runs `sync()`. Changes found
+    /// are reported like any others. Returns false if the session ended midway.
+    @discardableResult
+    public func resync() async -> Bool {
+        for path in observed.keys.sorted() { stopObserving(path) }
+        return await sync()
+    }
+
     /// Observes `path`; `handler` gets each good payload (the first response included).
     /// Returns false if the resource does not exist.
     @discardableResult

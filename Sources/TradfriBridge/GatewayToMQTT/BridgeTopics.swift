@@ -32,7 +32,7 @@ final class BridgeTopics: BridgeFeature {
             publishInfo()
             publishDevices()
             publishGroups()
-        case .gateway(.details):
+        case .gateway(.details), .optionsChanged:
             publishInfo()
         case .gateway(.deviceAdded(let device)):
             publishDevices()

@@ -1,34 +1,52 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// Log lines on standard error (journald picks them up under systemd): constant messages with
 /// structured metadata, as text (`2026-01-01T10:00:00Z info gateway: connected gateway.id=…`)
 /// or one JSON object per line. Callers never put secrets in messages or metadata.
+///
+/// The level is one for the whole process (`BridgeLogHandler.level`), so it can change at runtime
+/// (`bridge/request/options`) for loggers that already exist; a logger that sets its own level
+/// keeps that one.
 public struct BridgeLogHandler: LogHandler {
     public enum Format: String, Sendable { case text, json }
 
-    public var logLevel: Logger.Level
+    private static let processLevel = Mutex(Logger.Level.info)
+
+    /// The level of every logger that did not set its own.
+    public static var level: Logger.Level {
+        get { processLevel.withLock { $0 } }
+        set { processLevel.withLock { $0 = newValue } }
+    }
+
+    private var ownLevel: Logger.Level?
+    public var logLevel: Logger.Level {
+        get { ownLevel ?? Self.level }
+        set { ownLevel = newValue }
+    }
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let format: Format
 
-    public init(label: String, level: Logger.Level, format: Format) {
+    /// - Parameter level: this handler's own level; nil follows `BridgeLogHandler.level`.
+    public init(label: String, level: Logger.Level? = nil, format: Format) {
         self.label = label
-        self.logLevel = level
+        self.ownLevel = level
         self.format = format
     }
 
-    private static let installed = NSLock()
-    nonisolated(unsafe) private static var isInstalled = false  // guarded by `installed`
+    private static let installed = Mutex(false)
 
-    /// Installs the handler for the whole process (once; later calls do nothing, as swift-log
-    /// allows a single bootstrap).
+    /// Sets the process level to `level` and installs the handler for the whole process. swift-log
+    /// allows a single bootstrap, so later calls only change the level.
     public static func bootstrap(level: Logger.Level, format: Format) {
-        installed.withLock {
+        self.level = level
+        installed.withLock { isInstalled in
             guard !isInstalled else { return }
             isInstalled = true
-            LoggingSystem.bootstrap { label in BridgeLogHandler(label: label, level: level, format: format) }
+            LoggingSystem.bootstrap { label in BridgeLogHandler(label: label, format: format) }
         }
     }
 

@@ -43,7 +43,8 @@ public final class CommandQueue {
     }
 
     private let link: GatewayLink
-    private let spacing: Duration
+    /// Minimum time between two PUTs to one target; changeable at runtime (`bridge/request/options`).
+    public var spacing: Duration
     private let planner: Planner
     private let logger = Logger(label: "commands")
     private var onResult: @CoAPActor (Result) -> Void = { _ in }
