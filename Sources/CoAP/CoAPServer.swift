@@ -136,9 +136,14 @@ public final class CoAPServer {
         try io.start()
     }
 
-    /// Drops every session and observation and closes the socket.
+    /// Drops every session and observation and closes the socket, silently: a server that stops
+    /// does not tell its observers the resources are gone (libcoap would send them a 4.04 each
+    /// as it frees the resources, unless they are no longer observable).
     public func stop() {
-        for resource in resources.values { resource.native = nil }
+        for resource in resources.values {
+            if let native = resource.native { coap_resource_set_get_observable(native, 0) }
+            resource.native = nil
+        }
         io?.close()
         io = nil
     }

@@ -12,6 +12,9 @@ import TradfriModel
 ///     battery <device id> <percent>              reachable <device id> <0|1>
 ///     odd-answer <device id> <raw text>          the device's next notification carries the raw
 ///                                                text instead of its JSON (garbage from the gateway)
+///     end-observations <device id>               ends every observation of the device with 4.04
+///                                                though it stays listed (as a gateway shutting
+///                                                down does)
 ///     reboot
 ///
 /// Each command answers one line: `ok <command>` or `error: <reason>`.
@@ -89,6 +92,11 @@ extension GatewaySimulator {
             guard devices[id] != nil else { throw CommandError(description: "no device \(id)") }
             oddAnswers[id] = body
             notify(GatewayPath.device(id))
+        case "end-observations":
+            let (id, _) = try splitID()
+            guard devices[id] != nil else { throw CommandError(description: "no device \(id)") }
+            server?.removeResource(GatewayPath.device(id))
+            server?.addResource(GatewayPath.device(id), handler: resourceHandler)
         case "reboot":
             reboot(reason: -1)
         default:

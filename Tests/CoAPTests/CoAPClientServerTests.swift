@@ -110,6 +110,24 @@ import Testing
         await client.close()
     }
 
+    /// A server that stops says nothing to its observers: a 4.04 would tell them the resource
+    /// was deleted, when only the server went away.
+    @Test func aStoppingServerDoesNotReportItsResourcesDeleted() async throws {
+        let fixture = try await Fixture()
+        let client = await fixture.client()
+        try await client.connect()
+        let observation = try await client.observe("thing")
+        let notifications = EventRecorder(observation.notifications)
+        #expect(observation.initial.code == .content)
+        await fixture.server.stop()
+        // The client notices the server is gone (a ping fails) and ends the observation; whatever
+        // the server sent as it stopped arrived before that.
+        await #expect(throws: CoAPError.self) { try await client.ping(timeout: .seconds(2)) }
+        await client.close()
+        try await notifications.waitForEnd(within: .seconds(5))
+        #expect(!notifications.events.contains { $0.code == .notFound }, "\(notifications.events)")
+    }
+
     @Test func pingIsAnsweredAndFailsOnceTheServerIsGone() async throws {
         let fixture = try await Fixture()
         let client = await fixture.client()

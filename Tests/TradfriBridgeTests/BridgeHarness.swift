@@ -93,9 +93,10 @@ final class BridgeHarness: @unchecked Sendable {
 
     // MARK: The gateway
 
-    /// Kills the simulator outright and starts it again on the same port and state directory.
-    func restartSimulator(extra: [String] = []) async throws {
-        simulator.signal(SIGKILL)
+    /// Stops the simulator (killed outright unless `signal` says otherwise) and starts it again
+    /// on the same port and state directory.
+    func restartSimulator(signal: Int32 = SIGKILL, extra: [String] = []) async throws {
+        simulator.signal(signal)
         _ = try? await simulator.waitForExit()
         (simulator, gatewayPort) = try await Self.launchSimulator(directory: directory, port: gatewayPort, extra: extra)
     }

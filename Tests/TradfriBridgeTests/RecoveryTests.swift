@@ -46,6 +46,47 @@ import TradfriModel
         await harness.shutdown()
     }
 
+    /// A gateway that shuts down cleanly tells its observers "4.04" as it goes; that must not
+    /// make the bridge forget the home (and Home Assistant delete every entity).
+    @Test func aGatewayThatShutsDownCleanlyKeepsEveryDevice() async throws {
+        let harness = try await BridgeHarness()
+        try await harness.startBridge()
+        let watcher = try await harness.subscribe(["tradfri/bridge/event", "tradfri/bridge/devices"])
+        let inventory = try await message(on: "tradfri/bridge/devices", from: watcher)
+        let mark = watcher.lineCount
+
+        try await harness.restartSimulator(signal: SIGTERM)
+        try await message(on: "tradfri/bridge/event", from: watcher, within: .seconds(20), after: mark) {
+            $0["type"] == "gateway_online"
+        }
+        // The gateway is back with the same home; the next change proves the bridge saw a whole sync.
+        _ = try await harness.coap("put", "15001/65543", #"{"3312":[{"5850":1}]}"#)
+        let state = try await harness.subscribe(["tradfri/coffee_maker"])
+        try await message(on: "tradfri/coffee_maker", from: state) { $0["state"] == "ON" }
+        let removals = watcher.output.dropFirst(mark).filter { $0.contains("_removed") }
+        #expect(removals.isEmpty, "\(removals)")
+        let devices = try await message(on: "tradfri/bridge/devices", from: try await harness.subscribe(["tradfri/bridge/devices"]))
+        #expect(devices.arrayValue?.count == inventory.arrayValue?.count)
+        await harness.shutdown()
+    }
+
+    /// An observation that ends with 4.04 while the device is still listed is renewed: the
+    /// device stays, and its changes keep flowing.
+    @Test func aDeviceStillListedAfterA404IsObservedAgain() async throws {
+        let harness = try await BridgeHarness()
+        try await harness.startBridge()
+        let watcher = try await harness.subscribe(["tradfri/bridge/event", "tradfri/coffee_maker"])
+        try await message(on: "tradfri/coffee_maker", from: watcher) { $0["state"] == "OFF" }
+        let mark = watcher.lineCount
+        try await harness.control("end-observations 65543")
+        try await harness.bridge?.waitForLine(containing: "the item is still listed; observing it again")
+        _ = try await harness.coap("put", "15001/65543", #"{"3312":[{"5850":1}]}"#)
+        try await message(on: "tradfri/coffee_maker", from: watcher, after: mark) { $0["state"] == "ON" }
+        let removals = watcher.output.dropFirst(mark).filter { $0.contains("_removed") }
+        #expect(removals.isEmpty, "\(removals)")
+        await harness.shutdown()
+    }
+
     @Test func commandsWhileTheGatewayIsAwayGetAClearError() async throws {
         let harness = try await BridgeHarness()
         try await harness.startBridge()

@@ -9,7 +9,7 @@ import TradfriModel
 ///   device, group and scene lists and every item on them, then drops what is no longer there, so
 ///   after any outage the copy equals the gateway. Changes are reported as they are found.
 /// - List notifications are diffed: new ids are observed, vanished ids removed. A 4.04 on an item
-///   removes it. Unparseable or odd bodies (`{"r":"06"}`, empty) are logged and ignored: the last
+///   removes it once the list confirms it is gone (a gateway shutting down sends 4.04 too). Unparseable or odd bodies (`{"r":"06"}`, empty) are logged and ignored: the last
 ///   good state stays.
 /// - Identical notifications report nothing.
 @CoAPActor
@@ -44,6 +44,8 @@ public final class GatewayMirror {
     private var seenNotifications: Set<Int> = []
     /// While a sync runs, list notifications only record the ids; the sync observes them.
     private var syncing = false
+    /// Items whose observation ended with 4.04, by list path, while the list is read to confirm.
+    private var goneUnconfirmed: [String: [[Int]]] = [:]
 
     public init(link: GatewayLink) {
         self.link = link
@@ -61,6 +63,7 @@ public final class GatewayMirror {
         generation += 1
         let current = generation
         observed.removeAll()
+        goneUnconfirmed.removeAll()
         syncing = true
         defer { if current == generation { syncing = false } }
         do {
@@ -269,10 +272,15 @@ public final class GatewayMirror {
         return parts.count == 2 && parts[0] == "15004" ? Int(parts[1]) : nil
     }
 
-    private func observeGroup(_ id: Int) async throws {
+    private func observeGroupItself(_ id: Int) async throws {
         let path = GatewayPath.group(id)
         guard observed[path] == nil else { return }
         try await observe(path) { [weak self] payload in self?.groupChanged(id, payload) }
+    }
+
+    private func observeGroup(_ id: Int) async throws {
+        guard observed[GatewayPath.group(id)] == nil else { return }
+        try await observeGroupItself(id)
         let current = generation
         var sceneIDs: [Int] = []
         let hasScenes = try await observe(GatewayPath.scenes(ofGroup: id)) { [weak self] payload in
@@ -347,15 +355,66 @@ public final class GatewayMirror {
         }
     }
 
+    /// An item's observation ended with 4.04. A gateway also says that to every observer as it
+    /// shuts down, so the item goes only once its list confirms it (one read per list for a burst
+    /// of them); an item still listed is observed again. If the list cannot be read, the
+    /// connection is going: the sync after the reconnect settles it.
     private func resourceGone(_ path: String) {
         observed[path] = nil
         let parts = path.split(separator: "/").compactMap { Int($0) }
+        let list: String
         switch parts.count {
-        case 2 where parts[0] == 15001: removeDevice(parts[1])
-        case 2 where parts[0] == 15004: removeGroup(parts[1])
-        case 3 where parts[0] == 15005:
-            if scenes[parts[1]]?.removeValue(forKey: parts[2]) != nil { onChange(.scenesChanged(groupID: parts[1])) }
-        default: break
+        case 2 where parts[0] == 15001: list = GatewayPath.devices
+        case 2 where parts[0] == 15004: list = GatewayPath.groups
+        case 3 where parts[0] == 15005: list = GatewayPath.scenes(ofGroup: parts[1])
+        default: return
+        }
+        let first = goneUnconfirmed[list] == nil
+        goneUnconfirmed[list, default: []].append(parts)
+        guard first else { return }
+        let current = generation
+        Task { [weak self] in await self?.confirmGone(list: list, generation: current) }
+    }
+
+    private func confirmGone(list path: String, generation current: Int) async {
+        let listed: [Int]?
+        do {
+            let response = try await link.request(.get, path)
+            if response.code == .notFound {
+                listed = []
+            } else if response.code.isSuccess {
+                listed = ids(response.payload, "item")
+            } else {
+                listed = nil
+            }
+        } catch {
+            listed = nil
+        }
+        guard current == generation else { return }  // the sync of the new session settles it
+        let items = goneUnconfirmed.removeValue(forKey: path) ?? []
+        guard let listed else {
+            logger.debug("an observation ended with 4.04 and its list is unreadable; the next sync decides",
+                         metadata: ["path": "\(path)"])
+            return
+        }
+        for parts in items {
+            let id = parts[parts.count - 1]
+            if listed.contains(id) {
+                logger.info("an observation ended with 4.04 but the item is still listed; observing it again",
+                            metadata: ["path": "\(parts.map(String.init).joined(separator: "/"))"])
+                switch parts.count {
+                case 2 where parts[0] == 15001: try? await observeDevice(id)
+                case 2: try? await observeGroupItself(id)
+                default: try? await observeScene(id, group: parts[1])
+                }
+                continue
+            }
+            switch parts.count {
+            case 2 where parts[0] == 15001: removeDevice(id)
+            case 2: removeGroup(id)
+            default:
+                if scenes[parts[1]]?.removeValue(forKey: id) != nil { onChange(.scenesChanged(groupID: parts[1])) }
+            }
         }
     }
 }
