@@ -24,11 +24,12 @@ struct Requester {
         var error: String { payload["error"]?.stringValue ?? "" }
     }
 
-    init(_ harness: BridgeHarness, version: String, credentials: [String] = []) async throws {
+    /// - Parameter listenAs: user name and password for reading the answers (anonymous if empty).
+    init(_ harness: BridgeHarness, version: String, credentials: [String] = [], listenAs: [String] = []) async throws {
         self.harness = harness
         self.version = version
         self.credentials = credentials
-        answers = try await harness.broker.subscriber([
+        answers = try await harness.broker.subscriber(listenAs + [
             "-V", version, "-F", "%t|%D|%p", "-t", "tradfri/bridge/response/#", "-t", "replies/#",
         ])
     }
@@ -298,6 +299,10 @@ struct Requester {
 
     @Test func requestPayloads() throws {
         #expect(try BridgeRequest.parse(verb: "v", payload: []).payload == [:])
+        // A bare id stays as typed, even one that reads as a number.
+        #expect(try BridgeRequest.parse(verb: "v", payload: Array("2E45".utf8)).bareText == "2E45")
+        #expect(try BridgeRequest.parse(verb: "v", payload: Array(#""A3K9""#.utf8)).bareText == "A3K9")
+        #expect(try BridgeRequest.parse(verb: "v", payload: Array(#"{"id":"A3K9"}"#.utf8)).bareText == nil)
         #expect(try BridgeRequest.parse(verb: "v", payload: Array("  \n".utf8)).payload == [:])
         let request = try BridgeRequest.parse(verb: "v", payload: Array(#"{"a":1,"transaction":[1,"x"]}"#.utf8))
         #expect(request.payload == ["a": 1] && request.transaction == [1, "x"])

@@ -24,7 +24,7 @@ final class PairingHarness: @unchecked Sendable {
     var auditLog: String { directory.appendingPathComponent("state/audit.log").path }
     var controlSocket: String { directory.appendingPathComponent("control.sock").path }
 
-    init(grantSeconds: Int = 60, maxPending: Int = 16, legacyBroadcast: Bool = false) async throws {
+    init(grantSeconds: Int = 60, maxPending: Int = 16, legacyBroadcast: Bool = false, approveOverMQTT: Bool = false) async throws {
         // A dynamic-security file with only the plugin's admin, as `mosquitto_ctrl dynsec init` makes it.
         let seed = FileManager.default.temporaryDirectory.appendingPathComponent("dynsec-\(UUID().uuidString).json")
         try await runCommand("mosquitto_ctrl", ["dynsec", "init", seed.path, "admin", "adminpassword"])
@@ -54,6 +54,7 @@ final class PairingHarness: @unchecked Sendable {
                   grant_seconds: \(grantSeconds)
                   max_pending: \(maxPending)
                   control_socket: \(controlSocket)
+                  approve_over_mqtt: \(approveOverMQTT)
                   registry: \(directory.appendingPathComponent("state/paired-devices.json").path)
                   audit_log: \(auditLog)
                   broker_admin_user: tradfri-pairing

@@ -108,6 +108,62 @@ struct PairingTests {
         await pairing.shutdown()
     }
 
+    /// Out of the box MQTT may read the pairing state but not let anyone in: whoever can publish
+    /// to bridge/request could otherwise approve their own device.
+    @Test func overMQTTPairingIsReadOnlyUnlessTheUserTurnsDecisionsOn() async throws {
+        let pairing = try await PairingHarness()
+        let account = pairing.bridge.clientArguments
+        let mqtt = try await Requester(pairing.bridge, version: "mqttv311", credentials: account, listenAs: account)
+        let status = try await mqtt.send("pairing/status", nil)
+        #expect(status.status == "ok" && status.data["window"] == .null, "\(status.payload)")
+        #expect(status.data["fingerprint"]?.stringValue?.hasPrefix("SHA256:") == true)
+        let open = try await mqtt.send("pairing/open", #"{"minutes":2}"#)
+        #expect(open.status == "error" && open.error.contains("pairing.approve_over_mqtt"), "\(open.payload)")
+        #expect(try await mqtt.send("pairing/status", nil).data["window"] == .null, "the window stayed closed")
+        let tooEarly = try await pairing.secure("/pairing/v1/request", ["name": "Intruder", "secret": "s3cr3t-s3cr3t-s3cr3t"])
+        #expect(tooEarly.status == 403)
+        await pairing.shutdown()
+    }
+
+    /// With decisions over MQTT on (and the ACL locked down), an automation pairs a device the way
+    /// the prompt does; no answer carries a password.
+    @Test func withDecisionsOverMQTTAnAutomationPairsAndRevokesADevice() async throws {
+        let pairing = try await PairingHarness(approveOverMQTT: true)
+        let account = pairing.bridge.clientArguments
+        let mqtt = try await Requester(pairing.bridge, version: "mqttv311", credentials: account, listenAs: account)
+        #expect(try await mqtt.send("pairing/open", #"{"minutes":20}"#).error == "a pairing window lasts 1 to 15 minutes")
+        let opened = try await mqtt.send("pairing/open", #"{"minutes":2,"transaction":7}"#)
+        #expect(opened.status == "ok" && opened.data["window"]?["seconds_left"] != nil, "\(opened.payload)")
+        #expect(opened.payload["transaction"] == 7)
+
+        let secret = "Qm8vT2xR5nK9pL3wZ7cY1dF4hJ6gS0aB"
+        let requested = try await pairing.secure("/pairing/v1/request", ["name": "Heat pump", "secret": .string(secret)])
+        let id = try #require(requested.json["id"]?.stringValue)
+        let list = try await mqtt.send("pairing/list", nil)
+        #expect(list.data.arrayValue?.first?["verification_code"] == requested.json["verification_code"], "\(list.payload)")
+        #expect(list.data.arrayValue?.first?["name"] == "Heat pump")
+        #expect(try await mqtt.send("pairing/allow", #"{"id":"NOPE"}"#).error == "no pending request NOPE")
+        #expect(try await mqtt.send("pairing/allow", #"{"device":"x"}"#).error.contains("unknown member 'device'"))
+
+        let allowed = try await mqtt.send("pairing/allow", id)  // the bare id, as typed at a shell
+        let device = try #require(allowed.data["device"]?.stringValue, "\(allowed.payload)")
+        #expect(allowed.data["password"] == nil)
+        let released = try await pairing.secure("/pairing/v1/credentials", ["id": .string(id), "secret": .string(secret)])
+        let user = try #require(released.json["username"]?.stringValue)
+        let password = try #require(released.json["password"]?.stringValue)
+        let prefix = try #require(released.json["topic_prefix"]?.stringValue)
+        #expect(try await pairing.devicePublish(user: user, password: password, topic: prefix + "/power"))
+
+        let devices = try await mqtt.send("pairing/devices", nil)
+        #expect(devices.data.arrayValue?.contains { $0["id"]?.stringValue == device && $0["username"]?.stringValue == user } == true,
+                "\(devices.payload)")
+        let revoked = try await mqtt.send("pairing/revoke", #"{"device":"\#(device)"}"#)
+        #expect(revoked.data["state"] == "revoked", "\(revoked.payload)")
+        #expect(try await !pairing.devicePublish(user: user, password: password, topic: prefix + "/power"))
+        #expect(!mqtt.answers.outputText.contains(password) && !mqtt.answers.outputText.contains(secret))
+        await pairing.shutdown()
+    }
+
     @Test func secureModeReleasesCredentialsOnlyToTheSecretHolderOnce() async throws {
         let pairing = try await PairingHarness()
         let secret = "k2Lw9vP0qZ4tX7bN1cR8mH3jF6dS5aYe"

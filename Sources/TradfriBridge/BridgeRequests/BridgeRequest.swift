@@ -10,11 +10,15 @@ public struct BridgeRequest: Sendable {
     public let payload: JSON
     /// The `transaction` member of the payload, echoed in the response.
     public let transaction: JSON?
+    /// The payload as sent when it is not a JSON object (`A3K9`, `2E45`, `"kitchen"` without
+    /// its quotes), for verbs that take a bare id: `2E45` is an id there, not a number.
+    public let bareText: String?
 
-    public init(verb: String, payload: JSON, transaction: JSON? = nil) {
+    public init(verb: String, payload: JSON, transaction: JSON? = nil, bareText: String? = nil) {
         self.verb = verb
         self.payload = payload
         self.transaction = transaction
+        self.bareText = bareText ?? payload.stringValue
     }
 
     /// Parses a request payload: empty → `{}`; a JSON object (its `transaction` is taken out);
@@ -31,9 +35,11 @@ public struct BridgeRequest: Sendable {
             json = try JSON(parsing: text, limits: .init(maxDepth: 8, maxBytes: 16_384))
         } catch {
             if text.hasPrefix("{") || text.hasPrefix("[") { throw BridgeRequestError("malformed JSON: \(error)") }
-            return BridgeRequest(verb: verb, payload: .string(text))
+            return BridgeRequest(verb: verb, payload: .string(text), bareText: text)
         }
-        guard var object = json.objectValue else { return BridgeRequest(verb: verb, payload: json) }
+        guard var object = json.objectValue else {
+            return BridgeRequest(verb: verb, payload: json, bareText: json.stringValue ?? text)
+        }
         let transaction = object.removeValue(forKey: "transaction")
         return BridgeRequest(verb: verb, payload: .object(object), transaction: transaction)
     }

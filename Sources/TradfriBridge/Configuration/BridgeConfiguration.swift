@@ -123,6 +123,9 @@ public struct BridgeConfiguration: Sendable, Equatable {
         public var grantSeconds = 60
         /// Local control socket for `tradfri-bridge pair`.
         public var controlSocket = "/run/tradfri-bridge/control.sock"
+        /// Also take the decisions (open, close, allow, deny, revoke) from
+        /// `bridge/request/pairing/…`; off, MQTT can only read the pairing state.
+        public var approveOverMQTT = false
         /// The bridge's own record of paired devices (the source of truth).
         public var registry = BridgeConfiguration.defaultStateDirectory + "/paired-devices.json"
         public var auditLog = BridgeConfiguration.defaultStateDirectory + "/pairing-audit.log"
@@ -324,7 +327,7 @@ extension BridgeConfiguration.Pairing {
     mutating func read(_ node: ConfigNode) throws(ConfigurationError) {
         let keys = try node.members(allowed: [
             "enabled", "listen", "legacy", "legacy_listen", "legacy_broadcast", "window_minutes", "max_pending", "grant_seconds",
-            "control_socket", "registry", "audit_log", "topic_prefix", "broker_admin_user",
+            "control_socket", "approve_over_mqtt", "registry", "audit_log", "topic_prefix", "broker_admin_user",
             "broker_admin_password_file", "broker_host", "broker_port",
         ])
         if let value = keys["enabled"] { enabled = try value.bool() }
@@ -336,6 +339,7 @@ extension BridgeConfiguration.Pairing {
         if let value = keys["max_pending"] { maxPending = try value.int(in: 1...256) }
         if let value = keys["grant_seconds"] { grantSeconds = try value.int(in: 1...60) }
         if let value = keys["control_socket"] { controlSocket = try value.string() }
+        if let value = keys["approve_over_mqtt"] { approveOverMQTT = try value.bool() }
         if let value = keys["registry"] { registry = try value.string() }
         if let value = keys["audit_log"] { auditLog = try value.string() }
         if let value = keys["topic_prefix"] { topicPrefix = try value.string() }

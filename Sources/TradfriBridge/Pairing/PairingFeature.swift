@@ -41,9 +41,10 @@ final class PairingFeature: BridgeFeature {
 }
 
 extension Bridge {
-    /// Adds device pairing: the service's events go to `bridge/event`, and the bridge watches the
-    /// devices' topics for their first message.
+    /// Adds device pairing: the service's events go to `bridge/event`, the bridge watches the
+    /// devices' topics for their first message, and `bridge/request/pairing/…` reaches it.
     public func enablePairing(_ service: PairingService) {
         add(PairingFeature(service: service, topicPrefix: context.configuration.pairing.topicPrefix))
+        requests.registerPairingVerbs(service, approveOverMQTT: context.configuration.pairing.approveOverMQTT)
     }
 }
