@@ -29,7 +29,8 @@ let package = Package(
         // MARK: C libraries
         .systemLibrary(name: "CCoap", pkgConfig: "libcoap-3-openssl", providers: [.apt(["libcoap3-dev"])]),
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
-        .systemLibrary(name: "CAvahiClient", pkgConfig: "avahi-client", providers: [.apt(["libavahi-client-dev"])]),
+        // No pkgConfig: avahi-client.pc adds -D_REENTRANT, which SwiftPM warns about; the module map links it.
+        .systemLibrary(name: "CAvahiClient", providers: [.apt(["libavahi-client-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
         // MARK: Wrappers (one per C library)
