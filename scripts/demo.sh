@@ -25,10 +25,14 @@ swift build -c release --product tradfri-bridge
 swift build -c release --product tradfri-gateway-sim
 bin=$(swift build -c release --show-bin-path)
 
+# Stopped newest first, each before the next: the bridge says goodbye to a broker still there.
+# The simulator and mosquitto run in sessions of their own, so Ctrl-C reaches only the bridge.
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT INT TERM
 
@@ -46,7 +50,7 @@ if [ -z "$gateway" ]; then
   sim_port=5684
   udp_port_free "$sim_port" || sim_port=0
   echo "==> starting the gateway simulator (demo home)"
-  "$bin/tradfri-gateway-sim" --listen "127.0.0.1:$sim_port" --security-code "$code" \
+  setsid "$bin/tradfri-gateway-sim" --listen "127.0.0.1:$sim_port" --security-code "$code" \
     --state-dir "$demo/simulator" --request-log "$demo/simulator-requests.log" \
     > "$demo/simulator.out" 2> "$demo/simulator.log" < <(tail -f /dev/null) &
   pids+=($!)
@@ -66,7 +70,7 @@ if [ -z "$broker" ]; then
     echo "==> port 1883 is taken; starting a local mosquitto on 127.0.0.1:$mqtt_port"
   fi
   printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" > "$demo/mosquitto.conf"
-  mosquitto -c "$demo/mosquitto.conf" > "$demo/mosquitto.log" 2>&1 &
+  setsid mosquitto -c "$demo/mosquitto.conf" > "$demo/mosquitto.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 50); do port_free "$mqtt_port" || break; sleep 0.1; done
   broker="mqtt://127.0.0.1:$mqtt_port"

@@ -223,6 +223,9 @@ public final class Bridge: Service {
                     logger.error("subscribing failed", metadata: ["error": "\(error)", "filters": "\(filters)"])
                 }
             }
+        case .disconnected(.requested):
+            logger.info("disconnected from the broker")
+            dispatch(.brokerDisconnected)
         case .disconnected(let reason):
             logger.warning("lost the broker", metadata: ["reason": "\(reason)"])
             dispatch(.brokerDisconnected)
