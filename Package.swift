@@ -18,6 +18,7 @@ let package = Package(
     products: [
         .executable(name: "tradfri-bridge", targets: ["TradfriBridgeCLI"]),
         .executable(name: "tradfri-gateway-sim", targets: ["GatewaySimulatorCLI"]),
+        .executable(name: "tradfri-bench", targets: ["TradfriBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -75,6 +76,16 @@ let package = Package(
             name: "GatewaySimulatorCLI",
             dependencies: [
                 "GatewaySimulator", "MDNS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "TradfriBench",
+            dependencies: [
+                "GatewaySimulator", "CoAP", "MQTT", "TradfriModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
