@@ -67,7 +67,7 @@ public final class CoAPClient {
     private var localAddress = ""
     private var trace: HandshakeTrace?
     private var pending: [[UInt8]: Pending] = [:]
-    private var deadlines: [[UInt8]: Task<Void, Never>] = [:]
+    private var deadlines: [[UInt8]: CoAPTimer] = [:]
     private var pings: [Int32: CheckedContinuation<Void, any Error>] = [:]
 
     public nonisolated init(_ configuration: Configuration) {
@@ -102,12 +102,7 @@ public final class CoAPClient {
         }
         try openSession(to: address)
 
-        let timeout = configuration.handshakeTimeout
-        let watchdog = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            guard !Task.isCancelled else { return }
-            self?.handshakeTimedOut()
-        }
+        let watchdog = CoAPTimer(after: configuration.handshakeTimeout) { [weak self] in self?.handshakeTimedOut() }
         defer { watchdog.cancel() }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             switch state {
@@ -306,9 +301,8 @@ public final class CoAPClient {
     public func ping(timeout: Duration = .seconds(5)) async throws {
         guard let session, case .connected = state else { throw closeReason ?? CoAPError.sessionClosed }
         let midHolder = TokenHolder()
-        let watchdog = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            guard !Task.isCancelled, let mid = midHolder.mid else { return }
+        let watchdog = CoAPTimer(after: timeout) { [weak self] in
+            guard let mid = midHolder.mid else { return }
             self?.pingFinished(mid, error: CoAPError.timeout("ping"))
         }
         defer { watchdog.cancel() }
@@ -371,11 +365,7 @@ public final class CoAPClient {
     }
 
     private func armDeadline(_ token: [UInt8], _ timeout: Duration, what: String) {
-        deadlines[token] = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            guard !Task.isCancelled else { return }
-            self?.fail(token, CoAPError.timeout(what))
-        }
+        deadlines[token] = CoAPTimer(after: timeout) { [weak self] in self?.fail(token, CoAPError.timeout(what)) }
     }
 
     private func clearDeadline(_ token: [UInt8]) {

@@ -301,7 +301,11 @@ final class MosquittoSession: @unchecked Sendable {
         }
         var stopDeadline: ContinuousClock.Instant?
         while true {
-            let code = mosquitto_loop(handle, 1000, 1)
+            // While connected, libmosquitto itself shortens the wait to when the next keep-alive
+            // PINGREQ is due, and wakes up for anything we queue; so an idle connection wakes only
+            // for the keep-alive. During an attempt or a stop, look again every second.
+            let timeout: Int32 = locked { phase == .connected && !stopRequested } ? 3_600_000 : 1000
+            let code = mosquitto_loop(handle, timeout, 1)
             acknowledgeReadData()
             let error = code == MOSQ_ERR_SUCCESS.rawValue ? nil : MQTTError(code: code, operation: "the connection to \(endpoint)")
             guard locked({ stopRequested }) else {
