@@ -39,8 +39,12 @@ struct BenchReport: Sendable {
     var capacityRawCoAP: Step?
     var rssAfterSyncKiB = 0
     var peakRSSKiB = 0
+    /// Private memory (heap, stacks) at the end, of the RSS then.
+    var anonymousKiB = 0
     var bridgeCPUMilliseconds = 0.0
     var bridgeChanges = 0
+    var observerCPUMilliseconds = 0.0
+    var observerChanges = 0
     var idleSeconds = 0.0
     var idleCPUMilliseconds = 0.0
     var idleThreadCPUMilliseconds = 0.0
@@ -58,6 +62,7 @@ struct BenchReport: Sendable {
     var burstRatio: Double { bridgeBursts.p50 / (rawCoAPBursts.p50 + rawMQTTBursts.p50) }
     var syncMedian: Double { Latency(samples: syncMilliseconds, expected: syncMilliseconds.count).p50 }
     var cpuPerThousand: Double { bridgeCPUMilliseconds / Double(max(bridgeChanges, 1)) * 1000 }
+    var observerCPUPerThousand: Double { observerCPUMilliseconds / Double(max(observerChanges, 1)) * 1000 }
     var idleShare: Double { idleThreadCPUMilliseconds / (idleSeconds * 1000) }
 
     var targets: [(name: String, met: Bool, detail: String)] {
@@ -125,8 +130,10 @@ struct BenchReport: Sendable {
                 raw.latency.p99 / 1000, raw.latency.missing, raw.latency.expected))
         }
         lines.append(String(
-            format: "5 footprint: peak RSS %.1f MiB (%.1f MiB after sync); CPU %.0f ms per 1000 changes; %d threads",
-            Double(peakRSSKiB) / 1024, Double(rssAfterSyncKiB) / 1024, cpuPerThousand, threads))
+            format: "5 footprint: peak RSS %.1f MiB (%.1f MiB after sync; %.1f MiB of it private); CPU %.0f ms per 1000 changes; %d threads",
+            Double(peakRSSKiB) / 1024, Double(rssAfterSyncKiB) / 1024, Double(anonymousKiB) / 1024, cpuPerThousand, threads))
+        lines.append(String(
+            format: "  (the raw CoAP observer alone: CPU %.0f ms per 1000 notifications)", observerCPUPerThousand))
         lines.append(String(
             format: "  idle %.0f s: CPU %.1f ms (%.4f %% of a core), %d thread wake-ups",
             idleSeconds, idleThreadCPUMilliseconds, idleShare * 100, idleWakeups))
@@ -181,6 +188,8 @@ struct BenchReport: Sendable {
             "footprint": [
                 "peak_rss_kib": .int(peakRSSKiB), "rss_after_sync_kib": .int(rssAfterSyncKiB),
                 "cpu_ms_per_1000_changes": number(cpuPerThousand), "threads": .int(threads),
+                "raw_observer_cpu_ms_per_1000_notifications": number(observerCPUPerThousand),
+                "rss_anonymous_kib": .int(anonymousKiB),
                 "idle_seconds": number(idleSeconds), "idle_cpu_ms": number(idleThreadCPUMilliseconds, 1000),
                 "idle_cpu_ms_from_stat": number(idleCPUMilliseconds), "idle_wakeups": .int(idleWakeups),
             ],

@@ -80,7 +80,9 @@ final class Benchmark: @unchecked Sendable {
             try await measureCommands(into: &report)
             try await measureCapacity(into: &report)
             try await measureIdle(into: &report)
-            report.peakRSSKiB = bridge.memory().peak
+            let memory = bridge.memory()
+            report.peakRSSKiB = memory.peak
+            report.anonymousKiB = memory.anonymous
             report.loadAfter = Machine.loadAverage()
         } catch {
             await tearDown()
@@ -284,10 +286,14 @@ final class Benchmark: @unchecked Sendable {
             for path in [Path.rawCoAP, .rawMQTT, .bridge] {
                 options.progress("latency round \(round)/\(options.rounds): \(path) at \(Int(options.rate))/s")
                 let cpuBefore = bridge?.cpuMilliseconds() ?? 0
+                let observerBefore = observer?.cpuMilliseconds() ?? 0
                 let steady = try await segment(path, rate: options.rate, seconds: options.segmentSeconds, burst: 1)
                 if path == .bridge {
                     report.bridgeCPUMilliseconds += (bridge?.cpuMilliseconds() ?? 0) - cpuBefore
                     report.bridgeChanges += steady.expected
+                } else if path == .rawCoAP {
+                    report.observerCPUMilliseconds += (observer?.cpuMilliseconds() ?? 0) - observerBefore
+                    report.observerChanges += steady.expected
                 }
                 options.progress("latency round \(round)/\(options.rounds): \(path) in bursts of \(options.burstSize)")
                 let bursts = try await segment(

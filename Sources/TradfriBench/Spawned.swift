@@ -156,14 +156,14 @@ final class Spawned: @unchecked Sendable {
 
     // MARK: /proc
 
-    /// Peak and current resident set size in KiB (VmHWM, VmRSS).
-    func memory() -> (peak: Int, current: Int) {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
+    /// Peak, current and private (anonymous) resident set size in KiB (VmHWM, VmRSS, RssAnon).
+    func memory() -> (peak: Int, current: Int, anonymous: Int) {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0, 0) }
         func value(_ key: String) -> Int {
             guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return 0 }
             return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
         }
-        return (value("VmHWM"), value("VmRSS"))
+        return (value("VmHWM"), value("VmRSS"), value("RssAnon"))
     }
 
     /// User plus system CPU time of the whole process (threads that ended included), from
