@@ -447,25 +447,36 @@ final class Benchmark: @unchecked Sendable {
         // Threads come and go (dispatch workers), so the per-thread counters are sampled every
         // half second: a thread that ends loses at most its last half second, which for an idle
         // process is nothing.
-        let before = bridge.threadCounters()
+        // The raw observer is idle too: a Swift process with one DTLS session and no keep-alive,
+        // measured in the same window as a floor.
+        let processes = [bridge] + (observer.map { [$0] } ?? [])
+        let before = processes.map { $0.threadCounters() }
         var latest = before
         let cpuBefore = bridge.cpuMilliseconds()
         let end = ContinuousClock.now + .seconds(options.idleSeconds)
         while ContinuousClock.now < end {
             try await Task.sleep(for: min(.milliseconds(500), end - .now))
-            for (tid, counters) in bridge.threadCounters() { latest[tid] = counters }
+            for (index, process) in processes.enumerated() {
+                for (tid, counters) in process.threadCounters() { latest[index][tid] = counters }
+            }
         }
-        var cpu: UInt64 = 0
-        var switches = 0
-        for (tid, counters) in latest {
-            let start = before[tid] ?? (0, 0)
-            cpu += counters.cpuNanoseconds - start.cpuNanoseconds
-            switches += counters.switches - start.switches
+        var cpu: [UInt64] = processes.map { _ in 0 }
+        var switches: [Int] = processes.map { _ in 0 }
+        for index in processes.indices {
+            for (tid, counters) in latest[index] {
+                let start = before[index][tid] ?? (0, 0)
+                cpu[index] += counters.cpuNanoseconds - start.cpuNanoseconds
+                switches[index] += counters.switches - start.switches
+            }
         }
         report.idleSeconds = options.idleSeconds
         report.idleCPUMilliseconds = bridge.cpuMilliseconds() - cpuBefore
-        report.idleThreadCPUMilliseconds = Double(cpu) / 1e6
-        report.idleWakeups = switches
+        report.idleThreadCPUMilliseconds = Double(cpu[0]) / 1e6
+        report.idleWakeups = switches[0]
+        if processes.count > 1 {
+            report.observerIdleCPUMilliseconds = Double(cpu[1]) / 1e6
+            report.observerIdleWakeups = switches[1]
+        }
         report.threads = bridge.threadCounters().count
     }
 }
