@@ -106,7 +106,7 @@ struct BenchReport: Sendable {
         row("6 raw CoAP observe hop, \(rate)/s", rawCoAP)
         row("  raw CoAP observe hop, \(burst)", rawCoAPBursts)
         row("  raw mosquitto publish → deliver, \(rate)/s", rawMQTT)
-        row("  raw mosquitto publish → deliver, \(burst)", rawMQTTBursts)
+        row("  raw mosquitto hop, \(burst)", rawMQTTBursts)
         lines.append(String(
             format: "  bridge p50 / (raw CoAP p50 + raw MQTT p50): %.0f / (%.0f + %.0f) = %.2f× (bursts %.2f×)",
             bridge.p50, rawCoAP.p50, rawMQTT.p50, ratio, burstRatio))
