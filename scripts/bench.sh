@@ -2,7 +2,7 @@
 # Benchmarks the bridge as it ships: installs the dependencies if any is missing (as root), builds
 # the bridge in release mode with the Swift runtime linked statically (what packaging/build-deb.sh
 # ships) and the benchmark, then runs the benchmark. Arguments go to tradfri-bench:
-#   ./scripts/bench.sh            full run, about 3 minutes, prints a table
+#   ./scripts/bench.sh            full run, about 4 minutes, prints a table
 #   ./scripts/bench.sh --json     the same as JSON
 #   ./scripts/bench.sh --quick    about 45 s, noisier
 # Build output goes to standard error, so standard output is only the table (or the JSON).

@@ -15,7 +15,7 @@ struct BenchOptions: Sendable {
     /// Length of one steady or burst segment.
     var segmentSeconds = 3.0
     /// Rounds of (raw CoAP, raw MQTT, bridge) segments; samples of all rounds are pooled.
-    var rounds = 3
+    var rounds = 5
     var burstSize = 20
     var burstInterval = 0.25
     /// MQTT set → gateway: commands per second, each to another device, and burst size.
