@@ -69,6 +69,9 @@ public final class CoAPClient {
     private var pending: [[UInt8]: Pending] = [:]
     private var deadlines: [[UInt8]: CoAPTimer] = [:]
     private var pings: [Int32: CheckedContinuation<Void, any Error>] = [:]
+    /// Observer callbacks waiting for the end of the current I/O pass (see `toObserver`).
+    private var observerWork: [@CoAPActor () -> Void] = []
+    private var runningObserverWork = false
 
     public nonisolated init(_ configuration: Configuration) {
         self.configuration = configuration
@@ -125,6 +128,7 @@ public final class CoAPClient {
             throw error
         }
         self.io = io
+        io.afterProcess = { [weak self] in self?.runObserverWork() }
         let context = io.context
         coap_register_response_handler(context, clientResponseHandler)
         coap_register_nack_handler(context, clientNackHandler)
@@ -241,9 +245,9 @@ public final class CoAPClient {
         return CoAPObservation(path: path, token: token, initial: initial, notifications: stream, sink: sink)
     }
 
-    /// Registers an observation whose notifications are handed to `handler` synchronously, on
-    /// the libcoap queue, as they are decoded: no task per observation and no hop per
-    /// notification. Returns the token (for `cancelObservation(token:)`) and the first response;
+    /// Registers an observation whose notifications are handed to `handler` on the libcoap queue,
+    /// in order, at the end of the I/O pass that received them (right after libcoap acknowledged
+    /// them): no task per observation and no hop per notification. Returns the token (for `cancelObservation(token:)`) and the first response;
     /// check its code and `observe` (nil when the server did not accept the observation, in which
     /// case nothing more is delivered). `handler` gets `.ended` once when the observation ends.
     public func observe(
@@ -287,7 +291,7 @@ public final class CoAPClient {
     public func cancelObservation(token: [UInt8]) {
         guard case .observing(let observer) = pending[token] else { return }
         pending[token] = nil
-        observer.end(nil)
+        toObserver { observer.end(nil) }
         guard let session, case .connected = state else { return }
         var token = token
         token.withUnsafeMutableBufferPointer { buffer in
@@ -388,14 +392,14 @@ public final class CoAPClient {
             } else {
                 // The server did not accept the observation: nothing more will come.
                 pending[token] = nil
-                observer.end(nil)
+                toObserver { observer.end(nil) }
             }
             continuation.resume(returning: response)
         case .observing(let observer):
-            observer.deliver(response)
+            toObserver { observer.deliver(response) }
             if !response.code.isSuccess {
                 pending[token] = nil
-                observer.end(nil)
+                toObserver { observer.end(nil) }
             }
         }
     }
@@ -451,9 +455,30 @@ public final class CoAPClient {
         switch entry {
         case .request(let continuation): continuation.resume(throwing: error)
         case .observeRegistration(let continuation, let observer):
-            observer.end(error)
+            toObserver { observer.end(error) }
             continuation.resume(throwing: error)
-        case .observing(let observer): observer.end(error)
+        case .observing(let observer): toObserver { observer.end(error) }
+        }
+    }
+
+    /// Runs an observer callback after the current libcoap I/O pass, in order with the others.
+    ///
+    /// libcoap acknowledges a confirmable notification only when the response handler returns,
+    /// and a gateway sends an observer its next confirmable notification only after that
+    /// acknowledgement. Handing a notification over inside the handler kept the gateway waiting
+    /// for as long as the observer worked on it (a scene's notifications queued behind each
+    /// other); now the acknowledgement goes out first, and the work overlaps the next round trip.
+    private func toObserver(_ work: @escaping @CoAPActor () -> Void) {
+        observerWork.append(work)
+        if io?.isProcessing != true { runObserverWork() }
+    }
+
+    private func runObserverWork() {
+        guard !runningObserverWork else { return }
+        runningObserverWork = true
+        defer { runningObserverWork = false }
+        while !observerWork.isEmpty {
+            observerWork.removeFirst()()
         }
     }
 

@@ -27,7 +27,7 @@ struct RunBench: AsyncParsableCommand {
     @Flag(help: "Print the results as JSON instead of a table.")
     var json = false
 
-    @Flag(help: "A short run (about 40 s instead of 3 minutes): fewer rounds, 10 s idle. Noisier.")
+    @Flag(help: "A short run (about 45 s instead of 4 minutes): fewer rounds, 10 s idle. Noisier.")
     var quick = false
 
     @Option(help: "The bridge binary (default: tradfri-bridge next to this program).")
