@@ -380,6 +380,16 @@ private struct JSONParser {
             guard position < bytes.count, isDigit(bytes[position]) else { throw error("invalid number") }
             while position < bytes.count, isDigit(bytes[position]) { position += 1 }
         }
+        // Integers of up to 18 digits (all the gateway sends) without making a String first.
+        let negative = bytes[start] == UInt8(ascii: "-")
+        let digits = position - start - (negative ? 1 : 0)
+        if isInteger, digits <= 18 {
+            var value = 0
+            for index in (start + (negative ? 1 : 0))..<position {
+                value = value * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+            }
+            return .int(negative ? -value : value)
+        }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
         if isInteger, let value = Int(text) { return .int(value) }
         guard let value = Double(text), value.isFinite else { throw error("number out of range") }

@@ -70,4 +70,12 @@ import Testing
         #expect(value.bytes == Array(expected.utf8))
         #expect(try JSON(parsing: value.bytes) == value)
     }
+
+    @Test func parsesIntegersOfEveryLength() throws {
+        for text in ["0", "-0", "7", "-7", "254", "65535", "1609459200", "999999999999999999", "-999999999999999999",
+                     "1000000000000000000", "9223372036854775807", "-9223372036854775808"] {
+            #expect(try JSON(parsing: text) == .int(Int(text)!), "\(text)")
+        }
+        #expect(try JSON(parsing: "9223372036854775808") == .double(9223372036854775808))
+    }
 }
