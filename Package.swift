@@ -18,6 +18,7 @@ let package = Package(
     products: [
         .executable(name: "tradfri-bridge", targets: ["TradfriBridgeCLI"]),
         .executable(name: "tradfri-gateway-sim", targets: ["GatewaySimulatorCLI"]),
+        .executable(name: "tradfri-bench", targets: ["TradfriBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -71,12 +72,30 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: [
+                // The daemon as it ships (release): lld (in the Swift toolchain) with packed relative
+                // relocations (DT_RELR, glibc 2.36+) and identical-code folding, so start-up touches
+                // 2 MB less of the binary: peak RSS 31.5 → 29.3 MiB (README, Performance).
+                .unsafeFlags(
+                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--icf=all"],
+                    .when(platforms: [.linux], configuration: .release)),
+            ]
         ),
         .executableTarget(
             name: "GatewaySimulatorCLI",
             dependencies: [
                 "GatewaySimulator", "MDNS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "TradfriBench",
+            dependencies: [
+                "GatewaySimulator", "CoAP", "MQTT", "TradfriModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -24,7 +24,9 @@ public actor CoAPActor {
     public static func assumeIsolated<T: Sendable>(
         _ operation: @CoAPActor () throws -> T
     ) rethrows -> T {
-        shared.preconditionIsolated()
+        // What checkIsolated() checks, without the runtime's current-executor lookup in front of
+        // it (this runs for every notification, twice). Every job of the actor runs on this queue.
+        dispatchPrecondition(condition: .onQueue(queue))
         // Safe: the precondition above proved we run on the actor's serial queue, which is exactly
         // the isolation `operation` requires; this is how MainActor.assumeIsolated is built.
         return try withoutActuallyEscaping(operation) { fn in

@@ -67,8 +67,11 @@ public final class CoAPClient {
     private var localAddress = ""
     private var trace: HandshakeTrace?
     private var pending: [[UInt8]: Pending] = [:]
-    private var deadlines: [[UInt8]: Task<Void, Never>] = [:]
+    private var deadlines: [[UInt8]: CoAPTimer] = [:]
     private var pings: [Int32: CheckedContinuation<Void, any Error>] = [:]
+    /// Observer callbacks waiting for the end of the current I/O pass (see `toObserver`).
+    private var observerWork: [@CoAPActor () -> Void] = []
+    private var runningObserverWork = false
 
     public nonisolated init(_ configuration: Configuration) {
         self.configuration = configuration
@@ -102,12 +105,7 @@ public final class CoAPClient {
         }
         try openSession(to: address)
 
-        let timeout = configuration.handshakeTimeout
-        let watchdog = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            guard !Task.isCancelled else { return }
-            self?.handshakeTimedOut()
-        }
+        let watchdog = CoAPTimer(after: configuration.handshakeTimeout) { [weak self] in self?.handshakeTimedOut() }
         defer { watchdog.cancel() }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             switch state {
@@ -130,6 +128,7 @@ public final class CoAPClient {
             throw error
         }
         self.io = io
+        io.afterProcess = { [weak self] in self?.runObserverWork() }
         let context = io.context
         coap_register_response_handler(context, clientResponseHandler)
         coap_register_nack_handler(context, clientNackHandler)
@@ -246,9 +245,9 @@ public final class CoAPClient {
         return CoAPObservation(path: path, token: token, initial: initial, notifications: stream, sink: sink)
     }
 
-    /// Registers an observation whose notifications are handed to `handler` synchronously, on
-    /// the libcoap queue, as they are decoded: no task per observation and no hop per
-    /// notification. Returns the token (for `cancelObservation(token:)`) and the first response;
+    /// Registers an observation whose notifications are handed to `handler` on the libcoap queue,
+    /// in order, at the end of the I/O pass that received them (right after libcoap acknowledged
+    /// them): no task per observation and no hop per notification. Returns the token (for `cancelObservation(token:)`) and the first response;
     /// check its code and `observe` (nil when the server did not accept the observation, in which
     /// case nothing more is delivered). `handler` gets `.ended` once when the observation ends.
     public func observe(
@@ -292,7 +291,7 @@ public final class CoAPClient {
     public func cancelObservation(token: [UInt8]) {
         guard case .observing(let observer) = pending[token] else { return }
         pending[token] = nil
-        observer.end(nil)
+        toObserver { observer.end(nil) }
         guard let session, case .connected = state else { return }
         var token = token
         token.withUnsafeMutableBufferPointer { buffer in
@@ -306,9 +305,8 @@ public final class CoAPClient {
     public func ping(timeout: Duration = .seconds(5)) async throws {
         guard let session, case .connected = state else { throw closeReason ?? CoAPError.sessionClosed }
         let midHolder = TokenHolder()
-        let watchdog = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            guard !Task.isCancelled, let mid = midHolder.mid else { return }
+        let watchdog = CoAPTimer(after: timeout) { [weak self] in
+            guard let mid = midHolder.mid else { return }
             self?.pingFinished(mid, error: CoAPError.timeout("ping"))
         }
         defer { watchdog.cancel() }
@@ -371,11 +369,7 @@ public final class CoAPClient {
     }
 
     private func armDeadline(_ token: [UInt8], _ timeout: Duration, what: String) {
-        deadlines[token] = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            guard !Task.isCancelled else { return }
-            self?.fail(token, CoAPError.timeout(what))
-        }
+        deadlines[token] = CoAPTimer(after: timeout) { [weak self] in self?.fail(token, CoAPError.timeout(what)) }
     }
 
     private func clearDeadline(_ token: [UInt8]) {
@@ -398,14 +392,14 @@ public final class CoAPClient {
             } else {
                 // The server did not accept the observation: nothing more will come.
                 pending[token] = nil
-                observer.end(nil)
+                toObserver { observer.end(nil) }
             }
             continuation.resume(returning: response)
         case .observing(let observer):
-            observer.deliver(response)
+            toObserver { observer.deliver(response) }
             if !response.code.isSuccess {
                 pending[token] = nil
-                observer.end(nil)
+                toObserver { observer.end(nil) }
             }
         }
     }
@@ -461,9 +455,30 @@ public final class CoAPClient {
         switch entry {
         case .request(let continuation): continuation.resume(throwing: error)
         case .observeRegistration(let continuation, let observer):
-            observer.end(error)
+            toObserver { observer.end(error) }
             continuation.resume(throwing: error)
-        case .observing(let observer): observer.end(error)
+        case .observing(let observer): toObserver { observer.end(error) }
+        }
+    }
+
+    /// Runs an observer callback after the current libcoap I/O pass, in order with the others.
+    ///
+    /// libcoap acknowledges a confirmable notification only when the response handler returns,
+    /// and a gateway sends an observer its next confirmable notification only after that
+    /// acknowledgement. Handing a notification over inside the handler kept the gateway waiting
+    /// for as long as the observer worked on it (a scene's notifications queued behind each
+    /// other); now the acknowledgement goes out first, and the work overlaps the next round trip.
+    private func toObserver(_ work: @escaping @CoAPActor () -> Void) {
+        observerWork.append(work)
+        if io?.isProcessing != true { runObserverWork() }
+    }
+
+    private func runObserverWork() {
+        guard !runningObserverWork else { return }
+        runningObserverWork = true
+        defer { runningObserverWork = false }
+        while !observerWork.isEmpty {
+            observerWork.removeFirst()()
         }
     }
 

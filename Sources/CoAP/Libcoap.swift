@@ -124,6 +124,12 @@ final class LibcoapContext {
     private var processing = false
     private var processAgain = false
     private var closed = false
+    /// Runs after each outermost `process()`, once libcoap has sent what the pass produced
+    /// (acknowledgements included).
+    var afterProcess: (@CoAPActor () -> Void)?
+
+    /// True inside `process()`, i.e. inside a libcoap callback.
+    var isProcessing: Bool { processing }
 
     init(owner: AnyObject) throws(CoAPError) {
         Libcoap.startup()
@@ -174,6 +180,7 @@ final class LibcoapContext {
             _ = coap_io_process(context, CCOAP_IO_NO_WAIT)
         } while processAgain && !closed
         processing = false
+        afterProcess?()
     }
 
     /// Frees the context (and with it every session, endpoint and resource) once the dispatch

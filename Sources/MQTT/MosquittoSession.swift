@@ -301,7 +301,12 @@ final class MosquittoSession: @unchecked Sendable {
         }
         var stopDeadline: ContinuousClock.Instant?
         while true {
-            let code = mosquitto_loop(handle, 1000, 1)
+            // While connected, libmosquitto itself shortens the wait to when the next keep-alive
+            // PINGREQ is due, and wakes up for anything we queue; so an idle connection wakes only
+            // for the keep-alive. During an attempt or a stop, look again every second.
+            let timeout: Int32 = locked { phase == .connected && !stopRequested } ? 3_600_000 : 1000
+            let code = mosquitto_loop(handle, timeout, 1)
+            acknowledgeReadData()
             let error = code == MOSQ_ERR_SUCCESS.rawValue ? nil : MQTTError(code: code, operation: "the connection to \(endpoint)")
             guard locked({ stopRequested }) else {
                 if let error { return error }
@@ -320,6 +325,21 @@ final class MosquittoSession: @unchecked Sendable {
                 stopDeadline = .now + .seconds(2)
             }
         }
+    }
+
+    /// Sends the TCP acknowledgement of what `mosquitto_loop` just read at once, instead of
+    /// letting the kernel delay it (up to 40 ms) in the hope of piggybacking it on a reply.
+    ///
+    /// Brokers do not set TCP_NODELAY on their side by default (mosquitto: `set_tcp_nodelay
+    /// false`), so Nagle's algorithm on the broker holds a small message to us (a command) while
+    /// its previous one (say the PUBACK of our last state) is unacknowledged; with a delayed ACK
+    /// here, a command waited up to 40 ms. TCP_QUICKACK is not sticky, so it is set after every
+    /// read; setting it also sends an ACK that is pending. One cheap syscall per loop round.
+    private func acknowledgeReadData() {
+        let socket = mosquitto_socket(handle)
+        guard socket >= 0 else { return }
+        var on: Int32 = 1
+        _ = setsockopt(socket, Int32(IPPROTO_TCP), TCP_QUICKACK, &on, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// Closes the books on an attempt, reporting how it ended unless a callback already did.

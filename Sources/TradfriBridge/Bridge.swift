@@ -184,18 +184,21 @@ public final class Bridge: Service {
             break
         }
         let previous = context.names
+        let renamed: Bool
         switch change {
         case .deviceAdded, .deviceRemoved, .groupAdded, .groupRemoved:
-            recomputeNames()
-        case .deviceChanged(let device, let old) where device.name != old.name:
-            recomputeNames()
-        case .groupChanged(let group, let old) where group.name != old.name:
-            recomputeNames()
+            renamed = true
+        case .deviceChanged(let device, let old):
+            renamed = device.name != old.name
+        case .groupChanged(let group, let old):
+            renamed = group.name != old.name
         default:
-            break
+            renamed = false
         }
+        if renamed { recomputeNames() }
         dispatch(.gateway(change))
-        if context.names != previous { dispatch(.namesChanged(previous: previous)) }
+        // Comparing every name costs more than the rest of a state change: only after a recompute.
+        if renamed, context.names != previous { dispatch(.namesChanged(previous: previous)) }
     }
 
     private func recomputeNames() {

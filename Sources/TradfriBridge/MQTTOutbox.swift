@@ -89,7 +89,7 @@ public final class MQTTOutbox {
     }
 
     private func send(_ message: MQTTMessage) {
-        guard !message.topic.contains("+"), !message.topic.contains("#") else {
+        guard !message.topic.utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") }) else {
             logger.error("refusing to publish to a wildcard topic", metadata: ["mqtt.topic": "\(message.topic)"])
             return
         }

@@ -380,6 +380,16 @@ private struct JSONParser {
             guard position < bytes.count, isDigit(bytes[position]) else { throw error("invalid number") }
             while position < bytes.count, isDigit(bytes[position]) { position += 1 }
         }
+        // Integers of up to 18 digits (all the gateway sends) without making a String first.
+        let negative = bytes[start] == UInt8(ascii: "-")
+        let digits = position - start - (negative ? 1 : 0)
+        if isInteger, digits <= 18 {
+            var value = 0
+            for index in (start + (negative ? 1 : 0))..<position {
+                value = value * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+            }
+            return .int(negative ? -value : value)
+        }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
         if isInteger, let value = Int(text) { return .int(value) }
         guard let value = Double(text), value.isFinite else { throw error("number out of range") }
@@ -396,73 +406,110 @@ private struct JSONParser {
 extension JSON: CustomStringConvertible {
     /// Compact JSON with keys sorted, so equal values give identical text.
     public var description: String {
-        var output = ""
-        output.reserveCapacity(64)
+        String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The compact, key-sorted UTF-8 text. Written straight into a byte buffer: this runs for
+    /// every state the bridge publishes.
+    public var bytes: [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(128)
         write(to: &output)
         return output
     }
 
-    public var bytes: [UInt8] { Array(description.utf8) }
-
     public func write(to output: inout String) {
+        output += description
+    }
+
+    public func write(to output: inout [UInt8]) {
         switch self {
-        case .null: output += "null"
-        case .bool(let value): output += value ? "true" : "false"
-        case .int(let value): output += String(value)
+        case .null: output.append(contentsOf: "null".utf8)
+        case .bool(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
+        case .int(let value): JSON.writeInteger(value, to: &output)
         case .double(let value): JSON.writeDouble(value, to: &output)
         case .string(let value): JSON.writeString(value, to: &output)
         case .array(let items):
-            output += "["
-            for (index, item) in items.enumerated() {
-                if index > 0 { output += "," }
+            output.append(UInt8(ascii: "["))
+            var first = true
+            for item in items {
+                if !first { output.append(UInt8(ascii: ",")) }
+                first = false
                 item.write(to: &output)
             }
-            output += "]"
+            output.append(UInt8(ascii: "]"))
         case .object(let members):
-            output += "{"
-            for (index, key) in members.keys.sorted().enumerated() {
-                if index > 0 { output += "," }
+            output.append(UInt8(ascii: "{"))
+            var first = true
+            for key in members.keys.sorted() {
+                if !first { output.append(UInt8(ascii: ",")) }
+                first = false
                 JSON.writeString(key, to: &output)
-                output += ":"
+                output.append(UInt8(ascii: ":"))
                 members[key]!.write(to: &output)
             }
-            output += "}"
+            output.append(UInt8(ascii: "}"))
         }
     }
 
-    static func writeDouble(_ value: Double, to output: inout String) {
+    static func writeInteger(_ value: Int, to output: inout [UInt8]) {
+        guard value != 0 else {
+            output.append(UInt8(ascii: "0"))
+            return
+        }
+        if value < 0 { output.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            while magnitude > 0 {
+                buffer[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            }
+            for index in stride(from: count - 1, through: 0, by: -1) { output.append(buffer[index]) }
+        }
+    }
+
+    static func writeDouble(_ value: Double, to output: inout [UInt8]) {
         guard value.isFinite else {
-            output += "null"
+            output.append(contentsOf: "null".utf8)
             return
         }
         if value.rounded() == value, abs(value) < 1e15 {
             // 50.0 stays a float on the wire, like the gateway's blind positions.
-            output += String(Int(value)) + ".0"
+            writeInteger(Int(value), to: &output)
+            output.append(contentsOf: ".0".utf8)
         } else {
-            output += value.description
+            output.append(contentsOf: value.description.utf8)
         }
     }
 
-    static func writeString(_ value: String, to output: inout String) {
-        output += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case "\u{08}": output += "\\b"
-            case "\u{0C}": output += "\\f"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    output.unicodeScalars.append(scalar)
+    static func writeString(_ value: String, to output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\""))
+        var value = value
+        value.withUTF8 { bytes in
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "\""): output.append(contentsOf: "\\\"".utf8)
+                case UInt8(ascii: "\\"): output.append(contentsOf: "\\\\".utf8)
+                case 0x0A: output.append(contentsOf: "\\n".utf8)
+                case 0x0D: output.append(contentsOf: "\\r".utf8)
+                case 0x09: output.append(contentsOf: "\\t".utf8)
+                case 0x08: output.append(contentsOf: "\\b".utf8)
+                case 0x0C: output.append(contentsOf: "\\f".utf8)
+                case 0..<0x20:
+                    let hex = Array("0123456789abcdef".utf8)
+                    output.append(contentsOf: "\\u00".utf8)
+                    output.append(hex[Int(byte >> 4)])
+                    output.append(hex[Int(byte & 0xF)])
+                default:
+                    output.append(byte)
                 }
             }
         }
-        output += "\""
+        output.append(UInt8(ascii: "\""))
     }
 }

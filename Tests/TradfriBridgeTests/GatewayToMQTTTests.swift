@@ -116,4 +116,19 @@ import TradfriModel
         try await message(on: "tradfri/office", from: watcher)
         await harness.shutdown()
     }
+
+    /// The device and group lists are published once the first sync is complete, never half
+    /// filled while the bridge is still finding things: the first list a consumer sees is the
+    /// whole home.
+    @Test func theFirstDeviceAndGroupListsAreComplete() async throws {
+        let harness = try await BridgeHarness()
+        let early = try await harness.subscribe(["tradfri/bridge/devices", "tradfri/bridge/groups"])
+        try await harness.startBridge()
+        let devices = try await message(on: "tradfri/bridge/devices", from: early)
+        #expect(devices.arrayValue?.count == 10)
+        let groups = try await message(on: "tradfri/bridge/groups", from: early)
+        #expect(groups.arrayValue?.count == 3)
+        #expect(groups.arrayValue?.reduce(0) { $0 + ($1["scenes"]?.arrayValue?.count ?? 0) } == 4)
+        await harness.shutdown()
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import TradfriModel
 
@@ -97,5 +98,18 @@ import Testing
         #expect(names.entity(named: "65537") == .device(65537), "the numeric id is an alias")
         #expect(names.entity(named: "131074") == .group(131074))
         #expect(names.entity(named: "nobody") == nil)
+    }
+
+    /// `last_seen` is formatted by hand (it runs for every published state): it must read exactly
+    /// as Foundation's `.iso8601` style, across leap years, centuries and the epoch.
+    @Test func lastSeenReadsLikeFoundationISO8601() {
+        var seconds: [Int] = [0, 1, 59, 86_399, 86_400, 951_782_400, 951_868_799, 1_642_111_763, 1_709_164_800,
+                              4_107_542_399, 4_107_542_400, 253_402_300_799]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 { seconds.append(Int.random(in: 0...4_102_444_800, using: &generator)) }
+        for value in seconds {
+            #expect(MQTTState.isoTime(value) == Date(timeIntervalSince1970: TimeInterval(value)).formatted(.iso8601),
+                    "\(value)")
+        }
     }
 }

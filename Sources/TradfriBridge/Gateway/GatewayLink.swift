@@ -235,7 +235,9 @@ public final class GatewayLink {
         while !Task.isCancelled, client === session {
             let quiet = ContinuousClock.now - lastHeard
             if quiet < settings.keepAlive {
-                try? await Task.sleep(for: settings.keepAlive - quiet)
+                // Cancelled on every session change; a cancelled CoAPTimer.sleep leaves no timer
+                // armed behind it (see CoAPTimer).
+                try? await CoAPTimer.sleep(for: settings.keepAlive - quiet)
                 continue
             }
             do {

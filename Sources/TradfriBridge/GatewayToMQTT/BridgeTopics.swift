@@ -34,15 +34,19 @@ final class BridgeTopics: BridgeFeature {
             publishGroups()
         case .gateway(.details), .optionsChanged:
             publishInfo()
+        // Until the first full sync the lists are incomplete: they are published once, at .synced,
+        // instead of once per device found (which made the start-up quadratic in the devices).
         case .gateway(.deviceAdded(let device)):
+            guard synced else { return }
             publishDevices()
-            if synced { context.event("device_added", entry(device)) }
+            context.event("device_added", entry(device))
         case .gateway(.deviceRemoved(let device)):
+            guard synced else { return }
             publishDevices()
             publishGroups()
-            if synced { context.event("device_removed", ["id": .int(device.id), "name": .string(device.name)]) }
+            context.event("device_removed", ["id": .int(device.id), "name": .string(device.name)])
         case .gateway(.deviceChanged(let device, let previous)):
-            if device.name != previous.name || device.info != previous.info || device.kind != previous.kind {
+            if synced, device.name != previous.name || device.info != previous.info || device.kind != previous.kind {
                 publishDevices()
                 publishGroups()
             }
@@ -52,19 +56,21 @@ final class BridgeTopics: BridgeFeature {
                                                  "friendly_name": context.names[.device(device.id)].map(JSON.string) ?? .null])
             }
         case .gateway(.groupAdded(let group)):
+            guard synced else { return }
             publishGroups()
-            if synced { context.event("group_added", ["id": .int(group.id), "name": .string(group.name)]) }
+            context.event("group_added", ["id": .int(group.id), "name": .string(group.name)])
         case .gateway(.groupRemoved(let group)):
+            guard synced else { return }
             publishGroups()
-            if synced { context.event("group_removed", ["id": .int(group.id), "name": .string(group.name)]) }
+            context.event("group_removed", ["id": .int(group.id), "name": .string(group.name)])
         case .gateway(.groupChanged(let group, let previous)):
-            publishGroups()
+            if synced { publishGroups() }
             if group.name != previous.name {
                 context.event("group_renamed", ["id": .int(group.id), "from": .string(previous.name), "to": .string(group.name),
                                                 "friendly_name": context.names[.group(group.id)].map(JSON.string) ?? .null])
             }
         case .gateway(.scenesChanged):
-            publishGroups()
+            if synced { publishGroups() }
         default:
             break
         }

@@ -8,19 +8,32 @@ import TradfriModel
 /// is renamed moves to its new topic and its old retained topics are cleared; a removed one has
 /// its topics cleared. Availability: online while the gateway session is up and the gateway
 /// reports the device reachable (9019, published as-is); a group is online when any member is.
+///
+/// A group's state follows its members `groupDelay` (20 ms) after the first member change: a
+/// scene or a remote changes all members within a few milliseconds, and the group is then
+/// published once instead of once per member; and the member's own state goes out first, without
+/// the group's work in its way.
 @CoAPActor
 final class StatePublisher: BridgeFeature {
     private let context: BridgeContext
+    private let groupDelay: Duration
+    /// Groups whose members changed since their state was last published.
+    private var staleGroups: Set<Int> = []
+    private var groupTimer: CoAPTimer?
 
-    init(context: BridgeContext) {
+    init(context: BridgeContext, groupDelay: Duration = .milliseconds(20)) {
         self.context = context
+        self.groupDelay = groupDelay
     }
 
     func handle(_ event: BridgeEvent) {
         switch event {
         case .gateway(.deviceAdded(let device)), .gateway(.deviceChanged(let device, _)):
             publish(device)
-            for group in groups(containing: device.id) { publish(group) }
+            for group in groups(containing: device.id) { staleGroups.insert(group.id) }
+            if !staleGroups.isEmpty, groupTimer == nil {
+                groupTimer = CoAPTimer(after: groupDelay) { [weak self] in self?.publishStaleGroups() }
+            }
         case .gateway(.groupAdded(let group)), .gateway(.groupChanged(let group, _)):
             publish(group)
         case .namesChanged(let previous):
@@ -50,6 +63,15 @@ final class StatePublisher: BridgeFeature {
                                     retain: context.configuration.mqtt.retainState, force: force)
         let online = context.gatewayConnected && members.contains { $0.reachable != false }
         publishAvailability(topic, online: online)
+    }
+
+    private func publishStaleGroups() {
+        groupTimer = nil
+        let stale = staleGroups.sorted()
+        staleGroups.removeAll()
+        for id in stale {
+            if let group = context.mirror.groups[id] { publish(group) }
+        }
     }
 
     private func publishAvailability(_ stateTopic: String, online: Bool) {
