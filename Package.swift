@@ -35,9 +35,15 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
         // MARK: Wrappers (one per C library)
-        .target(name: "CoAP", dependencies: ["CCoap", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "MDNS", dependencies: ["CAvahiClient", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(
+            name: "CoAP", dependencies: ["CCoap", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .target(
+            name: "MQTT", dependencies: ["CMosquitto", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .target(
+            name: "MDNS", dependencies: ["CAvahiClient", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
 
         // MARK: Domain
@@ -79,7 +85,7 @@ let package = Package(
                 // 2 MB less of the binary: peak RSS 31.5 → 29.3 MiB (README, Performance).
                 .unsafeFlags(
                     ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--icf=all"],
-                    .when(platforms: [.linux], configuration: .release)),
+                    .when(platforms: [.linux], configuration: .release))
             ]
         ),
         .executableTarget(
@@ -106,7 +112,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TradfriModelTests", dependencies: ["TradfriModel"], swiftSettings: strict),
         .testTarget(name: "CoAPTests", dependencies: ["CoAP", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "TradfriBridgeTests", dependencies: ["TradfriBridge", "TestSupport", "TradfriModel"], swiftSettings: strict),
+        .testTarget(
+            name: "TradfriBridgeTests", dependencies: ["TradfriBridge", "TestSupport", "TradfriModel"],
+            swiftSettings: strict),
         .testTarget(name: "MDNSTests", dependencies: ["MDNS", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "MQTTTests",

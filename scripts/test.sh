@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 ./scripts/install-dependencies.sh
 
+# Layout as .swift-format says (swift-format ships with the toolchain); a finding fails the run.
+swift format lint --strict --recursive Sources Tests Package.swift
+
 swift build --build-tests
 # Bound the whole run; on timeout kill the test process group so no child is left behind.
 timeout --kill-after=30 3000 swift test --skip-build 2>&1 | tee .build/test-output.txt

@@ -154,9 +154,11 @@ public final class CoAPClient {
             throw error
         }
         session = created
-        coap_session_set_ack_timeout(created, coap_fixed_point_t(
-            integer_part: UInt16(configuration.ackTimeout),
-            fractional_part: UInt16((configuration.ackTimeout.truncatingRemainder(dividingBy: 1)) * 1000)))
+        coap_session_set_ack_timeout(
+            created,
+            coap_fixed_point_t(
+                integer_part: UInt16(configuration.ackTimeout),
+                fractional_part: UInt16((configuration.ackTimeout.truncatingRemainder(dividingBy: 1)) * 1000)))
         coap_session_set_max_retransmit(created, UInt16(clamping: configuration.maxRetransmit))
         localAddress = Libcoap.describe(coap_session_get_addr_local(created))
         trace = Libcoap.beginHandshakeTrace(localAddress: localAddress)
@@ -259,7 +261,9 @@ public final class CoAPClient {
         return try await register(path, observer, timeout: timeout)
     }
 
-    private func register(_ path: String, _ observer: ObserverSink, timeout: Duration?) async throws
+    private func register(
+        _ path: String, _ observer: ObserverSink, timeout: Duration?
+    ) async throws
         -> (token: [UInt8], initial: CoAPResponse)
     {
         let holder = TokenHolder()

@@ -37,7 +37,8 @@ public enum CoAPError: Error, Sendable, Equatable, CustomStringConvertible {
             return "the gateway does not know the identity '\(identity)' (DTLS alert unknown_psk_identity)"
         case .keyRejected(let alert):
             if let alert { return "the gateway rejected the key (DTLS alert \(alert))" }
-            return "the gateway did not finish the handshake after the key exchange: the key (security code or PSK) is probably wrong"
+            return
+                "the gateway did not finish the handshake after the key exchange: the key (security code or PSK) is probably wrong"
         case .dtlsAlert(let alert):
             return "DTLS alert: \(alert)"
         case .sessionClosed:

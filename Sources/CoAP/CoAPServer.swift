@@ -192,7 +192,8 @@ public final class CoAPServer {
         guard let io, resource.native == nil else { return }
         let bytes = Array(resource.path.utf8)
         guard let uri = bytes.withUnsafeBufferPointer({ coap_new_str_const($0.baseAddress, $0.count) }),
-            let native = coap_resource_init(uri, Int32(COAP_RESOURCE_FLAGS_RELEASE_URI | COAP_RESOURCE_FLAGS_NOTIFY_CON))
+            let native = coap_resource_init(
+                uri, Int32(COAP_RESOURCE_FLAGS_RELEASE_URI | COAP_RESOURCE_FLAGS_NOTIFY_CON))
         else { return }
         coap_resource_set_userdata(native, Unmanaged.passUnretained(resource).toOpaque())
         for method in [COAP_REQUEST_GET, COAP_REQUEST_PUT, COAP_REQUEST_POST, COAP_REQUEST_DELETE] {
@@ -241,7 +242,8 @@ private let serverIdentityCallback: coap_dtls_id_callback_t = { identity, _, arg
     // The argument is the server's coap_context_t; its app data leads to the (weakly held) server.
     guard let identity, let server = LibcoapContext.owner(of: OpaquePointer(argument), as: CoAPServer.self)
     else { return nil }
-    let name = String(decoding: UnsafeBufferPointer(start: identity.pointee.s, count: identity.pointee.length), as: UTF8.self)
+    let name = String(
+        decoding: UnsafeBufferPointer(start: identity.pointee.s, count: identity.pointee.length), as: UTF8.self)
     let key = CoAPActor.assumeIsolated { server.key(for: name).map { UInt(bitPattern: $0) } }
     return key.flatMap { UnsafePointer(bitPattern: $0) }
 }

@@ -1,5 +1,6 @@
 internal import CCoap
 import Dispatch
+
 #if canImport(Glibc)
 import Glibc
 #endif

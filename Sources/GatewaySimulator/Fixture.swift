@@ -40,7 +40,8 @@ public struct Fixture: Sendable {
             scenes[group] = try Self.objectsByID(list, what: "scenes of group \(group)")
         }
         for (id, group) in groups {
-            let members = group[GatewayKey.groupMembers]?[GatewayKey.groupMemberLink]?[GatewayKey.instanceID]?.arrayValue ?? []
+            let members =
+                group[GatewayKey.groupMembers]?[GatewayKey.groupMemberLink]?[GatewayKey.instanceID]?.arrayValue ?? []
             for member in members {
                 guard let device = member.intValue, devices[device] != nil else {
                     throw .invalid("group \(id) lists member \(member), which is not a device")
@@ -93,11 +94,15 @@ public struct Fixture: Sendable {
             case 1:
                 light = ["5706": "f1e0b5", "5709": 30138, "5710": 26909, "5711": 370, "5850": 0, "5851": 1, "9003": 0]
             default:
-                light = ["5706": "f5faf6", "5707": 0, "5708": 0, "5709": 20000, "5710": 20000, "5850": 0,
-                         "5851": 1, "9003": 0]
+                light = [
+                    "5706": "f5faf6", "5707": 0, "5708": 0, "5709": 20000, "5710": 20000, "5850": 0,
+                    "5851": 1, "9003": 0,
+                ]
             }
-            let model = ["TRADFRI bulb E27 W opal 1000lm", "TRADFRI bulb E27 WS opal 980lm",
-                         "TRADFRI bulb E27 CWS opal 600lm"][index % 3]
+            let model = [
+                "TRADFRI bulb E27 W opal 1000lm", "TRADFRI bulb E27 WS opal 980lm",
+                "TRADFRI bulb E27 CWS opal 600lm",
+            ][index % 3]
             devices[id] = [
                 "3": ["0": "IKEA of Sweden", "1": .string(model), "2": "", "3": "2.3.086", "6": 1],
                 "3311": [light], "5750": 2, "9001": .string("Light \(index + 1)"), "9002": 1609459200,

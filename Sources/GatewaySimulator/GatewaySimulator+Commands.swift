@@ -40,7 +40,9 @@ extension GatewaySimulator {
     private func run(_ command: String, _ rest: String) throws {
         func splitID() throws -> (Int, String) {
             let pieces = rest.split(separator: " ", maxSplits: 1)
-            guard let first = pieces.first, let id = Int(first) else { throw CommandError(description: "expected an id") }
+            guard let first = pieces.first, let id = Int(first) else {
+                throw CommandError(description: "expected an id")
+            }
             return (id, pieces.count > 1 ? String(pieces[1]) : "")
         }
         func parse(_ text: String) throws -> JSON {

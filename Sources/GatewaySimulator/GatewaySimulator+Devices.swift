@@ -54,8 +54,10 @@ extension GatewaySimulator {
         }
         let turnsOn = changes[GatewayKey.on]?.boolValue == true
         let transition = changes[GatewayKey.transitionTime]?.intValue ?? 0
-        let changesColour = [GatewayKey.colorTemperature, GatewayKey.colorHex, GatewayKey.hue, GatewayKey.saturation,
-                             GatewayKey.colorX].contains { changes[$0] != nil }
+        let changesColour = [
+            GatewayKey.colorTemperature, GatewayKey.colorHex, GatewayKey.hue, GatewayKey.saturation,
+            GatewayKey.colorX,
+        ].contains { changes[$0] != nil }
         // IKEA bulbs transition one attribute at a time: with a transition, brightness in the same
         // PUT as a colour change is ignored (pytradfri#270).
         let brightnessIgnored = transition > 0 && changesColour
@@ -159,11 +161,12 @@ extension GatewaySimulator {
         if let mode = changes[GatewayKey.fanMode]?.intValue, mode == 0 || mode == 1 || (2...50).contains(mode) {
             purifier[GatewayKey.fanMode] = .int(mode)
             let quality = purifier[GatewayKey.airQuality]?.intValue ?? 0
-            let speed = switch mode {
-            case 0: 0
-            case 1: min(10 + (quality == 65535 ? 0 : quality) / 5, 50)
-            default: mode
-            }
+            let speed =
+                switch mode {
+                case 0: 0
+                case 1: min(10 + (quality == 65535 ? 0 : quality) / 5, 50)
+                default: mode
+                }
             purifier[GatewayKey.fanSpeed] = .int(speed)
             if mode == 0 { purifier[GatewayKey.airQuality] = 65535 }
         }

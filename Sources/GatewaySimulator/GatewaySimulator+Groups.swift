@@ -72,7 +72,8 @@ extension GatewaySimulator {
     /// Applies each light setting of a scene (15013) to its light.
     func activate(_ scene: JSON) {
         for setting in scene[GatewayKey.sceneLightSettings]?.arrayValue ?? [] {
-            guard var values = setting.objectValue, let device = values.removeValue(forKey: GatewayKey.instanceID)?.intValue
+            guard var values = setting.objectValue,
+                let device = values.removeValue(forKey: GatewayKey.instanceID)?.intValue
             else { continue }
             if devices[device]?[GatewayKey.lightCapability] != nil {
                 changeDevice(device, [GatewayKey.lightCapability: .array([.object(values)])])

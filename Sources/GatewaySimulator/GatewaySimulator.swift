@@ -94,7 +94,8 @@ public final class GatewaySimulator {
                 upstreamPort: server.port, dropRate: configuration.dropRate,
                 seed: configuration.dropSeed)
         } else {
-            server = CoAPServer(host: configuration.host, port: configuration.port) { [weak self] in self?.key(for: $0) }
+            server = CoAPServer(host: configuration.host, port: configuration.port) { [weak self] in self?.key(for: $0)
+            }
             try server.start()
         }
         self.server = server
@@ -187,8 +188,9 @@ public final class GatewaySimulator {
 
     private func route(_ request: CoAPRequest) -> CoAPServerResponse {
         if request.method != .get || !request.observe {
-            requestLog?.record(method: request.method.rawValue, path: request.path, identity: request.identity,
-                               payload: request.payload)
+            requestLog?.record(
+                method: request.method.rawValue, path: request.path, identity: request.identity,
+                payload: request.payload)
         }
         defer { onRequest?(request) }
         // Since firmware 1.2.42 the bootstrap identity may only create identities.
@@ -270,9 +272,11 @@ public final class GatewaySimulator {
             return CoAPServerResponse(code: .badRequest)
         }
         logger.info("created identity", metadata: ["identity": "\(identity)"])
-        return CoAPServerResponse(code: .created, json: JSON.object([
-            GatewayKey.psk: .string(key), GatewayKey.gatewayFirmware: .string(firmware),
-        ]).description)
+        return CoAPServerResponse(
+            code: .created,
+            json: JSON.object([
+                GatewayKey.psk: .string(key), GatewayKey.gatewayFirmware: .string(firmware),
+            ]).description)
     }
 
     private func putGatewayDetails(_ request: CoAPRequest) -> CoAPServerResponse {
@@ -293,7 +297,9 @@ public final class GatewaySimulator {
     }
 
     public func addDevice(_ device: JSON) throws {
-        guard let id = device[GatewayKey.instanceID]?.intValue else { throw Fixture.Error.invalid("device has no 9003") }
+        guard let id = device[GatewayKey.instanceID]?.intValue else {
+            throw Fixture.Error.invalid("device has no 9003")
+        }
         devices[id] = device
         server?.addResource(GatewayPath.device(id), handler: resourceHandler)
         notify(GatewayPath.devices)
@@ -308,8 +314,12 @@ public final class GatewaySimulator {
             let members = memberIDs(of: group)
             guard members.contains(id) else { continue }
             var updated = group
-            updated[GatewayKey.groupMembers] = [GatewayKey.groupMemberLink: [GatewayKey.instanceID: .array(
-                members.filter { $0 != id }.map { .int($0) })]]
+            updated[GatewayKey.groupMembers] = [
+                GatewayKey.groupMemberLink: [
+                    GatewayKey.instanceID: .array(
+                        members.filter { $0 != id }.map { .int($0) })
+                ]
+            ]
             groups[groupID] = updated
             notify(GatewayPath.group(groupID))
         }

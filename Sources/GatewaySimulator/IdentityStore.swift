@@ -50,7 +50,8 @@ struct IdentityStore {
         guard let file else { return }
         guard let data = try? JSONSerialization.data(withJSONObject: identities, options: [.sortedKeys]) else { return }
         let temporary = file.appendingPathExtension("tmp")
-        _ = FileManager.default.createFile(atPath: temporary.path, contents: data, attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(
+            atPath: temporary.path, contents: data, attributes: [.posixPermissions: 0o600])
         // rename(2) replaces the old file atomically.
         rename(temporary.path, file.path)
     }

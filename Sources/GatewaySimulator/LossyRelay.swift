@@ -46,7 +46,9 @@ final class LossyRelay: @unchecked Sendable {
             throw Failure.bind("'\(listenHost)' is not an IPv4 address")
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0 else {
             close(fd)
@@ -85,7 +87,9 @@ final class LossyRelay: @unchecked Sendable {
         var client = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let count = withUnsafeMutablePointer(to: &client) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(listener, &buffer, buffer.count, 0, $0, &length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                recvfrom(listener, &buffer, buffer.count, 0, $0, &length)
+            }
         }
         guard count > 0, !dropped() else { return }
         let key = "\(client.sin_addr.s_addr):\(client.sin_port)"
@@ -100,7 +104,9 @@ final class LossyRelay: @unchecked Sendable {
         upstream.sin_port = upstreamPort.bigEndian
         upstream.sin_addr.s_addr = inet_addr("127.0.0.1")
         _ = withUnsafePointer(to: &upstream) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         let peer = Peer(socket: fd, client: client)
         let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)

@@ -125,9 +125,11 @@ struct SimulatorCommand: AsyncParsableCommand {
         }
         let port = await simulator.port
         let gatewayID = await simulator.gatewayID
-        let advertisement = advertise
+        let advertisement =
+            advertise
             ? await startAdvertising(port: port, gatewayID: gatewayID, firmware: await simulator.firmware) : nil
-        let line = "tradfri-gateway-sim listening on \(configuration.host):\(port) gateway-id \(await simulator.gatewayID) firmware \(await simulator.firmware)\n"
+        let line =
+            "tradfri-gateway-sim listening on \(configuration.host):\(port) gateway-id \(await simulator.gatewayID) firmware \(await simulator.firmware)\n"
         FileHandle.standardOutput.write(Data(line.utf8))
 
         let stopped = AsyncStream.makeStream(of: Void.self)
@@ -156,8 +158,10 @@ struct SimulatorCommand: AsyncParsableCommand {
         let instance = "gw-" + (mac ?? String(gatewayID.suffix(12))).lowercased()
         do {
             let client = try MDNSClient()
-            let publisher = try client.publish(MDNSAdvertisement(name: instance, type: "_coap._udp", port: port,
-                                                                 txt: ["version": firmware]))
+            let publisher = try client.publish(
+                MDNSAdvertisement(
+                    name: instance, type: "_coap._udp", port: port,
+                    txt: ["version": firmware]))
             let name = try await publisher.registeredName(within: .seconds(20))
             Logger(label: "tradfri-gateway-sim").info("advertising", metadata: ["mdns.name": "\(name)"])
             return publisher

@@ -66,7 +66,8 @@ extension MQTTError {
             self = .library(operation: operation(), code: code, message: "the host name could not be resolved")
         // libmosquitto 2.0.11's mosquitto_strerror says "Unknown error." for these.
         case MOSQ_ERR_KEEPALIVE.rawValue:
-            self = .library(operation: operation(), code: code, message: "the broker did not answer within the keepalive interval")
+            self = .library(
+                operation: operation(), code: code, message: "the broker did not answer within the keepalive interval")
         case MOSQ_ERR_LOOKUP.rawValue:
             self = .library(operation: operation(), code: code, message: "the address could not be looked up")
         case MOSQ_ERR_MALFORMED_PACKET.rawValue:
@@ -74,7 +75,8 @@ extension MQTTError {
         case MOSQ_ERR_TIMEOUT.rawValue:
             self = .library(operation: operation(), code: code, message: "timed out")
         case MOSQ_ERR_RETAIN_NOT_SUPPORTED.rawValue:
-            self = .library(operation: operation(), code: code, message: "the broker does not support retained messages")
+            self = .library(
+                operation: operation(), code: code, message: "the broker does not support retained messages")
         case MOSQ_ERR_TOPIC_ALIAS_INVALID.rawValue:
             self = .library(operation: operation(), code: code, message: "invalid topic alias")
         case MOSQ_ERR_ADMINISTRATIVE_ACTION.rawValue:

@@ -16,28 +16,40 @@ final class MosquittoProperties {
     convenience init(publishing message: MQTTMessage) throws(MQTTError) {
         self.init()
         if message.payloadIsUTF8 {
-            try check(mosquitto_property_add_byte(&list, Self.id(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR), 1), "MQTT 5 property payload-format-indicator")
+            try check(
+                mosquitto_property_add_byte(&list, Self.id(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR), 1),
+                "MQTT 5 property payload-format-indicator")
         }
         if let interval = message.messageExpiryInterval {
-            try check(mosquitto_property_add_int32(&list, Self.id(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL), interval), "MQTT 5 property message-expiry-interval")
+            try check(
+                mosquitto_property_add_int32(&list, Self.id(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL), interval),
+                "MQTT 5 property message-expiry-interval")
         }
         if let contentType = message.contentType {
-            try check(mosquitto_property_add_string(&list, Self.id(MQTT_PROP_CONTENT_TYPE), contentType), "MQTT 5 property content-type")
+            try check(
+                mosquitto_property_add_string(&list, Self.id(MQTT_PROP_CONTENT_TYPE), contentType),
+                "MQTT 5 property content-type")
         }
         if let topic = message.responseTopic {
-            try check(mosquitto_property_add_string(&list, Self.id(MQTT_PROP_RESPONSE_TOPIC), topic), "MQTT 5 property response-topic")
+            try check(
+                mosquitto_property_add_string(&list, Self.id(MQTT_PROP_RESPONSE_TOPIC), topic),
+                "MQTT 5 property response-topic")
         }
         if let data = message.correlationData {
             guard data.count <= Int(UInt16.max) else {
                 throw .invalidArgument("correlation data longer than 65535 bytes")
             }
             let code = data.withUnsafeBytes { bytes in
-                mosquitto_property_add_binary(&list, Self.id(MQTT_PROP_CORRELATION_DATA), bytes.baseAddress, UInt16(bytes.count))
+                mosquitto_property_add_binary(
+                    &list, Self.id(MQTT_PROP_CORRELATION_DATA), bytes.baseAddress, UInt16(bytes.count))
             }
             try check(code, "MQTT 5 property correlation-data")
         }
         for property in message.userProperties {
-            try check(mosquitto_property_add_string_pair(&list, Self.id(MQTT_PROP_USER_PROPERTY), property.name, property.value), "MQTT 5 user property '\(property.name)'")
+            try check(
+                mosquitto_property_add_string_pair(
+                    &list, Self.id(MQTT_PROP_USER_PROPERTY), property.name, property.value),
+                "MQTT 5 user property '\(property.name)'")
         }
     }
 
@@ -73,7 +85,8 @@ final class MosquittoProperties {
                 var value: UnsafeMutableRawPointer?
                 var length: UInt16 = 0
                 if mosquitto_property_read_binary(property, identifier, &value, &length, false) != nil {
-                    message.correlationData = value.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(length))) } ?? []
+                    message.correlationData =
+                        value.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(length))) } ?? []
                     free(value)
                 }
             case id(MQTT_PROP_USER_PROPERTY):
@@ -81,7 +94,8 @@ final class MosquittoProperties {
                 var value: UnsafeMutablePointer<CChar>?
                 if mosquitto_property_read_string_pair(property, identifier, &name, &value, false) != nil {
                     message.userProperties.append(
-                        MQTTUserProperty(name.map { String(cString: $0) } ?? "", value.map { String(cString: $0) } ?? ""))
+                        MQTTUserProperty(
+                            name.map { String(cString: $0) } ?? "", value.map { String(cString: $0) } ?? ""))
                     free(name)
                     free(value)
                 }

@@ -120,7 +120,9 @@ final class MosquittoSession: @unchecked Sendable {
         try Self.validate(configuration)
         let clientID = configuration.clientID.isEmpty ? nil : configuration.clientID
         guard let handle = mosquitto_new(clientID, configuration.cleanSession, nil) else {
-            throw .library(operation: "creating the MQTT client", code: MOSQ_ERR_ERRNO.rawValue, message: String(cString: strerror(errno)))
+            throw .library(
+                operation: "creating the MQTT client", code: MOSQ_ERR_ERRNO.rawValue,
+                message: String(cString: strerror(errno)))
         }
         self.handle = handle
         self.configuration = configuration
@@ -147,7 +149,8 @@ final class MosquittoSession: @unchecked Sendable {
     private static func validate(_ configuration: MQTTConfiguration) throws(MQTTError) {
         let keepAlive = configuration.keepAlive.components.seconds
         guard keepAlive == 0 || (5...65535).contains(keepAlive) else {
-            throw .invalidConfiguration("keepalive must be 0 (off) or 5 … 65535 seconds, not \(configuration.keepAlive)")
+            throw .invalidConfiguration(
+                "keepalive must be 0 (off) or 5 … 65535 seconds, not \(configuration.keepAlive)")
         }
         guard !configuration.host.isEmpty else { throw .invalidConfiguration("no broker host") }
         guard configuration.port != 0 else { throw .invalidConfiguration("broker port 0") }
@@ -155,13 +158,16 @@ final class MosquittoSession: @unchecked Sendable {
             throw .invalidConfiguration("a persistent session (cleanSession false) needs a client id")
         }
         if let tls = configuration.tls {
-            for (path, what) in [(tls.caFile, "CA file"), (tls.certificateFile, "certificate file"), (tls.keyFile, "key file")] {
+            for (path, what) in [
+                (tls.caFile, "CA file"), (tls.certificateFile, "certificate file"), (tls.keyFile, "key file"),
+            ] {
                 if let path, !FileManager.default.isReadableFile(atPath: path) {
                     throw .invalidConfiguration("TLS \(what) '\(path)' is not readable")
                 }
             }
             guard (tls.certificateFile == nil) == (tls.keyFile == nil) else {
-                throw .invalidConfiguration("a TLS client certificate needs its key file, and a key file its certificate")
+                throw .invalidConfiguration(
+                    "a TLS client certificate needs its key file, and a key file its certificate")
             }
             guard tls.certificateFile == nil || tls.caFile != nil else {
                 throw .invalidConfiguration("a TLS client certificate needs an explicit CA file")
@@ -173,23 +179,33 @@ final class MosquittoSession: @unchecked Sendable {
         let configuration = self.configuration
         try check(mosquitto_threaded_set(handle, true), "enabling threaded mode")
         let version = configuration.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
-        try check(mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, version), "selecting \(configuration.protocolVersion)")
-        try check(mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, configuration.tcpNoDelay ? 1 : 0), "setting TCP_NODELAY")
+        try check(
+            mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, version),
+            "selecting \(configuration.protocolVersion)")
+        try check(
+            mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, configuration.tcpNoDelay ? 1 : 0), "setting TCP_NODELAY")
         if configuration.username != nil || configuration.password != nil {
-            try check(mosquitto_username_pw_set(handle, configuration.username, configuration.password), "setting the user name and password")
+            try check(
+                mosquitto_username_pw_set(handle, configuration.username, configuration.password),
+                "setting the user name and password")
         }
         if let tls = configuration.tls {
             if let caFile = tls.caFile {
-                try check(mosquitto_tls_set(handle, caFile, nil, tls.certificateFile, tls.keyFile, nil), "setting up TLS with CA file '\(caFile)'")
+                try check(
+                    mosquitto_tls_set(handle, caFile, nil, tls.certificateFile, tls.keyFile, nil),
+                    "setting up TLS with CA file '\(caFile)'")
             } else {
-                try check(mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "setting up TLS with the system's CAs")
+                try check(
+                    mosquitto_int_option(handle, MOSQ_OPT_TLS_USE_OS_CERTS, 1), "setting up TLS with the system's CAs")
             }
             // SSL_VERIFY_PEER; "tlsv1.2" means TLS 1.2 or newer.
             try check(mosquitto_tls_opts_set(handle, 1, "tlsv1.2", nil), "requiring TLS 1.2 or newer")
             try check(mosquitto_tls_insecure_set(handle, tls.insecure), "setting the TLS host name check")
         }
         if let will = configuration.will {
-            let properties = configuration.protocolVersion == .v5 && will.hasProperties ? try MosquittoProperties(publishing: will) : nil
+            let properties =
+                configuration.protocolVersion == .v5 && will.hasProperties
+                ? try MosquittoProperties(publishing: will) : nil
             let code = will.payload.withUnsafeBytes { bytes in
                 mosquitto_will_set_v5(
                     handle, will.topic, Int32(clamping: bytes.count), bytes.baseAddress, Int32(will.qos.rawValue),
@@ -294,7 +310,8 @@ final class MosquittoSession: @unchecked Sendable {
         // Non-blocking apart from the DNS lookup; TCP, TLS and CONNECT proceed in mosquitto_loop.
         // A connect that never completes is cut off by libmosquitto's keepalive check.
         let code = mosquitto_connect_bind_async(
-            handle, configuration.host, Int32(configuration.port), Int32(configuration.keepAlive.components.seconds), nil)
+            handle, configuration.host, Int32(configuration.port), Int32(configuration.keepAlive.components.seconds),
+            nil)
         if code != MOSQ_ERR_SUCCESS.rawValue {
             let error = MQTTError(code: code, operation: "connecting to \(endpoint)")
             return locked { stopRequested } ? nil : error
@@ -307,7 +324,9 @@ final class MosquittoSession: @unchecked Sendable {
             let timeout: Int32 = locked { phase == .connected && !stopRequested } ? 3_600_000 : 1000
             let code = mosquitto_loop(handle, timeout, 1)
             acknowledgeReadData()
-            let error = code == MOSQ_ERR_SUCCESS.rawValue ? nil : MQTTError(code: code, operation: "the connection to \(endpoint)")
+            let error =
+                code == MOSQ_ERR_SUCCESS.rawValue
+                ? nil : MQTTError(code: code, operation: "the connection to \(endpoint)")
             guard locked({ stopRequested }) else {
                 if let error { return error }
                 continue
@@ -407,7 +426,8 @@ final class MosquittoSession: @unchecked Sendable {
     /// Queues `message` for sending; returns libmosquitto's message id.
     func enqueue(_ message: MQTTMessage) throws(MQTTError) -> Int32 {
         let properties =
-            configuration.protocolVersion == .v5 && message.hasProperties ? try MosquittoProperties(publishing: message) : nil
+            configuration.protocolVersion == .v5 && message.hasProperties
+            ? try MosquittoProperties(publishing: message) : nil
         return try withConnectedHandle { handle throws(MQTTError) in
             var mid: Int32 = 0
             let code = message.payload.withUnsafeBytes { bytes in
@@ -428,11 +448,14 @@ final class MosquittoSession: @unchecked Sendable {
             of: mid, kind: .publish(message.qos), timeout: timeout,
             what: "the broker to acknowledge the publish to '\(message.topic)'")
         if case .published(let code) = completion, code >= 0x80 {
-            throw MQTTError.publishRefused(topic: message.topic, reason: MQTTReasonCode(rawValue: UInt8(clamping: code)))
+            throw MQTTError.publishRefused(
+                topic: message.topic, reason: MQTTReasonCode(rawValue: UInt8(clamping: code)))
         }
     }
 
-    func subscribe(_ filters: [String], qos: MQTTQoS, options: MQTTSubscribeOptions, timeout: Duration) async throws -> [MQTTQoS] {
+    func subscribe(
+        _ filters: [String], qos: MQTTQoS, options: MQTTSubscribeOptions, timeout: Duration
+    ) async throws -> [MQTTQoS] {
         guard !filters.isEmpty else { throw MQTTError.invalidArgument("no topic filter to subscribe to") }
         guard options.isEmpty || configuration.protocolVersion == .v5 else {
             throw MQTTError.invalidArgument("subscribe options need MQTT 5")
@@ -451,7 +474,8 @@ final class MosquittoSession: @unchecked Sendable {
         }
         let requested = filters.map { Subscription(filter: $0, qos: qos, options: options) }
         let completion = try await completion(
-            of: mid, kind: .subscribe(requested), timeout: timeout, what: "the broker to acknowledge the subscription to \(list)")
+            of: mid, kind: .subscribe(requested), timeout: timeout,
+            what: "the broker to acknowledge the subscription to \(list)")
         guard case .subscribed(let codes) = completion else { throw MQTTError.connectionLost }
 
         var granted: [MQTTQoS] = []
@@ -480,12 +504,16 @@ final class MosquittoSession: @unchecked Sendable {
             try withConnectedHandle { handle throws(MQTTError) in
                 try Self.withCStrings(filters) { array throws(MQTTError) in
                     var mid: Int32 = 0
-                    try check(mosquitto_unsubscribe_multiple(handle, &mid, Int32(filters.count), array, nil), "unsubscribing from \(list)")
+                    try check(
+                        mosquitto_unsubscribe_multiple(handle, &mid, Int32(filters.count), array, nil),
+                        "unsubscribing from \(list)")
                     return mid
                 }
             }
         }
-        _ = try await completion(of: mid, kind: .unsubscribe, timeout: timeout, what: "the broker to acknowledge the unsubscription from \(list)")
+        _ = try await completion(
+            of: mid, kind: .unsubscribe, timeout: timeout,
+            what: "the broker to acknowledge the unsubscription from \(list)")
     }
 
     // MARK: Waiting for answers
@@ -512,7 +540,8 @@ final class MosquittoSession: @unchecked Sendable {
     /// `registering(_:)`. Throws `MQTTError.timeout` after `timeout`, `.connectionLost` if the
     /// request died with the connection, `.closed` on disconnect, `CancellationError` if the task
     /// is cancelled.
-    private func completion(of mid: Int32, kind: WaiterKind, timeout: Duration, what: String) async throws -> Completion {
+    private func completion(of mid: Int32, kind: WaiterKind, timeout: Duration, what: String) async throws -> Completion
+    {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Completion, any Error>) in
                 let immediate: Result<Completion, any Error>? = locked {
@@ -647,13 +676,16 @@ final class MosquittoSession: @unchecked Sendable {
         // sees `.connected` can slip past a remembered subscription.
         for subscription in resubscribe {
             let code = mosquitto_subscribe_v5(
-                handle, nil, subscription.filter, Int32(subscription.qos.rawValue), Int32(subscription.options.rawValue), nil)
+                handle, nil, subscription.filter, Int32(subscription.qos.rawValue),
+                Int32(subscription.options.rawValue), nil)
             if code != MOSQ_ERR_SUCCESS.rawValue {
                 let error = MQTTError(code: code, operation: "re-subscribing to '\(subscription.filter)'")
                 logger.warning("MQTT re-subscription failed", metadata: ["error": "\(error)"])
             }
         }
-        logger.info("MQTT connected", metadata: ["session_present": "\(sessionPresent)", "resubscribed": "\(resubscribe.count)"])
+        logger.info(
+            "MQTT connected",
+            metadata: ["session_present": "\(sessionPresent)", "resubscribed": "\(resubscribe.count)"])
         report(.connected(sessionPresent: sessionPresent))
     }
 
@@ -694,7 +726,8 @@ final class MosquittoSession: @unchecked Sendable {
                 []
             }
         var message = MQTTMessage(
-            topic: topic, payload: payload, qos: MQTTQoS(rawValue: Int(received.qos)) ?? .atMostOnce, retain: received.retain)
+            topic: topic, payload: payload, qos: MQTTQoS(rawValue: Int(received.qos)) ?? .atMostOnce,
+            retain: received.retain)
         MosquittoProperties.read(properties, into: &message)
         report(.message(message))
     }

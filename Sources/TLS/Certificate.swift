@@ -71,10 +71,11 @@ public struct CertificateBundle: Sendable, Equatable {
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         guard X509_digest(certificate, EVP_sha256(), &digest, &length) == 1 else { throw .lastError("X509_digest") }
-        return "SHA256:" + digest.prefix(Int(length)).map { byte in
-            let text = String(byte, radix: 16, uppercase: true)
-            return byte < 16 ? "0" + text : text
-        }.joined(separator: ":")
+        return "SHA256:"
+            + digest.prefix(Int(length)).map { byte in
+                let text = String(byte, radix: 16, uppercase: true)
+                return byte < 16 ? "0" + text : text
+            }.joined(separator: ":")
     }
 
     static func readCertificate(_ pem: String) throws(TLSError) -> OpaquePointer {
@@ -83,7 +84,9 @@ public struct CertificateBundle: Sendable, Equatable {
             throw .lastError("BIO_new_mem_buf")
         }
         defer { BIO_free(bio) }
-        guard let certificate = PEM_read_bio_X509(bio, nil, nil, nil) else { throw .lastError("reading a PEM certificate") }
+        guard let certificate = PEM_read_bio_X509(bio, nil, nil, nil) else {
+            throw .lastError("reading a PEM certificate")
+        }
         return certificate
     }
 
@@ -93,7 +96,9 @@ public struct CertificateBundle: Sendable, Equatable {
             throw .lastError("BIO_new_mem_buf")
         }
         defer { BIO_free(bio) }
-        guard let key = PEM_read_bio_PrivateKey(bio, nil, nil, nil) else { throw .lastError("reading a PEM private key") }
+        guard let key = PEM_read_bio_PrivateKey(bio, nil, nil, nil) else {
+            throw .lastError("reading a PEM private key")
+        }
         return key
     }
 

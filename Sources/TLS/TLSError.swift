@@ -15,6 +15,7 @@ public struct TLSError: Error, Sendable, Equatable, CustomStringConvertible {
             ERR_error_string_n(code, &buffer, buffer.count)
             messages.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
-        return TLSError(operation: operation, reason: messages.isEmpty ? "unknown error" : messages.joined(separator: "; "))
+        return TLSError(
+            operation: operation, reason: messages.isEmpty ? "unknown error" : messages.joined(separator: "; "))
     }
 }

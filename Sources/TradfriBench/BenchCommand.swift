@@ -51,7 +51,8 @@ struct RunBench: AsyncParsableCommand {
             handler.logLevel = .error
             return handler
         }
-        let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let selfPath =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
         let bridgePath = bridge ?? (selfPath as NSString).deletingLastPathComponent + "/tradfri-bridge"
         guard FileManager.default.isExecutableFile(atPath: bridgePath) else {

@@ -69,15 +69,23 @@ struct BenchReport: Sendable {
 
     var targets: [(name: String, met: Bool, detail: String)] {
         [
-            ("gateway change → MQTT p50 ≤ 1.25 × raw hops", ratio <= Self.ratioTarget,
-             String(format: "%.2f×", ratio)),
-            ("gateway change → MQTT p99 < 3 ms at \(Int(options.rate))/s", bridge.p99 < Self.p99Target,
-             String(format: "%.2f ms", bridge.p99 / 1000)),
+            (
+                "gateway change → MQTT p50 ≤ 1.25 × raw hops", ratio <= Self.ratioTarget,
+                String(format: "%.2f×", ratio)
+            ),
+            (
+                "gateway change → MQTT p99 < 3 ms at \(Int(options.rate))/s", bridge.p99 < Self.p99Target,
+                String(format: "%.2f ms", bridge.p99 / 1000)
+            ),
             ("initial sync < 1 s", syncMedian < Self.syncTarget, String(format: "%.0f ms", syncMedian)),
-            ("peak RSS < 20 MiB", peakRSSKiB > 0 && peakRSSKiB < Self.rssTarget,
-             String(format: "%.1f MiB", Double(peakRSSKiB) / 1024)),
-            ("idle CPU indistinguishable from zero (top shows 0.0 %: < 0.05 %)", idleShare < Self.idleTarget,
-             String(format: "%.4f %%", idleShare * 100)),
+            (
+                "peak RSS < 20 MiB", peakRSSKiB > 0 && peakRSSKiB < Self.rssTarget,
+                String(format: "%.1f MiB", Double(peakRSSKiB) / 1024)
+            ),
+            (
+                "idle CPU indistinguishable from zero (top shows 0.0 %: < 0.05 %)", idleShare < Self.idleTarget,
+                String(format: "%.4f %%", idleShare * 100)
+            ),
         ]
     }
 
@@ -97,8 +105,9 @@ struct BenchReport: Sendable {
         lines.append(String(format: "load average: %.2f before, %.2f after", loadBefore, loadAfter))
         lines.append("bridge: \(bridgeBinary) (Swift runtime \(staticStdlib ? "static" : "dynamic"))")
         lines.append("")
-        lines.append("latency (µs)".padding(toLength: 56, withPad: " ", startingAt: 0)
-            + "      p50      p99      max  samples  missing")
+        lines.append(
+            "latency (µs)".padding(toLength: 56, withPad: " ", startingAt: 0)
+                + "      p50      p99      max  samples  missing")
         let rate = Int(options.rate)
         let burst = "bursts of \(options.burstSize) every \(Int(options.burstInterval * 1000)) ms"
         row("1 gateway change → MQTT, \(rate)/s", bridge)
@@ -107,16 +116,19 @@ struct BenchReport: Sendable {
         row("  raw CoAP observe hop, \(burst)", rawCoAPBursts)
         row("  raw mosquitto publish → deliver, \(rate)/s", rawMQTT)
         row("  raw mosquitto hop, \(burst)", rawMQTTBursts)
-        lines.append(String(
-            format: "  bridge p50 / (raw CoAP p50 + raw MQTT p50): %.0f / (%.0f + %.0f) = %.2f× (bursts %.2f×)",
-            bridge.p50, rawCoAP.p50, rawMQTT.p50, ratio, burstRatio))
+        lines.append(
+            String(
+                format: "  bridge p50 / (raw CoAP p50 + raw MQTT p50): %.0f / (%.0f + %.0f) = %.2f× (bursts %.2f×)",
+                bridge.p50, rawCoAP.p50, rawMQTT.p50, ratio, burstRatio))
         row("2 MQTT set → gateway, \(Int(options.setRate))/s, distinct devices", commands)
         row("  MQTT set → gateway, bursts of \(options.setBurst) devices", commandBursts)
         lines.append("")
-        lines.append("3 initial sync (start → every state retained): "
-            + String(format: "%.0f ms median", syncMedian) + " of "
-            + syncMilliseconds.map { String(format: "%.0f", $0) }.joined(separator: ", ") + " ms")
-        var capacityLine = "4 capacity (p99 ≤ \(Int(options.capacityLimit / 1000)) ms): "
+        lines.append(
+            "3 initial sync (start → every state retained): "
+                + String(format: "%.0f ms median", syncMedian) + " of "
+                + syncMilliseconds.map { String(format: "%.0f", $0) }.joined(separator: ", ") + " ms")
+        var capacityLine =
+            "4 capacity (p99 ≤ \(Int(options.capacityLimit / 1000)) ms): "
             + (capacity.map { "\(Int($0)) changes/s" } ?? "below \(Int(options.capacityRates.first ?? 0)) changes/s")
         if let failed = capacitySteps.last, failed.rate != capacity {
             capacityLine += String(
@@ -127,19 +139,26 @@ struct BenchReport: Sendable {
         }
         lines.append(capacityLine)
         if let raw = capacityRawCoAP {
-            lines.append(String(
-                format: "  raw CoAP hop alone at %d/s: p99 %.1f ms, %d of %d missing", Int(raw.rate),
-                raw.latency.p99 / 1000, raw.latency.missing, raw.latency.expected))
+            lines.append(
+                String(
+                    format: "  raw CoAP hop alone at %d/s: p99 %.1f ms, %d of %d missing", Int(raw.rate),
+                    raw.latency.p99 / 1000, raw.latency.missing, raw.latency.expected))
         }
-        lines.append(String(
-            format: "5 footprint: peak RSS %.1f MiB (%.1f MiB after sync; %.1f MiB of it private); CPU %.0f ms per 1000 changes; %d threads",
-            Double(peakRSSKiB) / 1024, Double(rssAfterSyncKiB) / 1024, Double(anonymousKiB) / 1024, cpuPerThousand, threads))
-        lines.append(String(
-            format: "  (the raw CoAP observer alone: CPU %.0f ms per 1000 notifications)", observerCPUPerThousand))
-        lines.append(String(
-            format: "  idle %.0f s: CPU %.1f ms (%.4f %% of a core), %d thread wake-ups; the raw observer (no keep-alive) %.1f ms, %d",
-            idleSeconds, idleThreadCPUMilliseconds, idleShare * 100, idleWakeups, observerIdleCPUMilliseconds,
-            observerIdleWakeups))
+        lines.append(
+            String(
+                format:
+                    "5 footprint: peak RSS %.1f MiB (%.1f MiB after sync; %.1f MiB of it private); CPU %.0f ms per 1000 changes; %d threads",
+                Double(peakRSSKiB) / 1024, Double(rssAfterSyncKiB) / 1024, Double(anonymousKiB) / 1024, cpuPerThousand,
+                threads))
+        lines.append(
+            String(
+                format: "  (the raw CoAP observer alone: CPU %.0f ms per 1000 notifications)", observerCPUPerThousand))
+        lines.append(
+            String(
+                format:
+                    "  idle %.0f s: CPU %.1f ms (%.4f %% of a core), %d thread wake-ups; the raw observer (no keep-alive) %.1f ms, %d",
+                idleSeconds, idleThreadCPUMilliseconds, idleShare * 100, idleWakeups, observerIdleCPUMilliseconds,
+                observerIdleWakeups))
         lines.append("")
         lines.append("targets")
         for target in targets {
@@ -185,7 +204,9 @@ struct BenchReport: Sendable {
                 "changes_per_second": capacity.map { .double($0) } ?? .null,
                 "p99_limit_us": number(options.capacityLimit),
                 "steps": .array(capacitySteps.map { ["rate": .double($0.rate), "latency": latency($0.latency)] }),
-                "raw_coap_at_failing_rate": capacityRawCoAP.map { ["rate": .double($0.rate), "latency": latency($0.latency)] }
+                "raw_coap_at_failing_rate": capacityRawCoAP.map {
+                    ["rate": .double($0.rate), "latency": latency($0.latency)]
+                }
                     ?? .null,
             ],
             "footprint": [
@@ -198,7 +219,8 @@ struct BenchReport: Sendable {
                 "raw_observer_idle_cpu_ms": number(observerIdleCPUMilliseconds, 1000),
                 "raw_observer_idle_wakeups": .int(observerIdleWakeups),
             ],
-            "targets": .array(targets.map { ["name": .string($0.name), "met": .bool($0.met), "value": .string($0.detail)] }),
+            "targets": .array(
+                targets.map { ["name": .string($0.name), "met": .bool($0.met), "value": .string($0.detail)] }),
         ]
     }
 }

@@ -41,11 +41,11 @@ final class Benchmark: @unchecked Sendable {
     let recorder = Recorder()
     private let directory: String
     private var keys: [String: String] = [:]
-    private var broker: Mosquitto!
+    private var broker: Mosquitto?
     private var simulators: [GatewaySimulator] = []
     private var apps: [CoAPClient] = []
-    private var subscriber: MQTTClient!
-    private var publisher: MQTTClient!
+    private var subscriber: MQTTClient?
+    private var publisher: MQTTClient?
     private var observer: Spawned?
     private var bridge: Spawned?
     private var fixture = Fixture.demoHome()
@@ -53,13 +53,19 @@ final class Benchmark: @unchecked Sendable {
     /// Friendly name → device id (the bridge's topics), and the reverse.
     private var idsByName: [String: Int] = [:]
     private var nameByID: [Int: String] = [:]
-    private var mainChanges: ChangeSource!
-    private var referenceChanges: ChangeSource!
-    private var mqttChanges: ChangeSource!
+    private var mainChanges: ChangeSource?
+    private var referenceChanges: ChangeSource?
+    private var mqttChanges: ChangeSource?
 
     init(options: BenchOptions) {
         self.options = options
         directory = NSTemporaryDirectory() + "tradfri-bench-\(getpid())"
+    }
+
+    /// A piece `setUp` creates, or an error naming it when the benchmark got no further.
+    private func ready<Piece>(_ piece: Piece?, _ name: String) throws -> Piece {
+        guard let piece else { throw BenchError("\(name) is not set up") }
+        return piece
     }
 
     // MARK: Running
@@ -73,7 +79,8 @@ final class Benchmark: @unchecked Sendable {
             report.bridgeBinary = options.bridgePath
             try await measureSync(into: &report)
             guard let bridge else { throw BenchError("the bridge is not running") }
-            report.staticStdlib = !((try? String(contentsOfFile: "/proc/\(bridge.pid)/maps", encoding: .utf8))?
+            report.staticStdlib =
+                !((try? String(contentsOfFile: "/proc/\(bridge.pid)/maps", encoding: .utf8))?
                 .contains("libswiftCore.so") ?? true)
             report.rssAfterSyncKiB = bridge.memory().current
             try await measureLatency(into: &report)
@@ -98,7 +105,8 @@ final class Benchmark: @unchecked Sendable {
         options.progress("starting mosquitto, two simulators and the raw CoAP observer")
         broker = try await Mosquitto()
         for name in ["bench-bridge", "bench-app", "bench-observer"] {
-            keys[name] = String((0..<16).map { _ in "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789".randomElement()! })
+            keys[name] = String(
+                (0..<16).map { _ in "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789".randomElement()! })
         }
         fixture.devices = [:]
         fixture.groups = [:]
@@ -131,8 +139,10 @@ final class Benchmark: @unchecked Sendable {
             try await simulator.start()
             await Self.hook(simulator, index: index, recorder: recorder)
             simulators.append(simulator)
-            let app = CoAPClient(.init(host: "127.0.0.1", port: await simulator.port, identity: "bench-app",
-                                       key: keys["bench-app"]!))
+            let app = CoAPClient(
+                .init(
+                    host: "127.0.0.1", port: await simulator.port, identity: "bench-app",
+                    key: keys["bench-app"]!))
             try await app.connect()
             apps.append(app)
         }
@@ -143,10 +153,13 @@ final class Benchmark: @unchecked Sendable {
         publisher = try await connectedClient("bench-publisher") { _ in }
 
         let referencePort = await simulators[Self.referenceSimulator].port
-        let observer = try Spawned(options.selfPath, [
-            "observe", "--port", "\(referencePort)", "--identity", "bench-observer",
-            "--key", keys["bench-observer"]!, "--paths", lightIDs.map { "15001/\($0)" }.joined(separator: ","),
-        ]) { [recorder] line in recorder.recordObserverLine(line) }
+        let observer = try Spawned(
+            options.selfPath,
+            [
+                "observe", "--port", "\(referencePort)", "--identity", "bench-observer",
+                "--key", keys["bench-observer"]!, "--paths", lightIDs.map { "15001/\($0)" }.joined(separator: ","),
+            ]
+        ) { [recorder] line in recorder.recordObserverLine(line) }
         self.observer = observer
         guard await observer.waitForLine(within: .seconds(30), { $0 == "ready" }) != nil else {
             throw BenchError("the raw CoAP observer did not start:\n\(observer.output)")
@@ -161,8 +174,11 @@ final class Benchmark: @unchecked Sendable {
         }
     }
 
-    private func connectedClient(_ id: String, onMessage: @escaping @Sendable (MQTTMessage) -> Void) async throws -> MQTTClient {
-        let client = try MQTTClient(MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: id))
+    private func connectedClient(
+        _ id: String, onMessage: @escaping @Sendable (MQTTMessage) -> Void
+    ) async throws -> MQTTClient {
+        let client = try MQTTClient(
+            MQTTConfiguration(host: "127.0.0.1", port: ready(broker, "the broker").port, clientID: id))
         try client.start()
         let events = client.events
         Task.detached {
@@ -198,20 +214,20 @@ final class Benchmark: @unchecked Sendable {
             let base = last ? "tradfri" : "benchsync\(run)"
             options.progress("initial sync \(run)/\(options.syncRuns)")
             recorder.reset()
-            try await subscriber.subscribe(["\(base)/#"])
+            try await ready(subscriber, "the subscriber").subscribe(["\(base)/#"])
             let mainPort = await simulators[Self.mainSimulator].port
             let started = Monotonic.now()
             let bridge = try startBridge(base: base, gatewayPort: mainPort)
             let finished = try await waitForSync(base: base, bridge: bridge)
             report.syncMilliseconds.append(Double(finished - started) / 1e6)
-            try await subscriber.unsubscribe(["\(base)/#"])
+            try await ready(subscriber, "the subscriber").unsubscribe(["\(base)/#"])
             if last {
                 self.bridge = bridge
             } else {
                 await bridge.stop()
             }
         }
-        try await subscriber.subscribe(["tradfri/+", "bench/ref/+"])
+        try await ready(subscriber, "the subscriber").subscribe(["tradfri/+", "bench/ref/+"])
     }
 
     private func startBridge(base: String, gatewayPort: UInt16) throws -> Spawned {
@@ -223,12 +239,13 @@ final class Benchmark: @unchecked Sendable {
         ]
         try stored.description.write(toFile: credentials, atomically: true, encoding: .utf8)
         chmod(credentials, 0o600)
+        let brokerPort = try ready(broker, "the broker").port
         let configuration = """
             gateway:
               address: 127.0.0.1:\(gatewayPort)
               credentials: \(credentials)
             mqtt:
-              server: mqtt://127.0.0.1:\(broker.port)
+              server: mqtt://127.0.0.1:\(brokerPort)
               base_topic: \(base)
               client_id: tradfri-bench-bridge
             discovery:
@@ -319,14 +336,20 @@ final class Benchmark: @unchecked Sendable {
         recorder.reset()
         let action: @Sendable () -> Void
         switch path {
-        case .rawCoAP: action = change(simulator: Self.referenceSimulator, source: referenceChanges)
-        case .bridge: action = change(simulator: Self.mainSimulator, source: mainChanges)
+        case .rawCoAP:
+            action = try change(
+                simulator: Self.referenceSimulator, source: ready(referenceChanges, "the reference changes"))
+        case .bridge:
+            action = try change(simulator: Self.mainSimulator, source: ready(mainChanges, "the bridge changes"))
         case .rawMQTT:
-            let (publisher, source, recorder) = (self.publisher!, mqttChanges!, recorder)
+            let (publisher, source, recorder) = (
+                try ready(self.publisher, "the publisher"), try ready(mqttChanges, "the MQTT changes"), recorder
+            )
             action = {
                 let (id, level) = source.next()
                 let message = MQTTMessage(
-                    topic: "bench/ref/\(id)", payload: Array(Self.lightStatePayload(level: level).utf8), qos: .atLeastOnce,
+                    topic: "bench/ref/\(id)", payload: Array(Self.lightStatePayload(level: level).utf8),
+                    qos: .atLeastOnce,
                     retain: true, contentType: "application/json", payloadIsUTF8: true)
                 recorder.recordStart(Stamp(device: id, value: level, time: Monotonic.now()))
                 try? publisher.publish(message)
@@ -336,13 +359,17 @@ final class Benchmark: @unchecked Sendable {
         try await settle(expected: started)
         switch path {
         case .rawCoAP:
-            return match(starts: recorder.lightPuts(simulator: Self.referenceSimulator), deliveries: recorder.observerNotifications())
+            return match(
+                starts: recorder.lightPuts(simulator: Self.referenceSimulator),
+                deliveries: recorder.observerNotifications())
         case .bridge:
-            return match(starts: recorder.lightPuts(simulator: Self.mainSimulator),
-                         deliveries: recorder.lightStates(prefix: "tradfri/", ids: idsByName))
+            return match(
+                starts: recorder.lightPuts(simulator: Self.mainSimulator),
+                deliveries: recorder.lightStates(prefix: "tradfri/", ids: idsByName))
         case .rawMQTT:
             let ids = Dictionary(uniqueKeysWithValues: lightIDs.map { (String($0), $0) })
-            return match(starts: recorder.recordedStarts, deliveries: recorder.lightStates(prefix: "bench/ref/", ids: ids))
+            return match(
+                starts: recorder.recordedStarts, deliveries: recorder.lightStates(prefix: "bench/ref/", ids: ids))
         }
     }
 
@@ -406,10 +433,13 @@ final class Benchmark: @unchecked Sendable {
 
     private func commandSegment(rate: Double, burst: Int) async throws -> Latency {
         recorder.reset()
-        let (publisher, source, recorder, nameByID) = (self.publisher!, mainChanges!, recorder, nameByID)
+        let (publisher, source, recorder, nameByID) = (
+            try ready(self.publisher, "the publisher"), try ready(mainChanges, "the bridge changes"), recorder, nameByID
+        )
         _ = await drive(rate: rate, seconds: max(options.segmentSeconds * 2, 4), burst: burst) {
             let (id, level) = source.next()
-            let message = MQTTMessage(topic: "tradfri/\(nameByID[id] ?? String(id))/set", text: #"{"brightness":\#(level)}"#)
+            let message = MQTTMessage(
+                topic: "tradfri/\(nameByID[id] ?? String(id))/set", text: #"{"brightness":\#(level)}"#)
             recorder.recordStart(Stamp(device: id, value: level, time: Monotonic.now()))
             try? publisher.publish(message)
         }
@@ -429,8 +459,10 @@ final class Benchmark: @unchecked Sendable {
                 // The same rate on the raw CoAP path tells whether the load generator or the
                 // simulator (one libcoap thread) is what gives up first.
                 options.progress("capacity: raw CoAP hop at \(Int(rate)) changes/s, for comparison")
-                report.capacityRawCoAP = .init(rate: rate, latency: try await segment(
-                    .rawCoAP, rate: rate, seconds: options.capacitySeconds, burst: 1))
+                report.capacityRawCoAP = .init(
+                    rate: rate,
+                    latency: try await segment(
+                        .rawCoAP, rate: rate, seconds: options.capacitySeconds, burst: 1))
                 break
             }
             report.capacity = rate

@@ -196,7 +196,8 @@ final class Spawned: @unchecked Sendable {
             }
             if let status = try? String(contentsOfFile: "\(directory)/\(task)/status", encoding: .utf8) {
                 for line in status.split(separator: "\n") where line.contains("ctxt_switches:") {
-                    switches += Int(line.split(separator: "\t").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "") ?? 0
+                    switches +=
+                        Int(line.split(separator: "\t").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "") ?? 0
                 }
             }
             result[tid] = (cpu, switches)

@@ -56,7 +56,8 @@ public final class Bridge: Service {
         let mqttConfiguration = try mqttConfiguration(configuration, broker: broker)
         let client = try MQTTClient(mqttConfiguration)
         let outbox = MQTTOutbox(client: client)
-        let queue = CommandQueue(link: link, spacing: .seconds(configuration.gateway.commandSpacing)) { [weak mirror] target, command in
+        let queue = CommandQueue(link: link, spacing: .seconds(configuration.gateway.commandSpacing)) {
+            [weak mirror] target, command in
             guard let mirror else { return (nil, nil) }
             switch target {
             case .device(let id):
@@ -64,11 +65,15 @@ public final class Bridge: Service {
                 return CommandPlanner.plan(command, for: device)
             case .group(let id):
                 guard let group = mirror.groups[id] else { return (nil, nil) }
-                return (CommandPlanner.plan(command, for: group, members: group.memberIDs.compactMap { mirror.devices[$0] }).write, nil)
+                return (
+                    CommandPlanner.plan(command, for: group, members: group.memberIDs.compactMap { mirror.devices[$0] })
+                        .write, nil
+                )
             }
         }
-        let context = BridgeContext(configuration: configuration, link: link, mirror: mirror, outbox: outbox, queue: queue,
-                                    gatewayID: credentials.gatewayID)
+        let context = BridgeContext(
+            configuration: configuration, link: link, mirror: mirror, outbox: outbox, queue: queue,
+            gatewayID: credentials.gatewayID)
         let requests = BridgeRequests(context: context)
         let bridge = Bridge(context: context, mqtt: client, locator: locator, requests: requests)
         let states = StatePublisher(context: context)
@@ -95,12 +100,15 @@ public final class Bridge: Service {
             }
             password = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
         }
-        let tls = broker.tls
-            ? MQTTTLSConfiguration(caFile: mqtt.caFile, certificateFile: mqtt.certFile, keyFile: mqtt.keyFile,
-                                   insecure: mqtt.insecure)
+        let tls =
+            broker.tls
+            ? MQTTTLSConfiguration(
+                caFile: mqtt.caFile, certificateFile: mqtt.certFile, keyFile: mqtt.keyFile,
+                insecure: mqtt.insecure)
             : nil
-        let will = MQTTMessage(topic: "\(mqtt.baseTopic)/bridge/state", text: #"{"state":"offline"}"#, qos: .atLeastOnce,
-                               retain: true)
+        let will = MQTTMessage(
+            topic: "\(mqtt.baseTopic)/bridge/state", text: #"{"state":"offline"}"#, qos: .atLeastOnce,
+            retain: true)
         return MQTTConfiguration(
             host: broker.host, port: broker.port, clientID: mqtt.clientID, username: mqtt.user, password: password,
             tls: tls, keepAlive: .seconds(mqtt.keepAlive), protocolVersion: mqtt.version == 4 ? .v311 : .v5,
@@ -136,8 +144,9 @@ public final class Bridge: Service {
         dispatch(.stopping)
         // Close the DTLS session first: devices go offline on MQTT while the broker is still there.
         await context.link.stop()
-        let offline = MQTTMessage(topic: context.topic("bridge/state"), text: #"{"state":"offline"}"#, qos: .atLeastOnce,
-                                  retain: true)
+        let offline = MQTTMessage(
+            topic: context.topic("bridge/state"), text: #"{"state":"offline"}"#, qos: .atLeastOnce,
+            retain: true)
         if mqtt.isConnected {
             do {
                 try await mqtt.publish(offline, acknowledgedWithin: .seconds(3))
@@ -166,8 +175,9 @@ public final class Bridge: Service {
             dispatch(.gatewayDisconnected(reason: reason.map { "\($0)" } ?? "closed"))
         case .connectFailed(let error):
             if case .unknownIdentity = error {
-                logger.error("the gateway no longer knows our identity; pair again with 'tradfri-bridge auth'",
-                             metadata: ["gateway.id": "\(context.gatewayIDFromCredentials)"])
+                logger.error(
+                    "the gateway no longer knows our identity; pair again with 'tradfri-bridge auth'",
+                    metadata: ["gateway.id": "\(context.gatewayIDFromCredentials)"])
             }
         }
     }
@@ -178,8 +188,9 @@ public final class Bridge: Service {
             context.link.reset(reason: "the gateway is rebooting")
             return
         case .details(let details) where details.id != context.gatewayIDFromCredentials:
-            logger.error("this gateway is not the one the credentials belong to",
-                         metadata: ["gateway.id": "\(details.id)", "expected": "\(context.gatewayIDFromCredentials)"])
+            logger.error(
+                "this gateway is not the one the credentials belong to",
+                metadata: ["gateway.id": "\(details.id)", "expected": "\(context.gatewayIDFromCredentials)"])
         default:
             break
         }
@@ -219,7 +230,8 @@ public final class Bridge: Service {
                 do {
                     // With MQTT 5, retain-as-published lets the bridge see (and refuse) a retained
                     // command as soon as it is published, not only at the next restart.
-                    let options: MQTTSubscribeOptions = mqtt.configuration.protocolVersion == .v5 ? [.retainAsPublished] : []
+                    let options: MQTTSubscribeOptions =
+                        mqtt.configuration.protocolVersion == .v5 ? [.retainAsPublished] : []
                     try await mqtt.subscribe(filters, qos: .atLeastOnce, options: options)
                     subscribed = true
                 } catch {

@@ -21,8 +21,10 @@ public final class BridgeContext {
     /// Set by the controller: hands an event to every feature (see `post(_:)`).
     var dispatcher: @CoAPActor (BridgeEvent) -> Void = { _ in }
 
-    init(configuration: BridgeConfiguration, link: GatewayLink, mirror: GatewayMirror, outbox: MQTTOutbox,
-         queue: CommandQueue, gatewayID: String) {
+    init(
+        configuration: BridgeConfiguration, link: GatewayLink, mirror: GatewayMirror, outbox: MQTTOutbox,
+        queue: CommandQueue, gatewayID: String
+    ) {
         self.configuration = configuration
         self.link = link
         self.mirror = mirror

@@ -35,8 +35,10 @@ public final class MQTTOutbox {
         let bytes = payload.bytes
         if !force, let current = state[topic], current.payload == bytes, current.retain == retain { return }
         state[topic] = Entry(payload: bytes, retain: retain)
-        send(MQTTMessage(topic: topic, payload: bytes, qos: .atLeastOnce, retain: retain, contentType: "application/json",
-                         payloadIsUTF8: true))
+        send(
+            MQTTMessage(
+                topic: topic, payload: bytes, qos: .atLeastOnce, retain: retain, contentType: "application/json",
+                payloadIsUTF8: true))
     }
 
     /// Removes a state topic (an empty retained message deletes a retained one).
@@ -55,8 +57,9 @@ public final class MQTTOutbox {
         _ topic: String, _ payload: JSON, responseTopic: String? = nil, correlationData: [UInt8]? = nil,
         qos: MQTTQoS = .atMostOnce
     ) {
-        let message = MQTTMessage(topic: responseTopic ?? topic, payload: payload.bytes, qos: qos, retain: false,
-                                  correlationData: correlationData, contentType: "application/json", payloadIsUTF8: true)
+        let message = MQTTMessage(
+            topic: responseTopic ?? topic, payload: payload.bytes, qos: qos, retain: false,
+            correlationData: correlationData, contentType: "application/json", payloadIsUTF8: true)
         guard client.isConnected else {
             events.append((message, .now))
             if events.count > 100 { events.removeFirst(events.count - 100) }
@@ -79,8 +82,10 @@ public final class MQTTOutbox {
         let ordered = first.filter { state[$0] != nil } + state.keys.sorted().filter { !first.contains($0) }
         for topic in ordered {
             guard let entry = state[topic] else { continue }
-            send(MQTTMessage(topic: topic, payload: entry.payload, qos: .atLeastOnce, retain: entry.retain,
-                             contentType: "application/json", payloadIsUTF8: true))
+            send(
+                MQTTMessage(
+                    topic: topic, payload: entry.payload, qos: .atLeastOnce, retain: entry.retain,
+                    contentType: "application/json", payloadIsUTF8: true))
         }
         let cutoff = ContinuousClock.now - .seconds(300)
         let waiting = events.filter { $0.time > cutoff }

@@ -45,7 +45,8 @@ struct AuthCommand: AsyncParsableCommand {
         }
         if !force, let existing = try? GatewayCredentials.load(from: path) {
             if await GatewayPairing.credentialsWork(existing) {
-                throw Failure("""
+                throw Failure(
+                    """
                     the credentials in \(path) still work (identity '\(existing.identity)' on gateway \
                     \(existing.gatewayID) at \(existing.address):\(existing.port)); pairing again would create another \
                     identity on the gateway. Use --force to pair anyway.
@@ -62,12 +63,14 @@ struct AuthCommand: AsyncParsableCommand {
         case .auto:
             let found = try await findGateway(seconds: configuration.discovery.timeout)
             (host, port, mdnsName) = (found.host, found.port, found.name)
-            print("Found gateway \(found.name) at \(found.host):\(found.port) (firmware \(found.firmware ?? "unknown")).")
+            print(
+                "Found gateway \(found.name) at \(found.host):\(found.port) (firmware \(found.firmware ?? "unknown")).")
         }
         var paired: GatewayCredentials
         do {
-            paired = try await GatewayPairing.pair(host: host, port: port, securityCode: securityCode,
-                                                   identity: identity, timeout: .milliseconds(Int(timeout * 1000)))
+            paired = try await GatewayPairing.pair(
+                host: host, port: port, securityCode: securityCode,
+                identity: identity, timeout: .milliseconds(Int(timeout * 1000)))
         } catch {
             throw Failure("pairing failed: \(error)")
         }
@@ -77,7 +80,8 @@ struct AuthCommand: AsyncParsableCommand {
         } catch {
             throw Failure("\(error)")
         }
-        print("""
+        print(
+            """
             Paired with gateway \(paired.gatewayID) (firmware \(paired.firmware ?? "unknown")) at \(paired.address):\(paired.port).
             Identity '\(paired.identity)' and its key are saved in \(path) (mode 0600).
             The security code was not stored.

@@ -34,19 +34,24 @@ struct DevicesCommand: AsyncParsableCommand {
         var host = stored.address
         var port = stored.port
         if let gateway {
-            guard case .host(let overrideHost, let overridePort)? = BridgeConfiguration.GatewayAddress.parse(gateway) else {
+            guard case .host(let overrideHost, let overridePort)? = BridgeConfiguration.GatewayAddress.parse(gateway)
+            else {
                 throw ValidationError("--gateway must be HOST or HOST:PORT")
             }
             (host, port) = (overrideHost, overridePort)
         }
         let limit = Duration.milliseconds(Int(timeout * 1000))
-        let session = CoAPClient(.init(host: host, port: port, identity: stored.identity, key: stored.psk,
-                                       handshakeTimeout: limit, requestTimeout: limit))
+        let session = CoAPClient(
+            .init(
+                host: host, port: port, identity: stored.identity, key: stored.psk,
+                handshakeTimeout: limit, requestTimeout: limit))
         do {
             try await session.connect()
         } catch let error as CoAPError {
             if case .unknownIdentity = error {
-                throw Failure("the gateway at \(host):\(port) no longer knows identity '\(stored.identity)': pair again with 'tradfri-bridge auth'")
+                throw Failure(
+                    "the gateway at \(host):\(port) no longer knows identity '\(stored.identity)': pair again with 'tradfri-bridge auth'"
+                )
             }
             throw Failure("cannot open a session with the gateway at \(host):\(port): \(error)")
         }
@@ -70,21 +75,25 @@ extension GatewayInventory {
     var json: JSON {
         .object([
             "gateway": ["id": .string(details.id), "firmware": .string(details.firmware)],
-            "devices": .array(devices.sorted { $0.id < $1.id }.map { device in
-                var entry: [String: JSON] = [
-                    "id": .int(device.id), "type": .string(device.kind.description), "name": .string(device.name),
-                    "model": .string(device.info.model), "state": .string(device.stateSummary),
-                ]
-                if let spectrum = device.light?.spectrum { entry["spectrum"] = .string(spectrum.rawValue) }
-                if let battery = device.info.battery { entry["battery"] = .int(battery) }
-                return .object(entry)
-            }),
-            "groups": .array(groups.sorted { $0.id < $1.id }.map { group in
-                [
-                    "id": .int(group.id), "name": .string(group.name), "members": .array(group.memberIDs.map { .int($0) }),
-                    "scenes": .array((scenes[group.id] ?? []).map { ["id": .int($0.id), "name": .string($0.name)] }),
-                ]
-            }),
+            "devices": .array(
+                devices.sorted { $0.id < $1.id }.map { device in
+                    var entry: [String: JSON] = [
+                        "id": .int(device.id), "type": .string(device.kind.description), "name": .string(device.name),
+                        "model": .string(device.info.model), "state": .string(device.stateSummary),
+                    ]
+                    if let spectrum = device.light?.spectrum { entry["spectrum"] = .string(spectrum.rawValue) }
+                    if let battery = device.info.battery { entry["battery"] = .int(battery) }
+                    return .object(entry)
+                }),
+            "groups": .array(
+                groups.sorted { $0.id < $1.id }.map { group in
+                    [
+                        "id": .int(group.id), "name": .string(group.name),
+                        "members": .array(group.memberIDs.map { .int($0) }),
+                        "scenes": .array(
+                            (scenes[group.id] ?? []).map { ["id": .int($0.id), "name": .string($0.name)] }),
+                    ]
+                }),
         ])
     }
 }

@@ -35,20 +35,23 @@ struct DiscoverCommand: AsyncParsableCommand {
 
         if json {
             let output: JSON = [
-                "gateways": .array(gateways.map { gateway in
-                    [
-                        "name": .string(gateway.name), "address": .string(gateway.host), "port": .int(Int(gateway.port)),
-                        "firmware": gateway.firmware.map(JSON.string) ?? .null,
-                        "addresses": .array(gateway.addresses.map(JSON.string)),
-                    ]
-                }),
-                "brokers": .array(brokers.map { service, type in
-                    [
-                        "name": .string(service.name), "type": .string(type),
-                        "address": GatewayLocator.preferredAddress(service.addresses).map(JSON.string) ?? .null,
-                        "port": .int(Int(service.port)), "host": .string(service.hostName),
-                    ]
-                }),
+                "gateways": .array(
+                    gateways.map { gateway in
+                        [
+                            "name": .string(gateway.name), "address": .string(gateway.host),
+                            "port": .int(Int(gateway.port)),
+                            "firmware": gateway.firmware.map(JSON.string) ?? .null,
+                            "addresses": .array(gateway.addresses.map(JSON.string)),
+                        ]
+                    }),
+                "brokers": .array(
+                    brokers.map { service, type in
+                        [
+                            "name": .string(service.name), "type": .string(type),
+                            "address": GatewayLocator.preferredAddress(service.addresses).map(JSON.string) ?? .null,
+                            "port": .int(Int(service.port)), "host": .string(service.hostName),
+                        ]
+                    }),
             ]
             print(output.description)
             return
@@ -69,8 +72,10 @@ struct DiscoverCommand: AsyncParsableCommand {
         } else {
             var rows = [["NAME", "TYPE", "ADDRESS", "PORT", "HOST"]]
             for (service, type) in brokers {
-                rows.append([service.name, type, GatewayLocator.preferredAddress(service.addresses) ?? "?",
-                             String(service.port), service.hostName])
+                rows.append([
+                    service.name, type, GatewayLocator.preferredAddress(service.addresses) ?? "?",
+                    String(service.port), service.hostName,
+                ])
             }
             print(GatewayInventory.format(rows), terminator: "")
         }

@@ -14,8 +14,10 @@ struct PairCommand: AsyncParsableCommand {
             Talks to the running bridge over its local control socket (pairing.control_socket), so \
             run it as root or as the bridge's user.
             """,
-        subcommands: [PromptCommand.self, ListCommand.self, AllowCommand.self, DenyCommand.self, OpenCommand.self,
-                      CloseCommand.self, DevicesCommand.self, RevokeCommand.self, StatusCommand.self],
+        subcommands: [
+            PromptCommand.self, ListCommand.self, AllowCommand.self, DenyCommand.self, OpenCommand.self,
+            CloseCommand.self, DevicesCommand.self, RevokeCommand.self, StatusCommand.self,
+        ],
         defaultSubcommand: PromptCommand.self)
 
     struct Options: ParsableArguments {
@@ -45,7 +47,8 @@ struct PairCommand: AsyncParsableCommand {
     }
 
     struct ListCommand: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "Requests waiting for a decision.")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "Requests waiting for a decision.")
         @OptionGroup var options: Options
         @Flag(help: "Print JSON.") var json = false
 
@@ -61,18 +64,22 @@ struct PairCommand: AsyncParsableCommand {
     }
 
     struct AllowCommand: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "allow", abstract: "Allow a request: the device gets its own credentials.")
+        static let configuration = CommandConfiguration(
+            commandName: "allow", abstract: "Allow a request: the device gets its own credentials.")
         @OptionGroup var options: Options
         @Argument(help: "The request's ID (see 'pair list').") var id: String
 
         func run() throws {
             let result = try options.send(["command": "allow", "id": .string(id.uppercased())])
-            print("Allowed \(id.uppercased()): device \(result["device"]?.stringValue ?? "?") may use \(result["topic_prefix"]?.stringValue ?? "?")/#; it has a minute to collect its credentials.")
+            print(
+                "Allowed \(id.uppercased()): device \(result["device"]?.stringValue ?? "?") may use \(result["topic_prefix"]?.stringValue ?? "?")/#; it has a minute to collect its credentials."
+            )
         }
     }
 
     struct DenyCommand: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "deny", abstract: "Deny a request: the device gets nothing.")
+        static let configuration = CommandConfiguration(
+            commandName: "deny", abstract: "Deny a request: the device gets nothing.")
         @OptionGroup var options: Options
         @Argument(help: "The request's ID (see 'pair list').") var id: String
 
@@ -117,16 +124,19 @@ struct PairCommand: AsyncParsableCommand {
             guard !list.isEmpty else { return print("No paired devices.") }
             var rows = [["DEVICE", "NAME", "IP", "MODE", "TOPICS", "STATE", "PAIRED"]]
             for device in list {
-                rows.append([device["id"]?.stringValue ?? "", device["name"]?.stringValue ?? "", device["ip"]?.stringValue ?? "",
-                             device["mode"]?.stringValue ?? "", (device["topic_prefix"]?.stringValue ?? "") + "/#",
-                             device["state"]?.stringValue ?? "", device["paired_at"]?.stringValue ?? ""])
+                rows.append([
+                    device["id"]?.stringValue ?? "", device["name"]?.stringValue ?? "", device["ip"]?.stringValue ?? "",
+                    device["mode"]?.stringValue ?? "", (device["topic_prefix"]?.stringValue ?? "") + "/#",
+                    device["state"]?.stringValue ?? "", device["paired_at"]?.stringValue ?? "",
+                ])
             }
             print(GatewayInventory.format(rows), terminator: "")
         }
     }
 
     struct RevokeCommand: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a device: its credentials stop working at once.")
+        static let configuration = CommandConfiguration(
+            commandName: "revoke", abstract: "Revoke a device: its credentials stop working at once.")
         @OptionGroup var options: Options
         @Argument(help: "The device (its id, broker username or name; see 'pair devices').") var device: String
 
@@ -137,13 +147,16 @@ struct PairCommand: AsyncParsableCommand {
     }
 
     struct StatusCommand: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "status", abstract: "The pairing window and counts.")
+        static let configuration = CommandConfiguration(
+            commandName: "status", abstract: "The pairing window and counts.")
         @OptionGroup var options: Options
 
         func run() throws {
             let status = try options.send(["command": "status"])
             print(PromptCommand.describeWindow(status))
-            print("Pending requests: \(status["pending"]?.intValue ?? 0); paired devices: \(status["devices"]?.intValue ?? 0)")
+            print(
+                "Pending requests: \(status["pending"]?.intValue ?? 0); paired devices: \(status["devices"]?.intValue ?? 0)"
+            )
             print("HTTPS certificate: \(status["fingerprint"]?.stringValue ?? "?")")
         }
     }
@@ -151,7 +164,8 @@ struct PairCommand: AsyncParsableCommand {
 
 /// The interactive prompt.
 struct PromptCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "prompt", abstract: "Interactive pairing prompt (the default).")
+    static let configuration = CommandConfiguration(
+        commandName: "prompt", abstract: "Interactive pairing prompt (the default).")
     @OptionGroup var options: PairCommand.Options
 
     enum Input: Sendable {
@@ -198,7 +212,9 @@ struct PromptCommand: AsyncParsableCommand {
             say("")
             say("Pairing request \(request["id"]?.stringValue ?? "?")")
             say("  name:  \(request["name"]?.stringValue ?? "?")")
-            say("  ip:    \(request["ip"]?.stringValue ?? "?")" + (request["mac"]?.stringValue.map { "   mac: \($0)" } ?? ""))
+            say(
+                "  ip:    \(request["ip"]?.stringValue ?? "?")"
+                    + (request["mac"]?.stringValue.map { "   mac: \($0)" } ?? ""))
             let mode = request["mode"]?.stringValue == "secure" ? "secure (HTTPS)" : "legacy EmonESP (plain HTTP)"
             say("  mode:  \(mode)   age: \(request["age"]?.intValue ?? 0) s")
             if let code = request["verification_code"]?.stringValue {
@@ -239,16 +255,22 @@ struct PromptCommand: AsyncParsableCommand {
                 case "window":
                     say("\n" + Self.describeWindow(data))
                 case "allowed":
-                    say("\nAllowed \(data["name"]?.stringValue ?? "?") as device \(data["device"]?.stringValue ?? "?"); it has \(data["seconds_to_fetch"]?.intValue ?? 60) s to collect its credentials.")
+                    say(
+                        "\nAllowed \(data["name"]?.stringValue ?? "?") as device \(data["device"]?.stringValue ?? "?"); it has \(data["seconds_to_fetch"]?.intValue ?? 60) s to collect its credentials."
+                    )
                 case "denied":
                     say("\nDenied \(data["name"]?.stringValue ?? "?").")
                 case "fetched":
                     say("\n\(data["name"]?.stringValue ?? "?") collected its credentials.")
                 case "connected":
-                    say("\n\(data["name"]?.stringValue ?? "?") (\(data["device"]?.stringValue ?? "?")) connected to the broker.")
+                    say(
+                        "\n\(data["name"]?.stringValue ?? "?") (\(data["device"]?.stringValue ?? "?")) connected to the broker."
+                    )
                 case "expired":
                     let unfetched = data["unfetched"] == true
-                    say("\n\(unfetched ? "Credentials not collected in time for" : "Request expired:") \(data["name"]?.stringValue ?? "?").")
+                    say(
+                        "\n\(unfetched ? "Credentials not collected in time for" : "Request expired:") \(data["name"]?.stringValue ?? "?")."
+                    )
                     if asking?["id"] == data["id"] { asking = nil }
                     queue.removeAll { $0["id"] == data["id"] }
                 case "revoked":
@@ -306,8 +328,11 @@ struct PromptCommand: AsyncParsableCommand {
     }
 
     static func row(_ request: JSON) -> [String] {
-        [request["id"]?.stringValue ?? "", request["name"]?.stringValue ?? "", request["ip"]?.stringValue ?? "",
-         request["mac"]?.stringValue ?? "-", request["mode"]?.stringValue ?? "", "\(request["age"]?.intValue ?? 0) s",
-         request["verification_code"]?.stringValue ?? "-"]
+        [
+            request["id"]?.stringValue ?? "", request["name"]?.stringValue ?? "", request["ip"]?.stringValue ?? "",
+            request["mac"]?.stringValue ?? "-", request["mode"]?.stringValue ?? "",
+            "\(request["age"]?.intValue ?? 0) s",
+            request["verification_code"]?.stringValue ?? "-",
+        ]
     }
 }

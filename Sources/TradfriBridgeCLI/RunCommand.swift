@@ -52,8 +52,9 @@ struct RunCommand: AsyncParsableCommand {
         let mdns = MDNSConnection(enabled: configuration.discovery.enabled)
         let locator = GatewayLocator(configuration: configuration, credentials: stored, mdns: mdns)
         let broker = await BrokerLocator.locate(configuration, mdns: mdns)
-        let bridge = try await Bridge.make(configuration: configuration, credentials: stored, locator: locator,
-                                           broker: (broker.host, broker.port, broker.tls))
+        let bridge = try await Bridge.make(
+            configuration: configuration, credentials: stored, locator: locator,
+            broker: (broker.host, broker.port, broker.tls))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
         var pairingTXT: [String: String] = [:]
         if configuration.pairing.enabled {
@@ -65,8 +66,9 @@ struct RunCommand: AsyncParsableCommand {
             pairingTXT = ["fingerprint": pairing.fingerprint, "pairing_path": "/pairing/v1"]
         }
         let advertiser = Advertiser(
-            advertisements: Advertiser.advertisements(for: configuration, gatewayID: stored.gatewayID, broker: broker,
-                                                      extraTXT: pairingTXT),
+            advertisements: Advertiser.advertisements(
+                for: configuration, gatewayID: stored.gatewayID, broker: broker,
+                extraTXT: pairingTXT),
             mdns: mdns)
         services.append(.init(service: advertiser))
         let group = ServiceGroup(

@@ -151,8 +151,9 @@ public enum Color {
         case 4: (r, g, b) = (x, 0, c)
         default: (r, g, b) = (c, 0, x)
         }
-        return RGB(red: Int(((r + m) * 255).rounded()), green: Int(((g + m) * 255).rounded()),
-                   blue: Int(((b + m) * 255).rounded()))
+        return RGB(
+            red: Int(((r + m) * 255).rounded()), green: Int(((g + m) * 255).rounded()),
+            blue: Int(((b + m) * 255).rounded()))
     }
 
     // MARK: Gateway scales

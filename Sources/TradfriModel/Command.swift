@@ -122,11 +122,15 @@ public enum CommandParser {
     ) throws(CommandError) -> Command {
         switch target {
         case .device(let device):
-            if let light = device.light { return try lightCommand(attributes, light: light, name: device.name, expected: expected) }
+            if let light = device.light {
+                return try lightCommand(attributes, light: light, name: device.name, expected: expected)
+            }
             if device.plug != nil { return try plugCommand(attributes, expected: expected) }
             if device.blind != nil { return try blindCommand(attributes) }
             if device.airPurifier != nil { return try airPurifierCommand(attributes) }
-            throw CommandError("'\(device.name)' is a \(device.kind) and has nothing to set: remotes, sensors and repeaters only report their battery through the gateway")
+            throw CommandError(
+                "'\(device.name)' is a \(device.kind) and has nothing to set: remotes, sensors and repeaters only report their battery through the gateway"
+            )
         case .group(let group, let members, let scenes):
             return try groupCommand(attributes, group: group, members: members, scenes: scenes, expected: expected)
         }
@@ -143,8 +147,10 @@ public enum CommandParser {
 
     // MARK: Lights
 
-    static let lightAttributes = ["state", "brightness", "brightness_percent", "brightness_step", "color_temp",
-                                  "color_temp_kelvin", "color", "transition"]
+    static let lightAttributes = [
+        "state", "brightness", "brightness_percent", "brightness_step", "color_temp",
+        "color_temp_kelvin", "color", "transition",
+    ]
 
     private static func lightCommand(
         _ attributes: [String: JSON], light: LightState, name: String, expected: ExpectedState
@@ -166,8 +172,10 @@ public enum CommandParser {
         return command
     }
 
-    private static func readSwitch(_ attributes: [String: JSON], into command: inout Command,
-                                   expected: ExpectedState) throws(CommandError) {
+    private static func readSwitch(
+        _ attributes: [String: JSON], into command: inout Command,
+        expected: ExpectedState
+    ) throws(CommandError) {
         guard let value = attributes["state"] else { return }
         switch value.boolValue.map({ $0 ? "ON" : "OFF" }) ?? value.stringValue?.uppercased() {
         case "ON": command.on = true
@@ -177,13 +185,18 @@ public enum CommandParser {
         }
     }
 
-    private static func number(_ value: JSON, _ name: String, _ range: ClosedRange<Double>) throws(CommandError) -> Double {
+    private static func number(
+        _ value: JSON, _ name: String, _ range: ClosedRange<Double>
+    ) throws(CommandError) -> Double {
         let number = value.doubleValue ?? value.stringValue.flatMap { Double($0) }
         guard let number, number.isFinite else {
-            throw CommandError("\(name) must be a number from \(format(range.lowerBound)) to \(format(range.upperBound)) (got \(value))")
+            throw CommandError(
+                "\(name) must be a number from \(format(range.lowerBound)) to \(format(range.upperBound)) (got \(value))"
+            )
         }
         guard range.contains(number) else {
-            throw CommandError("\(name) \(format(number)) is out of range (\(format(range.lowerBound))…\(format(range.upperBound)))")
+            throw CommandError(
+                "\(name) \(format(number)) is out of range (\(format(range.lowerBound))…\(format(range.upperBound)))")
         }
         return number
     }
@@ -192,8 +205,10 @@ public enum CommandParser {
         value.rounded() == value ? String(Int(value)) : String(value)
     }
 
-    private static func readBrightness(_ attributes: [String: JSON], into command: inout Command,
-                                       expected: ExpectedState) throws(CommandError) {
+    private static func readBrightness(
+        _ attributes: [String: JSON], into command: inout Command,
+        expected: ExpectedState
+    ) throws(CommandError) {
         var level: Int?
         if let value = attributes["brightness"] {
             level = Int(try number(value, "brightness", 0...254).rounded())
@@ -236,14 +251,17 @@ public enum CommandParser {
             return .xy(Color.xy(fromRGB: rgb))
         }
         guard let colour = value.objectValue else {
-            throw CommandError("color must be an object such as {\"x\":0.3,\"y\":0.3}, {\"hue\":120,\"saturation\":80} or {\"hex\":\"#ff0000\"}")
+            throw CommandError(
+                "color must be an object such as {\"x\":0.3,\"y\":0.3}, {\"hue\":120,\"saturation\":80} or {\"hex\":\"#ff0000\"}"
+            )
         }
         if let x = colour["x"], let y = colour["y"] {
             return .xy(Color.XY(x: try number(x, "color.x", 0...1), y: try number(y, "color.y", 0...1)))
         }
         if let hue = colour["hue"] ?? colour["h"], let saturation = colour["saturation"] ?? colour["s"] {
-            return .hueSaturation(hue: try number(hue, "color.hue", 0...360),
-                                  saturation: try number(saturation, "color.saturation", 0...100))
+            return .hueSaturation(
+                hue: try number(hue, "color.hue", 0...360),
+                saturation: try number(saturation, "color.saturation", 0...100))
         }
         if colour["hue"] != nil || colour["h"] != nil || colour["saturation"] != nil || colour["s"] != nil {
             throw CommandError("color needs hue and saturation together")
@@ -255,8 +273,9 @@ public enum CommandParser {
             return .xy(Color.xy(fromRGB: rgb))
         }
         if let red = colour["r"], let green = colour["g"], let blue = colour["b"] {
-            let rgb = Color.RGB(red: Int(try number(red, "color.r", 0...255)), green: Int(try number(green, "color.g", 0...255)),
-                                blue: Int(try number(blue, "color.b", 0...255)))
+            let rgb = Color.RGB(
+                red: Int(try number(red, "color.r", 0...255)), green: Int(try number(green, "color.g", 0...255)),
+                blue: Int(try number(blue, "color.b", 0...255)))
             return .xy(Color.xy(fromRGB: rgb))
         }
         if let text = colour["rgb"]?.stringValue {
@@ -271,7 +290,9 @@ public enum CommandParser {
 
     // MARK: Plugs, blinds, air purifier
 
-    private static func plugCommand(_ attributes: [String: JSON], expected: ExpectedState) throws(CommandError) -> Command {
+    private static func plugCommand(
+        _ attributes: [String: JSON], expected: ExpectedState
+    ) throws(CommandError) -> Command {
         try checkKnown(attributes, ["state"], what: "a plug")
         var command = Command()
         try readSwitch(attributes, into: &command, expected: expected)
@@ -317,7 +338,9 @@ public enum CommandParser {
             }
         }
         if let value = attributes["led_enable"] {
-            guard let enabled = value.boolValue else { throw CommandError("led_enable must be true or false (got \(value))") }
+            guard let enabled = value.boolValue else {
+                throw CommandError("led_enable must be true or false (got \(value))")
+            }
             command.ledEnable = enabled
         }
         if let value = attributes["child_lock"] {
@@ -327,7 +350,9 @@ public enum CommandParser {
             default: throw CommandError("child_lock must be LOCK or UNLOCK (got \(value))")
             }
         }
-        guard !command.isEmpty else { throw CommandError("nothing to do: give fan_mode, fan_state, led_enable or child_lock") }
+        guard !command.isEmpty else {
+            throw CommandError("nothing to do: give fan_mode, fan_state, led_enable or child_lock")
+        }
         return command
     }
 
@@ -355,18 +380,20 @@ public enum CommandParser {
         }
         if let value = attributes["scene"] {
             let match: Scene? =
-                if let id = value.intValue { scenes.first { $0.id == id } }
-                else if let name = value.stringValue {
+                if let id = value.intValue { scenes.first { $0.id == id } } else if let name = value.stringValue {
                     scenes.first { $0.name == name } ?? scenes.first { $0.name.lowercased() == name.lowercased() }
                         ?? scenes.first { String($0.id) == name }
                 } else { nil }
             guard let match else {
                 let names = scenes.map(\.name).sorted().joined(separator: ", ")
-                throw CommandError("group '\(group.name)' has no scene \(value)" + (names.isEmpty ? "" : " (scenes: \(names))"))
+                throw CommandError(
+                    "group '\(group.name)' has no scene \(value)" + (names.isEmpty ? "" : " (scenes: \(names))"))
             }
             command.scene = match.id
         }
-        guard !command.isEmpty else { throw CommandError("nothing to do: give state, brightness, scene, color_temp or color") }
+        guard !command.isEmpty else {
+            throw CommandError("nothing to do: give state, brightness, scene, color_temp or color")
+        }
         return command
     }
 }
@@ -395,19 +422,34 @@ public enum CommandPlanner {
         let path = GatewayPath.device(device.id)
         if let light = device.light {
             let (body, remainder) = lightPlan(command, light: light)
-            return (body.isEmpty ? nil : GatewayWrite(path: path, body: [GatewayKey.lightCapability: [.object(body)]]), remainder)
+            return (
+                body.isEmpty ? nil : GatewayWrite(path: path, body: [GatewayKey.lightCapability: [.object(body)]]),
+                remainder
+            )
         }
         if device.plug != nil, let on = command.on {
-            return (GatewayWrite(path: path, body: [GatewayKey.plugCapability: [[GatewayKey.on: .int(on ? 1 : 0)]]]), nil)
+            return (
+                GatewayWrite(path: path, body: [GatewayKey.plugCapability: [[GatewayKey.on: .int(on ? 1 : 0)]]]), nil
+            )
         }
         if device.blind != nil {
             if command.stop {
-                return (GatewayWrite(path: path, body: [GatewayKey.blindCapability: [[GatewayKey.blindTrigger: 0]]]), nil)
+                return (
+                    GatewayWrite(path: path, body: [GatewayKey.blindCapability: [[GatewayKey.blindTrigger: 0]]]), nil
+                )
             }
             if let position = command.position {
-                return (GatewayWrite(path: path, body: [GatewayKey.blindCapability: [[
-                    GatewayKey.blindPosition: .double(Double(100 - position)),
-                ]]]), nil)
+                return (
+                    GatewayWrite(
+                        path: path,
+                        body: [
+                            GatewayKey.blindCapability: [
+                                [
+                                    GatewayKey.blindPosition: .double(Double(100 - position))
+                                ]
+                            ]
+                        ]), nil
+                )
             }
         }
         if device.airPurifier != nil {
@@ -422,11 +464,13 @@ public enum CommandPlanner {
         return (nil, nil)
     }
 
-    private static func lightPlan(_ command: Command, light: LightState) -> (body: [String: JSON], remainder: Command?) {
+    private static func lightPlan(_ command: Command, light: LightState) -> (body: [String: JSON], remainder: Command?)
+    {
         let tenths = command.transition.map { Int(($0 * 10).rounded()) } ?? 0
         if command.on == false {
             // A fade to off is a dim to 0 with a transition; on/off itself does not fade.
-            return tenths > 0 ? ([GatewayKey.dimmer: 0, GatewayKey.transitionTime: .int(tenths)], nil)
+            return tenths > 0
+                ? ([GatewayKey.dimmer: 0, GatewayKey.transitionTime: .int(tenths)], nil)
                 : ([GatewayKey.on: 0], nil)
         }
         let colour = command.colour.map { colourKeys($0, spectrum: light.spectrum) } ?? [:]
@@ -473,8 +517,10 @@ public enum CommandPlanner {
                 let xy = Color.gatewayXY(value)
                 return [GatewayKey.colorX: .int(xy.x), GatewayKey.colorY: .int(xy.y)]
             case .hueSaturation(let hue, let saturation):
-                return [GatewayKey.hue: .int(Color.gatewayHue(degrees: hue)),
-                        GatewayKey.saturation: .int(Color.gatewaySaturation(percent: saturation))]
+                return [
+                    GatewayKey.hue: .int(Color.gatewayHue(degrees: hue)),
+                    GatewayKey.saturation: .int(Color.gatewaySaturation(percent: saturation)),
+                ]
             }
         }
     }
@@ -482,7 +528,9 @@ public enum CommandPlanner {
     /// The group PUT (flat keys) and the per-member commands a group command needs: on/off,
     /// brightness and scenes go to the group (one Zigbee group command); colour and blind
     /// positions, which the gateway does not apply through groups, go to each member.
-    public static func plan(_ command: Command, for group: Group, members: [Device])
+    public static func plan(
+        _ command: Command, for group: Group, members: [Device]
+    )
         -> (write: GatewayWrite?, memberCommands: [Int: Command])
     {
         var body: [String: JSON] = [:]

@@ -219,7 +219,8 @@ public struct Device: Sendable, Hashable, Identifiable {
             plug = PlugState(on: try ObjectReader(object, "\(what) plug (3312)").bool(GatewayKey.on) ?? false)
         }
         if let object = reader.capability(GatewayKey.blindCapability) {
-            blind = BlindState(position: try ObjectReader(object, "\(what) blind (15015)").double(GatewayKey.blindPosition) ?? 0)
+            blind = BlindState(
+                position: try ObjectReader(object, "\(what) blind (15015)").double(GatewayKey.blindPosition) ?? 0)
         }
         if let object = reader.capability(GatewayKey.airPurifierCapability) {
             airPurifier = try AirPurifierState(object, "\(what) air purifier (15025)")

@@ -24,12 +24,14 @@ public struct FriendlyNames: Sendable, Equatable {
     /// same names.
     public init(devices: [(id: Int, name: String, kind: String)], groups: [(id: Int, name: String)]) {
         for device in devices.sorted(by: { $0.id < $1.id }) {
-            assign(.device(device.id), base: Self.slug(device.name, fallback: "\(device.kind)_\(device.id)"),
-                   id: device.id, groupSuffix: false)
+            assign(
+                .device(device.id), base: Self.slug(device.name, fallback: "\(device.kind)_\(device.id)"),
+                id: device.id, groupSuffix: false)
         }
         for group in groups.sorted(by: { $0.id < $1.id }) {
-            assign(.group(group.id), base: Self.slug(group.name, fallback: "group_\(group.id)"), id: group.id,
-                   groupSuffix: true)
+            assign(
+                .group(group.id), base: Self.slug(group.name, fallback: "group_\(group.id)"), id: group.id,
+                groupSuffix: true)
         }
     }
 

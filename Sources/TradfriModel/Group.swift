@@ -61,7 +61,9 @@ public struct Scene: Sendable, Hashable, Identifiable {
         isPredefined = reader.bool(GatewayKey.scenePredefined)
         icon = reader.int(GatewayKey.sceneIcon)
         lightSettings = (reader.members[GatewayKey.sceneLightSettings]?.arrayValue ?? []).compactMap { item in
-            guard let setting = item.objectValue, let device = setting[GatewayKey.instanceID]?.intValue else { return nil }
+            guard let setting = item.objectValue, let device = setting[GatewayKey.instanceID]?.intValue else {
+                return nil
+            }
             return SceneLightSetting(
                 deviceID: device,
                 on: setting[GatewayKey.on]?.boolValue,

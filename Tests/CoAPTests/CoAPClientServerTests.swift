@@ -40,10 +40,14 @@ import Testing
             server.notifyObservers("thing")
         }
 
-        func client(identity: String = CoAPClientServerTests.identity, key: String = CoAPClientServerTests.key,
-                    handshakeTimeout: Duration = .seconds(5)) -> CoAPClient {
-            CoAPClient(.init(host: "127.0.0.1", port: server.port, identity: identity, key: key,
-                             handshakeTimeout: handshakeTimeout, requestTimeout: .seconds(5)))
+        func client(
+            identity: String = CoAPClientServerTests.identity, key: String = CoAPClientServerTests.key,
+            handshakeTimeout: Duration = .seconds(5)
+        ) -> CoAPClient {
+            CoAPClient(
+                .init(
+                    host: "127.0.0.1", port: server.port, identity: identity, key: key,
+                    handshakeTimeout: handshakeTimeout, requestTimeout: .seconds(5)))
         }
     }
 
@@ -162,8 +166,10 @@ import Testing
         let fixture = try await Fixture()
         let port = await fixture.server.port
         await fixture.server.stop()
-        let client = CoAPClient(.init(host: "127.0.0.1", port: port, identity: "x", key: "y",
-                                      handshakeTimeout: .seconds(3)))
+        let client = CoAPClient(
+            .init(
+                host: "127.0.0.1", port: port, identity: "x", key: "y",
+                handshakeTimeout: .seconds(3)))
         do {
             try await client.connect()
             Issue.record("connected to a closed port")

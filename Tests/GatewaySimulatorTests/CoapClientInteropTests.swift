@@ -8,9 +8,11 @@ import TradfriModel
     static let code = "INTEROPCODE12345"
 
     func startSimulator() async throws -> (ChildProcess, UInt16) {
-        let simulator = try ChildProcess("tradfri-gateway-sim", ["--listen", "127.0.0.1:0", "--security-code", Self.code])
+        let simulator = try ChildProcess(
+            "tradfri-gateway-sim", ["--listen", "127.0.0.1:0", "--security-code", Self.code])
         let ready = try await simulator.waitForLine(containing: "listening on")
-        let port = try #require(ready.split(separator: " ").first { $0.hasPrefix("127.0.0.1:") }?.split(separator: ":").last)
+        let port = try #require(
+            ready.split(separator: " ").first { $0.hasPrefix("127.0.0.1:") }?.split(separator: ":").last)
         return (simulator, try #require(UInt16(port)))
     }
 
@@ -22,19 +24,30 @@ import TradfriModel
     @Test func coapClientPairsReadsWritesAndObserves() async throws {
         let (simulator, port) = try await startSimulator()
         let base = "coaps://127.0.0.1:\(port)"
-        let answer = try await coapClient(["-u", "Client_identity", "-k", Self.code, "-m", "post", "-e", #"{"9090":"me"}"#,
-                                           "\(base)/15011/9063"])
-        let psk = try #require(try JSON(parsing: answer.trimmingCharacters(in: .whitespacesAndNewlines))["9091"]?.stringValue)
+        let answer = try await coapClient([
+            "-u", "Client_identity", "-k", Self.code, "-m", "post", "-e", #"{"9090":"me"}"#,
+            "\(base)/15011/9063",
+        ])
+        let psk = try #require(
+            try JSON(parsing: answer.trimmingCharacters(in: .whitespacesAndNewlines))["9091"]?.stringValue)
 
         let list = try await coapClient(["-u", "me", "-k", psk, "\(base)/15001"])
-        #expect(try IDList.parse(Array(list.trimmingCharacters(in: .whitespacesAndNewlines).utf8), what: "device").contains(65543))
+        #expect(
+            try IDList.parse(Array(list.trimmingCharacters(in: .whitespacesAndNewlines).utf8), what: "device").contains(
+                65543))
 
         // Observe the plug for a few notifications while another coap-client switches it.
         // coap-client prints notifications back to back without newlines; stdbuf unbuffers it.
-        let observer = try ChildProcess("stdbuf", ["-o0", "coap-client-openssl", "-u", "me", "-k", psk, "-s", "20", "-B", "25",
-                                                   "\(base)/15001/65543"])
+        let observer = try ChildProcess(
+            "stdbuf",
+            [
+                "-o0", "coap-client-openssl", "-u", "me", "-k", psk, "-s", "20", "-B", "25",
+                "\(base)/15001/65543",
+            ])
         try await observer.waitForOutput(containing: "Coffee maker")
-        _ = try await coapClient(["-u", "me", "-k", psk, "-m", "put", "-e", #"{"3312":[{"5850":1}]}"#, "\(base)/15001/65543"])
+        _ = try await coapClient([
+            "-u", "me", "-k", psk, "-m", "put", "-e", #"{"3312":[{"5850":1}]}"#, "\(base)/15001/65543",
+        ])
         try await observer.waitForOutput(containing: #""3312":[{"5850":1"#)
         let plug = try await coapClient(["-u", "me", "-k", psk, "\(base)/15001/65543"])
         #expect(plug.contains(#""3312":[{"5850":1"#))
@@ -52,8 +65,9 @@ import TradfriModel
     @Test func brokenFixtureIsAClearStartupError() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("broken-\(UUID()).json")
         try Data("{\"gateway\": {}}".utf8).write(to: file)
-        let result = try await runCommand("tradfri-gateway-sim", ["--security-code", Self.code, "--fixture", file.path],
-                                          check: false)
+        let result = try await runCommand(
+            "tradfri-gateway-sim", ["--security-code", Self.code, "--fixture", file.path],
+            check: false)
         #expect(result.status != 0)
         #expect(result.output.contains("9081"), "the error names the missing key: \(result.output)")
     }

@@ -17,8 +17,9 @@ import TradfriModel
 
         let again = try await bootstrap.post(GatewayPath.authenticate, json: #"{"9090":"bridge-one"}"#)
         #expect(again.code == .badRequest, "a reused identity gets 4.00")
-        #expect(try await bootstrap.get(GatewayPath.devices).code == .unauthorized,
-                "the bootstrap identity may only create identities")
+        #expect(
+            try await bootstrap.get(GatewayPath.devices).code == .unauthorized,
+            "the bootstrap identity may only create identities")
         #expect(try await bootstrap.post(GatewayPath.authenticate, json: "nonsense").code == .badRequest)
         await bootstrap.close()
 
@@ -47,7 +48,8 @@ import TradfriModel
         let first = try await SimulatorHarness()
         let bootstrap = await first.client(identity: bootstrapIdentity, key: SimulatorHarness.securityCode)
         try await bootstrap.connect()
-        let key = try #require(try await bootstrap.post(GatewayPath.authenticate, json: #"{"9090":"keeper"}"#).json["9091"]?.stringValue)
+        let key = try #require(
+            try await bootstrap.post(GatewayPath.authenticate, json: #"{"9090":"keeper"}"#).json["9091"]?.stringValue)
         await bootstrap.close()
         let directory = first.stateDirectory
         await first.simulator.stop()

@@ -29,7 +29,8 @@ import TradfriModel
         #expect(groups == [131073, 131074, 131075])
         let living = try Group(payload: try await client.get(GatewayPath.group(131073)).payload)
         #expect(living.memberIDs.contains(65538))
-        let sceneIDs = try IDList.parse(try await client.get(GatewayPath.scenes(ofGroup: 131073)).payload, what: "scene")
+        let sceneIDs = try IDList.parse(
+            try await client.get(GatewayPath.scenes(ofGroup: 131073)).payload, what: "scene")
         #expect(sceneIDs.count == 3)
         let relax = try Scene(payload: try await client.get(GatewayPath.scene(196609, ofGroup: 131073)).payload)
         #expect(relax.name == "RELAX")
@@ -170,7 +171,9 @@ import TradfriModel
         let client = try await harness.pairedClient()
         let list = try await client.observe(GatewayPath.devices)
         let plug = try await client.observe("15001/65543")
-        let answer = await harness.simulator.execute(#"add-device {"3":{"0":"IKEA of Sweden","1":"TRADFRI control outlet"},"3312":[{"5850":0,"9003":0}],"5750":3,"9001":"New plug","9003":65600}"#)
+        let answer = await harness.simulator.execute(
+            #"add-device {"3":{"0":"IKEA of Sweden","1":"TRADFRI control outlet"},"3312":[{"5850":0,"9003":0}],"5750":3,"9001":"New plug","9003":65600}"#
+        )
         #expect(answer == "ok add-device")
         #expect(try await nextNotification(list).arrayValue?.contains(65600) == true)
         #expect(await harness.simulator.execute("remove-device 65543") == "ok remove-device")
@@ -188,7 +191,10 @@ import TradfriModel
     @Test func invalidFixturesAreRejectedWithTheReason() {
         #expect(throws: Fixture.Error.self) { try Fixture(text: "{}") }
         #expect {
-            try Fixture(text: #"{"gateway":{"9081":"0011223344556677"},"groups":[{"9003":131073,"9018":{"15002":{"9003":[1]}}}]}"#)
+            try Fixture(
+                text:
+                    #"{"gateway":{"9081":"0011223344556677"},"groups":[{"9003":131073,"9018":{"15002":{"9003":[1]}}}]}"#
+            )
         } throws: { "\($0)".contains("member") }
     }
 }

@@ -11,8 +11,13 @@ final class SimulatorHarness {
     let simulator: GatewaySimulator
     let stateDirectory: String
 
-    init(fixture: Fixture = .demoHome(), stateDirectory: String? = nil, configure: (inout GatewaySimulator.Configuration) -> Void = { _ in }) throws {
-        self.stateDirectory = stateDirectory ?? FileManager.default.temporaryDirectory
+    init(
+        fixture: Fixture = .demoHome(), stateDirectory: String? = nil,
+        configure: (inout GatewaySimulator.Configuration) -> Void = { _ in }
+    ) throws {
+        self.stateDirectory =
+            stateDirectory
+            ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("sim-\(UUID().uuidString)").path
         var configuration = GatewaySimulator.Configuration(securityCode: Self.securityCode, fixture: fixture)
         configuration.port = 0
@@ -27,12 +32,16 @@ final class SimulatorHarness {
     var port: UInt16 { simulator.port }
 
     func client(identity: String, key: String, timeout: Duration = .seconds(5)) -> CoAPClient {
-        CoAPClient(.init(host: "127.0.0.1", port: port, identity: identity, key: key,
-                         handshakeTimeout: timeout, requestTimeout: timeout))
+        CoAPClient(
+            .init(
+                host: "127.0.0.1", port: port, identity: identity, key: key,
+                handshakeTimeout: timeout, requestTimeout: timeout))
     }
 
     /// Creates `identity` through the bootstrap and returns a connected client using it.
-    func pairedClient(identity: String = "tester-\(UUID().uuidString.prefix(8))", timeout: Duration = .seconds(5)) async throws -> CoAPClient {
+    func pairedClient(
+        identity: String = "tester-\(UUID().uuidString.prefix(8))", timeout: Duration = .seconds(5)
+    ) async throws -> CoAPClient {
         let bootstrap = client(identity: bootstrapIdentity, key: Self.securityCode, timeout: timeout)
         try await bootstrap.connect()
         let response = try await bootstrap.post(GatewayPath.authenticate, json: #"{"9090":"\#(identity)"}"#)
@@ -56,8 +65,10 @@ extension CoAPResponse {
 }
 
 /// Reads the next element of an observation stream with a deadline.
-func nextNotification(_ observation: CoAPObservation, within limit: Duration = .seconds(5),
-                      where predicate: @escaping @Sendable (JSON) -> Bool = { _ in true }) async throws -> JSON {
+func nextNotification(
+    _ observation: CoAPObservation, within limit: Duration = .seconds(5),
+    where predicate: @escaping @Sendable (JSON) -> Bool = { _ in true }
+) async throws -> JSON {
     try await withDeadline(limit, "a notification on \(observation.path)") {
         for try await notification in observation.notifications {
             let json = (try? JSON(parsing: notification.payload)) ?? .null

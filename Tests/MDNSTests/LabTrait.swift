@@ -28,7 +28,9 @@ func found(_ name: String) -> @Sendable (MDNSBrowseEvent) -> MDNSService? {
     }
 }
 
-func updated(_ name: String, where condition: @escaping @Sendable (MDNSService) -> Bool)
+func updated(
+    _ name: String, where condition: @escaping @Sendable (MDNSService) -> Bool
+)
     -> @Sendable (MDNSBrowseEvent) -> MDNSService?
 {
     { event in

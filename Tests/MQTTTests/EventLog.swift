@@ -80,7 +80,8 @@ final class EventLog: @unchecked Sendable {
 
     /// Waits until the stream has finished, consuming every event left.
     func end(within limit: Duration = .seconds(10)) async throws {
-        try await wait(within: limit, "the end of the event stream") { (continuation: CheckedContinuation<Void, any Error>) in
+        try await wait(within: limit, "the end of the event stream") {
+            (continuation: CheckedContinuation<Void, any Error>) in
             (match: { _ in false }, end: { continuation.resume() }, fail: { continuation.resume(throwing: $0) })
         }
     }
@@ -99,7 +100,8 @@ final class EventLog: @unchecked Sendable {
 
     /// Registers the waiter that `makeWaiter` builds around the continuation and waits for it.
     private func wait<T: Sendable>(
-        within limit: Duration, _ what: String, _ makeWaiter: @escaping @Sendable (CheckedContinuation<T, any Error>) -> Waiter
+        within limit: Duration, _ what: String,
+        _ makeWaiter: @escaping @Sendable (CheckedContinuation<T, any Error>) -> Waiter
     ) async throws -> T {
         let id = UUID()
         do {

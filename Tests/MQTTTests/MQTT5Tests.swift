@@ -31,7 +31,9 @@ import Testing
 
         let responseTopic = try #require(received.responseTopic)
         try await responder.publish(
-            MQTTMessage(topic: responseTopic, text: "{\"status\":\"ok\"}", qos: .atLeastOnce, correlationData: received.correlationData),
+            MQTTMessage(
+                topic: responseTopic, text: "{\"status\":\"ok\"}", qos: .atLeastOnce,
+                correlationData: received.correlationData),
             acknowledgedWithin: .seconds(5))
         let reply = try await replies.message(on: "clients/requester/response")
         #expect(reply.text == "{\"status\":\"ok\"}")
@@ -64,7 +66,8 @@ import Testing
         let (client, _) = try await connectedClient(configuration(for: broker))
         try await client.publish(
             MQTTMessage(
-                topic: "bridge/state", text: "online", qos: .atLeastOnce, responseTopic: "r/1", contentType: "text/plain",
+                topic: "bridge/state", text: "online", qos: .atLeastOnce, responseTopic: "r/1",
+                contentType: "text/plain",
                 userProperties: [MQTTUserProperty("source", "bridge")]),
             acknowledgedWithin: .seconds(5))
         try await watcher.waitForLine(containing: "bridge/state|r/1|text/plain|source:bridge|online")
@@ -76,7 +79,8 @@ import Testing
         let watcher = try await broker.subscriber(["-t", "bridge/state", "-v"])
         let (client, _) = try await connectedClient(configuration(for: broker, version: .v311))
         try await client.publish(
-            MQTTMessage(topic: "bridge/state", text: "online", qos: .atLeastOnce, userProperties: [MQTTUserProperty("a", "b")]),
+            MQTTMessage(
+                topic: "bridge/state", text: "online", qos: .atLeastOnce, userProperties: [MQTTUserProperty("a", "b")]),
             acknowledgedWithin: .seconds(5))
         try await watcher.waitForLine(containing: "bridge/state online")
         await client.disconnect()
@@ -86,7 +90,8 @@ import Testing
         let broker = try await MosquittoBroker()
         let (client, events) = try await connectedClient(configuration(for: broker))
         try await client.subscribe(["lights/#"], options: .noLocal)
-        try await client.publish(MQTTMessage(topic: "lights/own", text: "mine", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
+        try await client.publish(
+            MQTTMessage(topic: "lights/own", text: "mine", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
         try await broker.publish(["-t", "lights/other", "-m", "theirs", "-q", "1"])
         let first = try await events.anyMessage()
         #expect(first.topic == "lights/other")
@@ -109,9 +114,11 @@ import Testing
     @Test func acknowledgedPublishReportsTheBrokersRefusal() async throws {
         let broker = try await MosquittoBroker(Self.restrictedBroker)
         let (client, _) = try await connectedClient(configuration(for: broker))
-        try await client.publish(MQTTMessage(topic: "allowed/x", text: "ok", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
+        try await client.publish(
+            MQTTMessage(topic: "allowed/x", text: "ok", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
         let error = await #expect(throws: MQTTError.self) {
-            try await client.publish(MQTTMessage(topic: "secret/x", text: "no", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
+            try await client.publish(
+                MQTTMessage(topic: "secret/x", text: "no", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
         }
         #expect(error == .publishRefused(topic: "secret/x", reason: .notAuthorized))
         #expect(error?.description == "the broker refused the publish to 'secret/x': Not authorized (0x87)")

@@ -22,7 +22,8 @@ import Testing
     @Test func unreadableTLSFileIsNamed() {
         let error = #expect(throws: MQTTError.self) {
             try MQTTClient(
-                MQTTConfiguration(host: "127.0.0.1", clientID: "x", tls: MQTTTLSConfiguration(caFile: "/nonexistent/ca.pem")))
+                MQTTConfiguration(
+                    host: "127.0.0.1", clientID: "x", tls: MQTTTLSConfiguration(caFile: "/nonexistent/ca.pem")))
         }
         #expect(error == .invalidConfiguration("TLS CA file '/nonexistent/ca.pem' is not readable"))
     }
@@ -36,7 +37,8 @@ import Testing
     @Test func invalidWillTopicIsRejected() {
         let error = #expect(throws: MQTTError.self) {
             try MQTTClient(
-                MQTTConfiguration(host: "127.0.0.1", clientID: "x", will: MQTTMessage(topic: "bridge/+/state", text: "offline")))
+                MQTTConfiguration(
+                    host: "127.0.0.1", clientID: "x", will: MQTTMessage(topic: "bridge/+/state", text: "offline")))
         }
         #expect(error?.description.hasPrefix("setting the will on 'bridge/+/state' failed") == true)
     }

@@ -8,10 +8,11 @@ import Testing
     @Test(arguments: [MQTTProtocolVersion.v311, .v5])
     func badCredentialsAreRefusedReadablyAndRetried(version: MQTTProtocolVersion) async throws {
         let broker = try await MosquittoBroker(.init(allowAnonymous: false, users: ["alice": "secret"]))
-        let client = try MQTTClient(configuration(for: broker, version: version) {
-            $0.username = "alice"
-            $0.password = "wrong"
-        })
+        let client = try MQTTClient(
+            configuration(for: broker, version: version) {
+                $0.username = "alice"
+                $0.password = "wrong"
+            })
         let events = EventLog(client)
         try client.start()
         let refusal = try await events.next("the refusal") { event -> MQTTConnectionRefusal? in
@@ -30,10 +31,11 @@ import Testing
         #expect(!broker.log.joined().contains("wrong"))
         await client.disconnect()
 
-        let (good, _) = try await connectedClient(configuration(for: broker, version: version) {
-            $0.username = "alice"
-            $0.password = "secret"
-        })
+        let (good, _) = try await connectedClient(
+            configuration(for: broker, version: version) {
+                $0.username = "alice"
+                $0.password = "secret"
+            })
         await good.disconnect()
     }
 
@@ -103,7 +105,8 @@ import Testing
         let relay = try TCPRelay(to: broker.port)
         defer { relay.close() }
         let will = MQTTMessage(topic: "bridge/state", text: "offline", qos: .atLeastOnce, retain: true)
-        let (client, events) = try await connectedClient(configuration(for: broker, port: relay.port) { $0.will = will })
+        let (client, events) = try await connectedClient(
+            configuration(for: broker, port: relay.port) { $0.will = will })
 
         relay.cut()
         try await watcher.waitForLine(containing: "bridge/state offline")
@@ -122,7 +125,8 @@ import Testing
         let watcher = try await broker.subscriber(["-t", "bridge/state", "-v"])
         let will = MQTTMessage(topic: "bridge/state", text: "offline", qos: .atLeastOnce, retain: true)
         let clientID = uniqueClientID()
-        let (client, events) = try await connectedClient(configuration(for: broker, clientID: clientID) { $0.will = will })
+        let (client, events) = try await connectedClient(
+            configuration(for: broker, clientID: clientID) { $0.will = will })
 
         await client.disconnect()
         #expect(try await events.disconnected() == .requested)
@@ -203,9 +207,10 @@ import Testing
     /// Names of this process's threads (Linux truncates them to 15 bytes).
     static func threadNames() -> Set<String> {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
-        return Set(tasks.compactMap { task in
-            (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?
-                .trimmingCharacters(in: .newlines)
-        })
+        return Set(
+            tasks.compactMap { task in
+                (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?
+                    .trimmingCharacters(in: .newlines)
+            })
     }
 }

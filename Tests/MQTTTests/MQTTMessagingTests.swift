@@ -20,7 +20,8 @@ import Testing
         let broker = try await MosquittoBroker()
         let watcher = try await broker.subscriber(["-t", "nodelay", "-v"])
         let (client, _) = try await connectedClient(configuration(for: broker) { $0.tcpNoDelay = noDelay })
-        try await client.publish(MQTTMessage(topic: "nodelay", text: "\(noDelay)", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
+        try await client.publish(
+            MQTTMessage(topic: "nodelay", text: "\(noDelay)", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
         try await watcher.waitForLine(containing: "nodelay \(noDelay)")
         await client.disconnect()
     }
@@ -61,7 +62,8 @@ import Testing
         let broker = try await MosquittoBroker()
         let (publisher, _) = try await connectedClient(configuration(for: broker))
         try await publisher.publish(
-            MQTTMessage(topic: "bridge/state", text: "online", qos: .atLeastOnce, retain: true), acknowledgedWithin: .seconds(5))
+            MQTTMessage(topic: "bridge/state", text: "online", qos: .atLeastOnce, retain: true),
+            acknowledgedWithin: .seconds(5))
         await publisher.disconnect()
 
         let watcher = try await broker.subscriber(["-t", "bridge/state", "-v", "-C", "1"])
@@ -79,7 +81,8 @@ import Testing
     func acknowledgedPublishReturnsOnceTheBrokerHasTheMessage(qos: MQTTQoS) async throws {
         let broker = try await MosquittoBroker()
         let (client, _) = try await connectedClient(configuration(for: broker))
-        try await client.publish(MQTTMessage(topic: "kept", text: "\(qos)", qos: qos, retain: true), acknowledgedWithin: .seconds(5))
+        try await client.publish(
+            MQTTMessage(topic: "kept", text: "\(qos)", qos: qos, retain: true), acknowledgedWithin: .seconds(5))
         // The broker had it when the acknowledgement came: a new subscriber gets it retained.
         let reader = try await broker.subscriber(["-t", "kept", "-v", "-C", "1"])
         try await reader.waitForLine(containing: "kept \(qos)")
@@ -101,7 +104,9 @@ import Testing
             for index in 0..<count {
                 group.addTask {
                     let qos = MQTTQoS.allCases[index % 3]
-                    try await publisher.publish(MQTTMessage(topic: "burst/\(index)", text: "\(index)", qos: qos), acknowledgedWithin: .seconds(10))
+                    try await publisher.publish(
+                        MQTTMessage(topic: "burst/\(index)", text: "\(index)", qos: qos),
+                        acknowledgedWithin: .seconds(10))
                 }
             }
             try await group.waitForAll()

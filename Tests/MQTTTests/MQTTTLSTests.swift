@@ -12,36 +12,45 @@ import Testing
         var otherCAFile: String { directory.appendingPathComponent("other-ca.crt").path }
 
         static func make() async throws -> Certificates {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mqtt-tls-\(UUID().uuidString)")
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "mqtt-tls-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
             let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
             for ca in ["ca", "other-ca"] {
-                try await runCommand("openssl", ["req", "-x509"] + ec + [
-                    "-keyout", path("\(ca).key"), "-out", path("\(ca).crt"), "-days", "1", "-subj", "/CN=Test \(ca)",
-                ])
+                try await runCommand(
+                    "openssl",
+                    ["req", "-x509"] + ec + [
+                        "-keyout", path("\(ca).key"), "-out", path("\(ca).crt"), "-days", "1", "-subj",
+                        "/CN=Test \(ca)",
+                    ])
             }
             for (name, names) in [("broker", "IP:127.0.0.1,DNS:localhost"), ("elsewhere", "DNS:elsewhere.example")] {
                 try "subjectAltName=\(names)\n".write(toFile: path("\(name).ext"), atomically: true, encoding: .utf8)
-                try await runCommand("openssl", ["req"] + ec + [
-                    "-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj", "/CN=\(name)",
-                ])
-                try await runCommand("openssl", [
-                    "x509", "-req", "-in", path("\(name).csr"), "-CA", path("ca.crt"), "-CAkey", path("ca.key"),
-                    "-CAcreateserial", "-out", path("\(name).crt"), "-days", "1", "-extfile", path("\(name).ext"),
-                ])
+                try await runCommand(
+                    "openssl",
+                    ["req"] + ec + [
+                        "-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj", "/CN=\(name)",
+                    ])
+                try await runCommand(
+                    "openssl",
+                    [
+                        "x509", "-req", "-in", path("\(name).csr"), "-CA", path("ca.crt"), "-CAkey", path("ca.key"),
+                        "-CAcreateserial", "-out", path("\(name).crt"), "-days", "1", "-extfile", path("\(name).ext"),
+                    ])
             }
             return Certificates(directory: directory)
         }
 
         /// Broker options adding a TLS listener on `port` that presents certificate `name`.
         func brokerOptions(tlsPort port: UInt16, certificate name: String) -> MosquittoBroker.Options {
-            MosquittoBroker.Options(extraConfiguration: """
-                listener \(port) 127.0.0.1
-                cafile \(caFile)
-                certfile \(directory.appendingPathComponent("\(name).crt").path)
-                keyfile \(directory.appendingPathComponent("\(name).key").path)
-                """)
+            MosquittoBroker.Options(
+                extraConfiguration: """
+                    listener \(port) 127.0.0.1
+                    cafile \(caFile)
+                    certfile \(directory.appendingPathComponent("\(name).crt").path)
+                    keyfile \(directory.appendingPathComponent("\(name).key").path)
+                    """)
         }
 
         func remove() { try? FileManager.default.removeItem(at: directory) }
@@ -53,11 +62,13 @@ import Testing
         let tlsPort = freePort()
         let broker = try await MosquittoBroker(certificates.brokerOptions(tlsPort: tlsPort, certificate: "broker"))
         let watcher = try await broker.subscriber(["-t", "secure", "-v"])
-        let (client, _) = try await connectedClient(configuration(for: broker, port: tlsPort) {
-            $0.tls = MQTTTLSConfiguration(caFile: certificates.caFile)
-        })
+        let (client, _) = try await connectedClient(
+            configuration(for: broker, port: tlsPort) {
+                $0.tls = MQTTTLSConfiguration(caFile: certificates.caFile)
+            })
         #expect(client.configuration.description.hasPrefix("mqtts://"))
-        try await client.publish(MQTTMessage(topic: "secure", text: "over TLS", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
+        try await client.publish(
+            MQTTMessage(topic: "secure", text: "over TLS", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
         try await watcher.waitForLine(containing: "secure over TLS")
         await client.disconnect()
     }
@@ -67,9 +78,10 @@ import Testing
         defer { certificates.remove() }
         let tlsPort = freePort()
         let broker = try await MosquittoBroker(certificates.brokerOptions(tlsPort: tlsPort, certificate: "broker"))
-        let client = try MQTTClient(configuration(for: broker, port: tlsPort) {
-            $0.tls = MQTTTLSConfiguration(caFile: certificates.otherCAFile)
-        })
+        let client = try MQTTClient(
+            configuration(for: broker, port: tlsPort) {
+                $0.tls = MQTTTLSConfiguration(caFile: certificates.otherCAFile)
+            })
         let events = EventLog(client)
         try client.start()
         for attempt in ["first", "second"] {
@@ -90,9 +102,10 @@ import Testing
         let tlsPort = freePort()
         let broker = try await MosquittoBroker(certificates.brokerOptions(tlsPort: tlsPort, certificate: "elsewhere"))
 
-        let strict = try MQTTClient(configuration(for: broker, port: tlsPort) {
-            $0.tls = MQTTTLSConfiguration(caFile: certificates.caFile)
-        })
+        let strict = try MQTTClient(
+            configuration(for: broker, port: tlsPort) {
+                $0.tls = MQTTTLSConfiguration(caFile: certificates.caFile)
+            })
         let strictEvents = EventLog(strict)
         try strict.start()
         let error = try await strictEvents.next("a TLS failure") { event -> MQTTError? in
@@ -102,9 +115,10 @@ import Testing
         #expect(error.description.contains("host name verification failed"), "\(error)")
         await strict.disconnect()
 
-        let (lenient, _) = try await connectedClient(configuration(for: broker, port: tlsPort) {
-            $0.tls = MQTTTLSConfiguration(caFile: certificates.caFile, insecure: true)
-        })
+        let (lenient, _) = try await connectedClient(
+            configuration(for: broker, port: tlsPort) {
+                $0.tls = MQTTTLSConfiguration(caFile: certificates.caFile, insecure: true)
+            })
         await lenient.disconnect()
     }
 }

@@ -112,7 +112,9 @@ final class TCPRelay: @unchecked Sendable {
 
     /// Copies bytes both ways until either side ends or the connection is cut.
     private func relay(_ first: Int32, _ second: Int32) {
-        var descriptors = [pollfd(fd: first, events: Int16(POLLIN), revents: 0), pollfd(fd: second, events: Int16(POLLIN), revents: 0)]
+        var descriptors = [
+            pollfd(fd: first, events: Int16(POLLIN), revents: 0), pollfd(fd: second, events: Int16(POLLIN), revents: 0),
+        ]
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         pumping: while true {
             guard poll(&descriptors, 2, -1) > 0 else {

@@ -11,8 +11,10 @@ public final class ChildProcess: @unchecked Sendable {
     private var collected: [String] = []
     private var partial = Data()
     private var rawText = ""
-    private var textWaiters: [(id: Int, predicate: (String) -> Bool, continuation: CheckedContinuation<Void, any Error>)] = []
-    private var waiters: [(id: Int, predicate: (String) -> Bool, continuation: CheckedContinuation<String, any Error>)] = []
+    private var textWaiters:
+        [(id: Int, predicate: (String) -> Bool, continuation: CheckedContinuation<Void, any Error>)] = []
+    private var waiters:
+        [(id: Int, predicate: (String) -> Bool, continuation: CheckedContinuation<String, any Error>)] = []
     private var nextWaiter = 0
     private var exitWaiters: [CheckedContinuation<Int32, Never>] = []
     private var exitStatus: Int32?
@@ -177,7 +179,9 @@ public final class ChildProcess: @unchecked Sendable {
             }
             group.addTask {
                 try await Task.sleep(for: limit)
-                throw DeadlineExceeded(what: "'\(text)' from \(self.name); output so far:\n\(self.lock.withLock { self.rawText })", after: limit)
+                throw DeadlineExceeded(
+                    what: "'\(text)' from \(self.name); output so far:\n\(self.lock.withLock { self.rawText })",
+                    after: limit)
             }
             defer {
                 group.cancelAll()
@@ -300,7 +304,8 @@ public final class ChildProcess: @unchecked Sendable {
     /// Called with the lock held.
     private func deliver(_ line: String) {
         collected.append(line)
-        var remaining: [(id: Int, predicate: (String) -> Bool, continuation: CheckedContinuation<String, any Error>)] = []
+        var remaining: [(id: Int, predicate: (String) -> Bool, continuation: CheckedContinuation<String, any Error>)] =
+            []
         for waiter in waiters {
             if waiter.predicate(line) {
                 waiter.continuation.resume(returning: line)
@@ -348,7 +353,8 @@ public enum ChildProcessError: Error, CustomStringConvertible {
 public enum BuildProducts {
     public static var directory: String {
         // The test bundle runs from .build/<triple>/<configuration>/; products live there too.
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
         return (executable as NSString).deletingLastPathComponent
     }
@@ -372,7 +378,8 @@ public func runCommand(
         status = try await child.waitForExit(within: limit)
     } catch {
         // Say whether it is still at work, or exited without us hearing of it (a zombie).
-        let state = (try? String(contentsOfFile: "/proc/\(child.pid)/stat", encoding: .utf8))?
+        let state =
+            (try? String(contentsOfFile: "/proc/\(child.pid)/stat", encoding: .utf8))?
             .split(separator: ")").last?.split(separator: " ").first.map(String.init) ?? "gone"
         child.signal(SIGKILL)
         throw ChildProcessError.failed(
@@ -383,7 +390,8 @@ public func runCommand(
     try? await child.waitForOutputEnd()
     let output = child.outputText
     if check, status != 0 {
-        throw ChildProcessError.failed(command: ([executable] + arguments).joined(separator: " "), status: status, output: output)
+        throw ChildProcessError.failed(
+            command: ([executable] + arguments).joined(separator: " "), status: status, output: output)
     }
     return (status, output)
 }

@@ -80,7 +80,9 @@ public final class EventRecorder<Event: Sendable>: @unchecked Sendable {
     }
 
     /// Waits until the stream finishes.
-    public func waitForEnd(within limit: Duration = .seconds(10), _ what: String = "the end of the event stream")
+    public func waitForEnd(
+        within limit: Duration = .seconds(10), _ what: String = "the end of the event stream"
+    )
         async throws
     {
         let id: Int = lock.withLock {

@@ -218,7 +218,9 @@ public final class MosquittoBroker: @unchecked Sendable {
         ]
         // As root, mosquitto would switch to the 'mosquitto' user, which cannot read our files.
         if getuid() == 0 { lines.insert("user root", at: 1) }
-        if !options.users.isEmpty { lines.append("password_file \(directory.appendingPathComponent("passwords").path)") }
+        if !options.users.isEmpty {
+            lines.append("password_file \(directory.appendingPathComponent("passwords").path)")
+        }
         if options.acl != nil { lines.append("acl_file \(directory.appendingPathComponent("acl").path)") }
         if options.persistence {
             lines.append("persistence true")
@@ -238,7 +240,9 @@ public final class MosquittoBroker: @unchecked Sendable {
     /// concurrency runs on (libdispatch workers) block SIGHUP, SIGINT, SIGTERM, SIGUSR1 and
     /// SIGUSR2. Mosquitto started from one of them never sees SIGTERM (so it cannot be stopped
     /// gracefully) nor SIGHUP (so it cannot reload).
-    static func spawnWithSignalsUnblocked(_ executable: String, _ arguments: [String], name: String) async throws -> ChildProcess {
+    static func spawnWithSignalsUnblocked(
+        _ executable: String, _ arguments: [String], name: String
+    ) async throws -> ChildProcess {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
                 var none = sigset_t()
@@ -251,7 +255,8 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     /// Starts mosquitto and waits for its "running" line (logged once the listener is open).
     private static func launch(_ configurationFile: URL) async throws -> ChildProcess {
-        let process = try await spawnWithSignalsUnblocked(executable, ["-c", configurationFile.path], name: "mosquitto")
+        let process = try await spawnWithSignalsUnblocked(
+            executable, ["-c", configurationFile.path], name: "mosquitto")
         let line = try await process.waitForLine(within: .seconds(10), "mosquitto start-up") { line in
             (line.contains("mosquitto version") && line.contains("running")) || line.contains("Error")
         }

@@ -86,7 +86,9 @@ public final class NetworkLab: @unchecked Sendable {
     /// avahi-daemon on every host if `avahi` (ready, i.e. its host name established, on return).
     /// - Throws: if the lab cannot run here (see `availability`) or any step fails; whatever was
     ///   created by then is removed.
-    public static func start(hosts names: [String], subnet: String = "10.77.0", avahi: Bool = true) async throws
+    public static func start(
+        hosts names: [String], subnet: String = "10.77.0", avahi: Bool = true
+    ) async throws
         -> NetworkLab
     {
         guard availability.isAvailable else { throw LabError.unavailable(availability.reason) }

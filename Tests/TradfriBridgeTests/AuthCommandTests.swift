@@ -18,9 +18,11 @@ import TradfriModel
     }
 
     func startSimulator(_ workspace: Workspace) async throws -> (ChildProcess, String) {
-        let simulator = try ChildProcess("tradfri-gateway-sim", [
-            "--listen", "127.0.0.1:0", "--security-code", Self.code, "--state-dir", workspace.directory + "/sim",
-        ])
+        let simulator = try ChildProcess(
+            "tradfri-gateway-sim",
+            [
+                "--listen", "127.0.0.1:0", "--security-code", Self.code, "--state-dir", workspace.directory + "/sim",
+            ])
         let ready = try await simulator.waitForLine(containing: "listening on")
         let address = try #require(ready.split(separator: " ").first { $0.hasPrefix("127.0.0.1:") })
         return (simulator, String(address))
@@ -33,8 +35,10 @@ import TradfriModel
     @Test func pairingStoresCredentialsWithoutTheSecurityCodeAndDevicesListsTheHome() async throws {
         let workspace = try Workspace()
         let (simulator, address) = try await startSimulator(workspace)
-        let result = try await bridge(["auth", "--gateway", address, "--security-code", Self.code,
-                                       "--credentials", workspace.credentials])
+        let result = try await bridge([
+            "auth", "--gateway", address, "--security-code", Self.code,
+            "--credentials", workspace.credentials,
+        ])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("Paired with gateway 7e11515204400072"))
 
@@ -49,8 +53,10 @@ import TradfriModel
 
         let listing = try await bridge(["devices", "--credentials", workspace.credentials])
         #expect(listing.status == 0, "\(listing.output)")
-        for name in ["Living room remote", "Hallway", "Living room ceiling", "Reading lamp", "Hallway motion",
-                     "Coffee maker", "Repeater", "Bedroom blind", "Air purifier", "Spot A1", "RELAX"] {
+        for name in [
+            "Living room remote", "Hallway", "Living room ceiling", "Reading lamp", "Hallway motion",
+            "Coffee maker", "Repeater", "Bedroom blind", "Air purifier", "Spot A1", "RELAX",
+        ] {
             #expect(listing.output.contains(name), "devices lists \(name)")
         }
         let asJSON = try await bridge(["devices", "--credentials", workspace.credentials, "--json"])
@@ -77,23 +83,32 @@ import TradfriModel
     @Test func wrongCodeUnreachableHostAndTakenIdentityGiveClearErrors() async throws {
         let workspace = try Workspace()
         let (simulator, address) = try await startSimulator(workspace)
-        let wrong = try await bridge(["auth", "--gateway", address, "--security-code", "WRONGCODE0000000",
-                                      "--credentials", workspace.credentials, "--timeout", "3"])
+        let wrong = try await bridge([
+            "auth", "--gateway", address, "--security-code", "WRONGCODE0000000",
+            "--credentials", workspace.credentials, "--timeout", "3",
+        ])
         #expect(wrong.status == 1)
         #expect(wrong.output.contains("did not accept the security code"), "\(wrong.output)")
         #expect(!FileManager.default.fileExists(atPath: workspace.credentials))
 
         let closedPort = freePort(udp: true)
-        let unreachable = try await bridge(["auth", "--gateway", "127.0.0.1:\(closedPort)", "--security-code", Self.code,
-                                            "--credentials", workspace.credentials, "--timeout", "3"])
+        let unreachable = try await bridge([
+            "auth", "--gateway", "127.0.0.1:\(closedPort)", "--security-code", Self.code,
+            "--credentials", workspace.credentials, "--timeout", "3",
+        ])
         #expect(unreachable.status == 1)
-        #expect(unreachable.output.contains("cannot reach a gateway at 127.0.0.1:\(closedPort)"), "\(unreachable.output)")
+        #expect(
+            unreachable.output.contains("cannot reach a gateway at 127.0.0.1:\(closedPort)"), "\(unreachable.output)")
 
-        let first = try await bridge(["auth", "--gateway", address, "--security-code", Self.code,
-                                      "--credentials", workspace.directory + "/one.json", "--identity", "kitchen"])
+        let first = try await bridge([
+            "auth", "--gateway", address, "--security-code", Self.code,
+            "--credentials", workspace.directory + "/one.json", "--identity", "kitchen",
+        ])
         #expect(first.status == 0)
-        let taken = try await bridge(["auth", "--gateway", address, "--security-code", Self.code,
-                                      "--credentials", workspace.directory + "/two.json", "--identity", "kitchen"])
+        let taken = try await bridge([
+            "auth", "--gateway", address, "--security-code", Self.code,
+            "--credentials", workspace.directory + "/two.json", "--identity", "kitchen",
+        ])
         #expect(taken.status == 1)
         #expect(taken.output.contains("already has an identity named 'kitchen'"), "\(taken.output)")
 
@@ -116,7 +131,8 @@ import TradfriModel
         try "mqtt:\n  base_topic: x\n  retian_state: true\n".write(toFile: file, atomically: true, encoding: .utf8)
         let result = try await bridge(["devices", "--config", file])
         #expect(result.status != 0)
-        #expect(result.output.contains("\(file):3: mqtt.retian_state: unknown key (did you mean 'retain_state'?)"),
-                "\(result.output)")
+        #expect(
+            result.output.contains("\(file):3: mqtt.retian_state: unknown key (did you mean 'retain_state'?)"),
+            "\(result.output)")
     }
 }

@@ -56,8 +56,12 @@ import TradfriModel
         #expect(try await commandError(for: "tradfri/coffee_maker/set", from: events).contains("must not be retained"))
         #expect(try await harness.device(65543).plug?.on == false, "the retained command was not carried out")
         // Nothing is left retained on the command topic.
-        let check = try await runCommand("mosquitto_sub", ["-h", "127.0.0.1", "-p", "\(harness.broker.port)",
-                                                         "-t", "tradfri/coffee_maker/set", "-W", "1", "-v"], check: false)
+        let check = try await runCommand(
+            "mosquitto_sub",
+            [
+                "-h", "127.0.0.1", "-p", "\(harness.broker.port)",
+                "-t", "tradfri/coffee_maker/set", "-W", "1", "-v",
+            ], check: false)
         #expect(!check.output.contains("ON"))
         await harness.shutdown()
     }
@@ -85,7 +89,9 @@ import TradfriModel
         try "gateway:\n  command_spacing: fast\n".write(toFile: file, atomically: true, encoding: .utf8)
         let result = try await runCommand("tradfri-bridge", ["run", "--config", file], check: false)
         #expect(result.status == 1)
-        #expect(result.output.contains("\(file):2: gateway.command_spacing: must be a number of seconds"), "\(result.output)")
+        #expect(
+            result.output.contains("\(file):2: gateway.command_spacing: must be a number of seconds"),
+            "\(result.output)")
         try? FileManager.default.removeItem(at: directory)
     }
 }

@@ -31,20 +31,26 @@ final class BridgeHarness: @unchecked Sendable {
         broker = try await MosquittoBroker(brokerOptions)
         (simulator, gatewayPort) = try await Self.launchSimulator(
             directory: directory, port: 0, extra: simulatorArguments)
-        let paired = try await runCommand("tradfri-bridge", [
-            "auth", "--gateway", "127.0.0.1:\(gatewayPort)", "--security-code", Self.securityCode,
-            "--credentials", directory.appendingPathComponent("credentials.json").path,
-        ])
+        let paired = try await runCommand(
+            "tradfri-bridge",
+            [
+                "auth", "--gateway", "127.0.0.1:\(gatewayPort)", "--security-code", Self.securityCode,
+                "--credentials", directory.appendingPathComponent("credentials.json").path,
+            ])
         #expect(paired.status == 0)
     }
 
-    private static func launchSimulator(directory: URL, port: UInt16, extra: [String]) async throws -> (ChildProcess, UInt16) {
-        let simulator = try ChildProcess("tradfri-gateway-sim", [
-            "--listen", "127.0.0.1:\(port)", "--security-code", securityCode,
-            "--state-dir", directory.appendingPathComponent("simulator").path,
-            "--request-log", directory.appendingPathComponent("requests.log").path,
-            "--reboot-delay", "1", "--blind-speed", "100",
-        ] + extra, interactive: true)
+    private static func launchSimulator(
+        directory: URL, port: UInt16, extra: [String]
+    ) async throws -> (ChildProcess, UInt16) {
+        let simulator = try ChildProcess(
+            "tradfri-gateway-sim",
+            [
+                "--listen", "127.0.0.1:\(port)", "--security-code", securityCode,
+                "--state-dir", directory.appendingPathComponent("simulator").path,
+                "--request-log", directory.appendingPathComponent("requests.log").path,
+                "--reboot-delay", "1", "--blind-speed", "100",
+            ] + extra, interactive: true)
         let ready = try await simulator.waitForLine(containing: "listening on")
         let address = ready.split(separator: " ").first { $0.hasPrefix("127.0.0.1:") }
         guard let port = address?.split(separator: ":").last.flatMap({ UInt16($0) }) else {
@@ -79,7 +85,9 @@ final class BridgeHarness: @unchecked Sendable {
         let ready = try await subscribe(["tradfri/bridge/groups"])
         bridge = try ChildProcess("tradfri-bridge", ["run", "--config", configFile])
         // bridge/groups is published after the first full sync.
-        try await ready.waitForLine(within: .seconds(20), "the first full sync") { $0.hasPrefix("tradfri/bridge/groups [") }
+        try await ready.waitForLine(within: .seconds(20), "the first full sync") {
+            $0.hasPrefix("tradfri/bridge/groups [")
+        }
         ready.signal(SIGTERM)
     }
 
@@ -105,7 +113,8 @@ final class BridgeHarness: @unchecked Sendable {
     func control(_ command: String) async throws {
         let before = simulator.lineCount
         simulator.send(command)
-        let answer = try await simulator.waitForLine(within: .seconds(5), "the answer to '\(command)'", after: before) { line in
+        let answer = try await simulator.waitForLine(within: .seconds(5), "the answer to '\(command)'", after: before) {
+            line in
             line.hasPrefix("ok ") || line.hasPrefix("error:")
         }
         #expect(answer.hasPrefix("ok "), "simulator: \(answer)")
@@ -128,11 +137,16 @@ final class BridgeHarness: @unchecked Sendable {
     private func appCredentials() async throws -> (identity: String, key: String) {
         if let appIdentity { return appIdentity }
         let name = "ikea-app-\(UUID().uuidString.prefix(6))"
-        let answer = try await runCommand("coap-client-openssl", [
-            "-B", "10", "-u", "Client_identity", "-k", Self.securityCode, "-m", "post", "-e", #"{"9090":"\#(name)"}"#,
-            "coaps://\(gateway)/15011/9063",
-        ]).output
-        let key = try #require(try JSON(parsing: answer.trimmingCharacters(in: .whitespacesAndNewlines))["9091"]?.stringValue)
+        let answer = try await runCommand(
+            "coap-client-openssl",
+            [
+                "-B", "10", "-u", "Client_identity", "-k", Self.securityCode, "-m", "post", "-e",
+                #"{"9090":"\#(name)"}"#,
+                "coaps://\(gateway)/15011/9063",
+            ]
+        ).output
+        let key = try #require(
+            try JSON(parsing: answer.trimmingCharacters(in: .whitespacesAndNewlines))["9091"]?.stringValue)
         appIdentity = (name, key)
         return (name, key)
     }

@@ -29,26 +29,32 @@ struct Requester {
         self.harness = harness
         self.version = version
         self.credentials = credentials
-        answers = try await harness.broker.subscriber(listenAs + [
-            "-V", version, "-F", "%t|%D|%p", "-t", "tradfri/bridge/response/#", "-t", "replies/#",
-        ])
+        answers = try await harness.broker.subscriber(
+            listenAs + [
+                "-V", version, "-F", "%t|%D|%p", "-t", "tradfri/bridge/response/#", "-t", "replies/#",
+            ])
     }
 
     /// Sends `payload` (nil: an empty message) to `bridge/request/<verb>` and returns the answer
     /// on `bridge/response/<verb>`. With MQTT 5 the request also carries a response topic and
     /// correlation data, and the same answer must arrive there with them.
     @discardableResult
-    func send(_ verb: String, _ payload: String?, retain: Bool = false, responseTopic: String? = nil) async throws -> Answer {
+    func send(
+        _ verb: String, _ payload: String?, retain: Bool = false, responseTopic: String? = nil
+    ) async throws -> Answer {
         let before = answers.lineCount
         let correlation = "c-\(UUID().uuidString.prefix(8))"
         // -d: if mosquitto_pub ever stalls, its output says at which step.
-        var arguments = credentials + ["-d", "-V", version, "-t", "tradfri/bridge/request/\(verb)"]
+        var arguments =
+            credentials + ["-d", "-V", version, "-t", "tradfri/bridge/request/\(verb)"]
             + (payload.map { ["-m", $0] } ?? ["-n"])
         if retain { arguments.append("-r") }
         let fiveWithReply = version == "mqttv5" && !retain
         if fiveWithReply {
-            arguments += ["-D", "publish", "response-topic", responseTopic ?? replyTopic,
-                          "-D", "publish", "correlation-data", correlation]
+            arguments += [
+                "-D", "publish", "response-topic", responseTopic ?? replyTopic,
+                "-D", "publish", "correlation-data", correlation,
+            ]
         }
         try await harness.broker.publish(arguments)
         let answer = try await next(on: "tradfri/bridge/response/\(verb)", after: before)
@@ -66,7 +72,8 @@ struct Requester {
             $0.hasPrefix(topic + "|")
         }
         let parts = line.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false)
-        return Answer(topic: String(parts[0]), correlation: String(parts[1]), payload: try JSON(parsing: String(parts[2])))
+        return Answer(
+            topic: String(parts[0]), correlation: String(parts[1]), payload: try JSON(parsing: String(parts[2])))
     }
 }
 
@@ -107,16 +114,24 @@ struct Requester {
         // device/rename, by friendly name: written to the gateway, followed by the bridge.
         answer = try await api.send("device/rename", #"{"from":"coffee_maker","to":"Kettle","transaction":7}"#)
         #expect(answer.status == "ok" && answer.payload["transaction"] == 7, "\(answer.payload)")
-        #expect(answer.data["friendly_name"] == "kettle" && answer.data["from"] == "Coffee maker" && answer.data["id"] == 65543)
+        #expect(
+            answer.data["friendly_name"] == "kettle" && answer.data["from"] == "Coffee maker"
+                && answer.data["id"] == 65543)
         #expect(try await harness.device(65543).name == "Kettle", "the IKEA app sees the new name")
         try await message(on: "tradfri/kettle", from: watcher) { $0["state"] == "ON" }
         // … by id, and by the name in the app.
-        #expect(try await api.send("device/rename", #"{"from":65537,"to":"Hall light"}"#).data["friendly_name"] == "hall_light")
-        #expect(try await api.send("device/rename", #"{"from":"Hall light","to":"Hallway"}"#).data["friendly_name"] == "hallway")
+        #expect(
+            try await api.send("device/rename", #"{"from":65537,"to":"Hall light"}"#).data["friendly_name"]
+                == "hall_light")
+        #expect(
+            try await api.send("device/rename", #"{"from":"Hall light","to":"Hallway"}"#).data["friendly_name"]
+                == "hallway")
 
         // group/rename.
         answer = try await api.send("group/rename", #"{"from":"bedroom","to":"Sleeping room"}"#)
-        #expect(answer.status == "ok" && answer.data["friendly_name"] == "sleeping_room" && answer.payload["transaction"] == nil)
+        #expect(
+            answer.status == "ok" && answer.data["friendly_name"] == "sleeping_room"
+                && answer.payload["transaction"] == nil)
         try await message(on: "tradfri/sleeping_room", from: watcher)
         #expect(try await harness.coap("get", "15004/131075").contains("Sleeping room"))
 
@@ -137,7 +152,10 @@ struct Requester {
         try await harness.startBridge()
         let api = try await Requester(harness, version: "mqttv311")
         let cases: [(verb: String, payload: String?, error: String)] = [
-            ("permit_join", #"{"time":60}"#, "unknown request 'permit_join' (known: device/rename, gateway/reboot, group/rename, health_check, options, resync)"),
+            (
+                "permit_join", #"{"time":60}"#,
+                "unknown request 'permit_join' (known: device/rename, gateway/reboot, group/rename, health_check, options, resync)"
+            ),
             ("device/rename", #"{"from":"hallway","#, "malformed JSON"),
             ("device/rename", #"{"to":"Lamp"}"#, "missing 'from'"),
             ("device/rename", #"{"from":"hallway"}"#, "missing 'to'"),
@@ -149,13 +167,23 @@ struct Requester {
             ("health_check", #"{"verbose":true}"#, "unknown member 'verbose' (this request takes none)"),
             ("health_check", "[1,2]", "expected a JSON object"),
             ("options", #"{"options":{"logging":{"level":"loud"}}}"#, "logging.level must be one of trace, debug"),
-            ("options", #"{"options":{"gateway":{"command_spacing":60}}}"#, "gateway.command_spacing must be a number of seconds from 0.0 to 10.0"),
-            ("options", #"{"options":{"mqtt":{"password":"x"}}}"#, "'mqtt.password' cannot be changed while the bridge runs"),
-            ("options", #"{"options":{"logging":{"level":"debug"},"gateway":{"keepalive":5}}}"#, "'gateway.keepalive' cannot be changed"),
+            (
+                "options", #"{"options":{"gateway":{"command_spacing":60}}}"#,
+                "gateway.command_spacing must be a number of seconds from 0.0 to 10.0"
+            ),
+            (
+                "options", #"{"options":{"mqtt":{"password":"x"}}}"#,
+                "'mqtt.password' cannot be changed while the bridge runs"
+            ),
+            (
+                "options", #"{"options":{"logging":{"level":"debug"},"gateway":{"keepalive":5}}}"#,
+                "'gateway.keepalive' cannot be changed"
+            ),
         ]
         for item in cases {
             let answer = try await api.send(item.verb, item.payload)
-            #expect(answer.status == "error" && answer.data == [:], "\(item.verb) \(item.payload ?? ""): \(answer.payload)")
+            #expect(
+                answer.status == "error" && answer.data == [:], "\(item.verb) \(item.payload ?? ""): \(answer.payload)")
             #expect(answer.error.contains(item.error), "\(item.verb) \(item.payload ?? ""): \(answer.error)")
         }
         // An error still echoes the transaction.
@@ -168,11 +196,15 @@ struct Requester {
         // A retained request is refused and removed, so it cannot replay at every restart.
         let answer = try await api.send("gateway/reboot", "{}", retain: true)
         #expect(answer.error.contains("requests must not be retained"))
-        let left = try await runCommand("mosquitto_sub", harness.broker.clientArguments + [
-            "-t", "tradfri/bridge/request/#", "-v", "-W", "1",
-        ], check: false).output
+        let left = try await runCommand(
+            "mosquitto_sub",
+            harness.broker.clientArguments + [
+                "-t", "tradfri/bridge/request/#", "-v", "-W", "1",
+            ], check: false
+        ).output
         #expect(!left.contains("gateway/reboot"), "\(left)")
-        #expect(try await api.send("health_check", nil).data["gateway"]?["connected"] == true, "the gateway did not reboot")
+        #expect(
+            try await api.send("health_check", nil).data["gateway"]?["connected"] == true, "the gateway did not reboot")
         await harness.shutdown()
     }
 
@@ -183,12 +215,14 @@ struct Requester {
         let watcher = try await harness.subscribe(["tradfri/hallway/set", "homeassistant/#"])
         for topic in ["tradfri/hallway/set", "homeassistant/light/x/light/config"] {
             let answer = try await api.send("health_check", nil, responseTopic: topic)
-            #expect(answer.status == "error" && answer.error.contains("the response topic must not"), "\(answer.payload)")
+            #expect(
+                answer.status == "error" && answer.error.contains("the response topic must not"), "\(answer.payload)")
         }
         // Not even an error about something else goes there.
         let malformed = try await api.send("health_check", "{bad", responseTopic: "tradfri/hallway/set")
         #expect(malformed.error.contains("malformed JSON"))
-        #expect(!watcher.output.contains { $0.hasPrefix("tradfri/hallway/set ") || $0.hasPrefix("homeassistant/light/x/") })
+        #expect(
+            !watcher.output.contains { $0.hasPrefix("tradfri/hallway/set ") || $0.hasPrefix("homeassistant/light/x/") })
         // Other topics, and the bridge's own response topics, are fine.
         #expect(try await api.send("health_check", nil, responseTopic: "tradfri/bridge/response/mine").status == "ok")
         await harness.shutdown()
@@ -202,9 +236,11 @@ struct Requester {
         let bridge = try #require(harness.bridge)
         #expect(!bridge.outputText.contains(" debug "))
 
-        let answer = try await api.send("options", #"{"options":{"logging":{"level":"debug"},"gateway":{"command_spacing":2}}}"#)
+        let answer = try await api.send(
+            "options", #"{"options":{"logging":{"level":"debug"},"gateway":{"command_spacing":2}}}"#)
         #expect(answer.status == "ok" && answer.data["changed"] == ["gateway.command_spacing", "logging.level"])
-        #expect(answer.data["options"]?["gateway"]?["command_spacing"] == 2.0 && answer.data["restart_required"] == false)
+        #expect(
+            answer.data["options"]?["gateway"]?["command_spacing"] == 2.0 && answer.data["restart_required"] == false)
         let info = try await message(on: "tradfri/bridge/info", from: watcher) { $0["log_level"] == "debug" }
         #expect(info["config"]?["command_spacing"] == 2.0)
 
@@ -213,7 +249,9 @@ struct Requester {
         try await message(on: "tradfri/hallway", from: watcher) { $0["brightness"] == 10 }
         try await harness.publish("tradfri/hallway/set", #"{"brightness":20}"#)
         try await message(on: "tradfri/hallway", from: watcher, within: .seconds(5)) { $0["brightness"] == 20 }
-        try await bridge.waitForLine(within: .seconds(5), "a debug line") { $0.contains(" debug commands: command sent") }
+        try await bridge.waitForLine(within: .seconds(5), "a debug line") {
+            $0.contains(" debug commands: command sent")
+        }
         let times = try harness.requests().filter { $0["method"] == "PUT" && $0["path"] == "15001/65537" }
             .compactMap { $0["time"]?.doubleValue }
         #expect(times.count == 2 && times[1] - times[0] >= 1.9, "\(times)")
@@ -227,11 +265,16 @@ struct Requester {
         let events = try await harness.subscribe(["tradfri/bridge/event"])
         // Power cut: the gateway vanishes without a word.
         harness.simulator.signal(SIGKILL)
-        try await message(on: "tradfri/bridge/event", from: events, within: .seconds(15)) { $0["type"] == "gateway_offline" }
+        try await message(on: "tradfri/bridge/event", from: events, within: .seconds(15)) {
+            $0["type"] == "gateway_offline"
+        }
         let health = try await api.send("health_check", nil)
-        #expect(health.status == "ok" && health.data["healthy"] == false && health.data["gateway"]?["connected"] == false)
+        #expect(
+            health.status == "ok" && health.data["healthy"] == false && health.data["gateway"]?["connected"] == false)
         #expect(health.data["broker"]?["connected"] == true && health.data["devices"] == 10, "the last known inventory")
-        for (verb, payload) in [("resync", "{}"), ("gateway/reboot", "{}"), ("device/rename", #"{"from":"hallway","to":"X"}"#)] {
+        for (verb, payload) in [
+            ("resync", "{}"), ("gateway/reboot", "{}"), ("device/rename", #"{"from":"hallway","to":"X"}"#),
+        ] {
             let answer = try await api.send(verb, payload)
             #expect(answer.status == "error" && answer.error == "the gateway is offline", "\(verb): \(answer.payload)")
         }
@@ -245,7 +288,8 @@ struct Requester {
         try await harness.startBridge(mqttConfiguration: "  version: 4")
         let api = try await Requester(harness, version: "mqttv311")
         let answer = try await api.send("health_check", #"{"transaction":"old-broker"}"#)
-        #expect(answer.status == "ok" && answer.payload["transaction"] == "old-broker" && answer.data["healthy"] == true)
+        #expect(
+            answer.status == "ok" && answer.payload["transaction"] == "old-broker" && answer.data["healthy"] == true)
         let renamed = try await api.send("device/rename", #"{"from":"repeater","to":"Stairs repeater"}"#)
         #expect(renamed.data["friendly_name"] == "stairs_repeater")
         await harness.shutdown()
@@ -254,8 +298,10 @@ struct Requester {
     /// The ACL in README.md ("Securing the broker"), used as is: the bridge, Home Assistant and
     /// an administrator can each do their part, and nobody more.
     @Test func theDocumentedACLIsEnoughAndNoMore() async throws {
-        let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
+        let readme = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("README.md"),
+            encoding: .utf8)
         let start = try #require(readme.range(of: "# /etc/mosquitto/acl"))
         let end = try #require(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
         let documented = String(readme[start.lowerBound..<end.lowerBound])
@@ -271,7 +317,8 @@ struct Requester {
 
         // Home Assistant switches a light…
         let homeAssistant = ["-u", "homeassistant", "-P", "ha-pw"]
-        try await harness.broker.publish(homeAssistant + ["-t", "tradfri/hallway/set", "-m", #"{"state":"ON","brightness":127}"#])
+        try await harness.broker.publish(
+            homeAssistant + ["-t", "tradfri/hallway/set", "-m", #"{"state":"ON","brightness":127}"#])
         try await message(on: "tradfri/hallway", from: watcher) { $0["brightness"] == 127 }
         // … but an anonymous client cannot (its command is dropped by the broker, before Home
         // Assistant's next one).
@@ -284,8 +331,11 @@ struct Requester {
         let ha = try await Requester(harness, version: "mqttv311", credentials: homeAssistant)
         let admin = try await Requester(harness, version: "mqttv5", credentials: ["-u", "admin", "-P", "admin-pw"])
         let before = ha.answers.lineCount
-        try await harness.broker.publish(homeAssistant + ["-t", "tradfri/bridge/request/device/rename",
-                                                          "-m", #"{"from":"hallway","to":"Mine"}"#])
+        try await harness.broker.publish(
+            homeAssistant + [
+                "-t", "tradfri/bridge/request/device/rename",
+                "-m", #"{"from":"hallway","to":"Mine"}"#,
+            ])
         #expect(try await admin.send("health_check", nil).status == "ok")
         #expect(!ha.answers.output[before...].contains { $0.hasPrefix("tradfri/bridge/response/device/rename") })
         #expect(try await harness.device(65537).name == "Hallway")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TradfriBridge
 
 @Suite struct ConfigurationTests {
@@ -20,7 +21,8 @@ import Testing
     }
 
     @Test func valuesAreRead() throws {
-        let configuration = try BridgeConfiguration.parse("""
+        let configuration = try BridgeConfiguration.parse(
+            """
             gateway:
               address: 192.168.1.20:5684
               command_spacing: 0.6
@@ -54,8 +56,14 @@ import Testing
         ("mqtt:\n  base_topic: x\n  base_topic: y\n", "duplicated key(s): 'base_topic'"),
         ("gateway: {address: \"a b\"}\n", "gateway.address: must be 'auto'"),
         ("mqtt:\n  server: [unclosed\n", "not valid YAML"),
-        ("homeassistant:\n  discovery_prefix: tradfri\n", "homeassistant.discovery_prefix: must differ from mqtt.base_topic"),
-        ("homeassistant:\n  discovery_prefix: ha/#\n", "homeassistant.discovery_prefix: must be a topic without wildcards"),
+        (
+            "homeassistant:\n  discovery_prefix: tradfri\n",
+            "homeassistant.discovery_prefix: must differ from mqtt.base_topic"
+        ),
+        (
+            "homeassistant:\n  discovery_prefix: ha/#\n",
+            "homeassistant.discovery_prefix: must be a topic without wildcards"
+        ),
         ("homeassistant:\n  status_topic: \"\"\n", "homeassistant.status_topic: must be a topic without wildcards"),
     ])
     func badFilesAreRejectedNamingTheKey(text: String, message: String) {
@@ -63,7 +71,10 @@ import Testing
             try BridgeConfiguration.parse(text)
         } throws: { error in
             let description = "\(error)"
-            return description.contains(message) || { Issue.record("got: \(description)"); return false }()
+            return description.contains(message)
+                || {
+                    Issue.record("got: \(description)"); return false
+                }()
         }
     }
 

@@ -24,15 +24,23 @@ struct DiscoveryTests {
             if !bridgeAvahi { await lab["bridge"].stopAvahi() }
         }
 
-        func startSimulator(on host: String, gatewayID: String = "7e11515204400072", code: String = DiscoveryTests.code)
+        func startSimulator(
+            on host: String, gatewayID: String = "7e11515204400072", code: String = DiscoveryTests.code
+        )
             async throws
         {
-            let simulator = try lab[host].spawn("tradfri-gateway-sim", [
-                "--listen", "0.0.0.0:5684", "--security-code", code, "--state-dir", "\(state)/\(host)-sim",
-                "--gateway-id", gatewayID, "--advertise",
-            ])
-            try await simulator.waitForLine(within: .seconds(20), "the simulator on \(host)") { $0.contains("listening on") }
-            try await simulator.waitForLine(within: .seconds(30), "the advertisement on \(host)") { $0.contains("advertising") }
+            let simulator = try lab[host].spawn(
+                "tradfri-gateway-sim",
+                [
+                    "--listen", "0.0.0.0:5684", "--security-code", code, "--state-dir", "\(state)/\(host)-sim",
+                    "--gateway-id", gatewayID, "--advertise",
+                ])
+            try await simulator.waitForLine(within: .seconds(20), "the simulator on \(host)") {
+                $0.contains("listening on")
+            }
+            try await simulator.waitForLine(within: .seconds(30), "the advertisement on \(host)") {
+                $0.contains("advertising")
+            }
             simulators[host] = simulator
         }
 
@@ -44,18 +52,24 @@ struct DiscoveryTests {
         /// `advertised` is false (an emonpi-style base station known only by its host name).
         func startBroker(advertised: Bool = true) async throws {
             let config = "\(state)/mosquitto.conf"
-            try "listener 1883 0.0.0.0\nallow_anonymous true\npersistence false\n".write(toFile: config, atomically: true, encoding: .utf8)
+            try "listener 1883 0.0.0.0\nallow_anonymous true\npersistence false\n".write(
+                toFile: config, atomically: true, encoding: .utf8)
             let broker = try lab["broker"].spawn("mosquitto", ["-c", config])
             try await broker.waitForLine(within: .seconds(20), "mosquitto") { $0.contains("running") }
             guard advertised else { return }
             let advert = try lab["broker"].spawn("avahi-publish", ["-s", "Home broker", "_mqtt._tcp", "1883"])
-            try await advert.waitForLine(within: .seconds(30), "the broker advertisement") { $0.contains("Established") }
+            try await advert.waitForLine(within: .seconds(30), "the broker advertisement") {
+                $0.contains("Established")
+            }
         }
 
         func pair(_ gateway: String = "auto") async throws -> (status: Int32, output: String) {
-            try await lab["bridge"].run("tradfri-bridge", [
-                "auth", "--gateway", gateway, "--security-code", DiscoveryTests.code, "--credentials", "\(state)/credentials.json",
-            ], within: .seconds(60), check: false)
+            try await lab["bridge"].run(
+                "tradfri-bridge",
+                [
+                    "auth", "--gateway", gateway, "--security-code", DiscoveryTests.code, "--credentials",
+                    "\(state)/credentials.json",
+                ], within: .seconds(60), check: false)
         }
 
         func startBridge(
@@ -63,19 +77,19 @@ struct DiscoveryTests {
         ) async throws -> ChildProcess {
             let config = "\(state)/bridge.yaml"
             try """
-                gateway:
-                  address: \(gateway)
-                  credentials: \(state)/credentials.json
-                  keepalive: 1
-                  request_timeout: 2
-                  reconnect_max_delay: 2
-                mqtt:
-                  server: \(mqtt)
-                  \(mqttExtra)
-                discovery:
-                  timeout: 3
-                \(extra)
-                """.write(toFile: config, atomically: true, encoding: .utf8)
+            gateway:
+              address: \(gateway)
+              credentials: \(state)/credentials.json
+              keepalive: 1
+              request_timeout: 2
+              reconnect_max_delay: 2
+            mqtt:
+              server: \(mqtt)
+              \(mqttExtra)
+            discovery:
+              timeout: 3
+            \(extra)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
             return try lab["bridge"].spawn("tradfri-bridge", ["run", "--config", config])
         }
 
@@ -104,13 +118,18 @@ struct DiscoveryTests {
 
         let watcher = try lan.subscribe("tradfri/#")
         let bridge = try await lan.startBridge()
-        try await watcher.waitForLine(within: .seconds(60), "state from the bridge") { $0.hasPrefix("tradfri/hallway {") }
+        try await watcher.waitForLine(within: .seconds(60), "state from the bridge") {
+            $0.hasPrefix("tradfri/hallway {")
+        }
         #expect(bridge.outputText.contains("advertised by mDNS as _mqtt._tcp"), "the log says which broker and why")
         // Commands flow too.
         try await lan.publish("tradfri/hallway/set", "ON")
-        try await watcher.waitForLine(within: .seconds(10), "the light on") { $0.hasPrefix("tradfri/hallway {") && $0.contains(#""state":"ON""#) }
+        try await watcher.waitForLine(within: .seconds(10), "the light on") {
+            $0.hasPrefix("tradfri/hallway {") && $0.contains(#""state":"ON""#)
+        }
         // The bridge advertises itself.
-        let browse = try await lan.lab["broker"].run("avahi-browse", ["-rpt", "_tradfri-bridge._tcp"], within: .seconds(30))
+        let browse = try await lan.lab["broker"].run(
+            "avahi-browse", ["-rpt", "_tradfri-bridge._tcp"], within: .seconds(30))
         #expect(browse.output.contains("base_topic=tradfri"), "\(browse.output)")
     }
 
@@ -162,12 +181,14 @@ struct DiscoveryTests {
         try await lan.startSimulator(on: "kitchen", gatewayID: "00000000000000aa")
         try await lan.startSimulator(on: "cellar", gatewayID: "00000000000000bb")
         try await lan.startBroker()
-        let table = try await lan.lab["bridge"].run("tradfri-bridge", ["discover", "--timeout", "5"], within: .seconds(60))
+        let table = try await lan.lab["bridge"].run(
+            "tradfri-bridge", ["discover", "--timeout", "5"], within: .seconds(60))
         #expect(table.output.contains("gw-0000000000aa") && table.output.contains(lan.lab["kitchen"].address))
         #expect(table.output.contains("gw-0000000000bb") && table.output.contains(lan.lab["cellar"].address))
         #expect(table.output.contains("1.19.32"))
         #expect(table.output.contains("Home broker") && table.output.contains("_mqtt._tcp"))
-        let json = try await lan.lab["bridge"].run("tradfri-bridge", ["discover", "--timeout", "5", "--json"], within: .seconds(60))
+        let json = try await lan.lab["bridge"].run(
+            "tradfri-bridge", ["discover", "--timeout", "5", "--json"], within: .seconds(60))
         let parsed = try JSON(parsing: json.output.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(parsed["gateways"]?.arrayValue?.count == 2)
         #expect(parsed["brokers"]?[0]?["port"] == 1883)
@@ -184,8 +205,9 @@ struct DiscoveryTests {
         let bridge = try await lan.startBridge(gateway: "auto", mqtt: "mqtt://\(lan.lab["broker"].address):1883")
         try await watcher.waitForLine(within: .seconds(60), "state without mDNS") { $0.hasPrefix("tradfri/hallway {") }
         #expect(bridge.outputText.contains("mDNS (avahi-daemon) is not reachable"), "\(bridge.outputText)")
-        let discover = try await lan.lab["bridge"].run("tradfri-bridge", ["discover", "--timeout", "2"], within: .seconds(30),
-                                                        check: false)
+        let discover = try await lan.lab["bridge"].run(
+            "tradfri-bridge", ["discover", "--timeout", "2"], within: .seconds(30),
+            check: false)
         #expect(discover.status != 0 && discover.output.contains("is avahi-daemon running?"))
     }
 
@@ -198,7 +220,9 @@ struct DiscoveryTests {
         #expect(try await lan.pair().status == 0)
         let watcher = try lan.subscribe("tradfri/#")
         let bridge = try await lan.startBridge(mqttExtra: "base_stations: [nowhere.local, broker.local]")
-        try await watcher.waitForLine(within: .seconds(60), "state through the base station") { $0.hasPrefix("tradfri/hallway {") }
+        try await watcher.waitForLine(within: .seconds(60), "state through the base station") {
+            $0.hasPrefix("tradfri/hallway {")
+        }
         #expect(bridge.outputText.contains("base station broker.local resolved by mDNS"), "\(bridge.outputText)")
     }
 
@@ -217,9 +241,13 @@ struct DiscoveryTests {
         }
         // A device on the LAN finds the base station's broker and the bridge by service.
         let seen = try await lan.lab["device"].run("avahi-browse", ["-rpt", "_mqtt._tcp"], within: .seconds(30))
-        #expect(seen.output.contains(#"MQTT\032broker\032on\032bridge"#) && seen.output.contains(lan.lab["bridge"].address),
-                "\(seen.output)")
-        let bridgeService = try await lan.lab["device"].run("avahi-browse", ["-rpt", "_tradfri-bridge._tcp"], within: .seconds(30))
-        #expect(bridgeService.output.contains("base_topic=tradfri") && bridgeService.output.contains("gateway=7e11515204400072"))
+        #expect(
+            seen.output.contains(#"MQTT\032broker\032on\032bridge"#) && seen.output.contains(lan.lab["bridge"].address),
+            "\(seen.output)")
+        let bridgeService = try await lan.lab["device"].run(
+            "avahi-browse", ["-rpt", "_tradfri-bridge._tcp"], within: .seconds(30))
+        #expect(
+            bridgeService.output.contains("base_topic=tradfri")
+                && bridgeService.output.contains("gateway=7e11515204400072"))
     }
 }

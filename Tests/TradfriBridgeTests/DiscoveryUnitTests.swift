@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TradfriBridge
 
 @Suite struct DiscoveryUnitTests {
@@ -30,8 +31,9 @@ import Testing
         #expect(ads[0].txt["base_topic"] == "tradfri" && ads[0].txt["version"] == BridgeVersion.current)
         #expect(ads[0].txt["gateway"] == "7e11")
         let remote = BrokerLocator.Choice(host: "10.0.0.9", port: 1883, tls: false, reason: "")
-        #expect(Advertiser.advertisements(for: configuration, gatewayID: "7e11", broker: remote).count == 1,
-                "a broker on another host is not advertised as ours")
+        #expect(
+            Advertiser.advertisements(for: configuration, gatewayID: "7e11", broker: remote).count == 1,
+            "a broker on another host is not advertised as ours")
         configuration.discovery.advertise = false
         #expect(Advertiser.advertisements(for: configuration, gatewayID: "7e11", broker: broker).isEmpty)
     }

@@ -12,7 +12,9 @@ import TradfriModel
         let late = try await harness.subscribe(["tradfri/#"])
         let ceiling = try await message(on: "tradfri/living_room_ceiling", from: late)
         #expect(ceiling["state"] == "ON" && ceiling["brightness"] == 200)
-        #expect(ceiling["color_mode"] == "color_temp" && ceiling["color_temp"] == 370 && ceiling["color_temp_kelvin"] == 2703)
+        #expect(
+            ceiling["color_mode"] == "color_temp" && ceiling["color_temp"] == 370
+                && ceiling["color_temp_kelvin"] == 2703)
         let hallway = try await message(on: "tradfri/hallway", from: late)
         #expect(hallway["state"] == "OFF" && hallway["color_temp"] == nil)
         let reading = try await message(on: "tradfri/reading_lamp", from: late)
@@ -20,8 +22,9 @@ import TradfriModel
         let plug = try await message(on: "tradfri/coffee_maker", from: late)
         #expect(plug["state"] == "OFF")
         let blind = try await message(on: "tradfri/bedroom_blind", from: late)
-        #expect(blind["position"] == 0 && blind["state"] == "CLOSE" && blind["battery"] == 77,
-                "gateway 100 (closed) is position 0")
+        #expect(
+            blind["position"] == 0 && blind["state"] == "CLOSE" && blind["battery"] == 77,
+            "gateway 100 (closed) is position 0")
         let remote = try await message(on: "tradfri/living_room_remote", from: late)
         #expect(remote["battery"] == 87)
         let sensor = try await message(on: "tradfri/hallway_motion", from: late)
@@ -41,7 +44,9 @@ import TradfriModel
         let info = try await message(on: "tradfri/bridge/info", from: late) { $0["devices"] == 10 }
         #expect(info["gateway"]?["id"] == "7e11515204400072")
         #expect(!late.outputText.contains(BridgeHarness.securityCode), "no secret is ever published")
-        let psk = try JSON(parsing: try String(contentsOfFile: harness.credentials, encoding: .utf8))["psk"]?.stringValue ?? "?"
+        let psk =
+            try JSON(parsing: try String(contentsOfFile: harness.credentials, encoding: .utf8))["psk"]?.stringValue
+            ?? "?"
         #expect(!late.outputText.contains(psk))
         await harness.shutdown()
     }
@@ -93,7 +98,9 @@ import TradfriModel
         let watcher = try await harness.subscribe(["tradfri/#"])
         try await message(on: "tradfri/bridge/state", from: watcher)
 
-        try await harness.control(#"add-device {"3":{"0":"IKEA of Sweden","1":"TRADFRI control outlet"},"3312":[{"5850":1,"9003":0}],"5750":3,"9001":"Fan plug","9003":65600,"9019":1}"#)
+        try await harness.control(
+            #"add-device {"3":{"0":"IKEA of Sweden","1":"TRADFRI control outlet"},"3312":[{"5850":1,"9003":0}],"5750":3,"9001":"Fan plug","9003":65600,"9019":1}"#
+        )
         let added = try await message(on: "tradfri/bridge/event", from: watcher) { $0["type"] == "device_added" }
         #expect(added["data"]?["friendly_name"] == "fan_plug")
         try await message(on: "tradfri/fan_plug", from: watcher) { $0["state"] == "ON" }
@@ -109,9 +116,12 @@ import TradfriModel
         try await message(on: "tradfri/bridge/event", from: watcher) {
             $0["type"] == "device_removed" && $0["data"]?["id"] == 65600
         }
-        try await watcher.waitForLine(within: .seconds(5), "the removed topic cleared") { $0 == "tradfri/desk_fan (null)" }
+        try await watcher.waitForLine(within: .seconds(5), "the removed topic cleared") {
+            $0 == "tradfri/desk_fan (null)"
+        }
 
-        try await harness.control(#"add-group {"5850":0,"9001":"Office","9003":131080,"9018":{"15002":{"9003":[65537]}}}"#)
+        try await harness.control(
+            #"add-group {"5850":0,"9001":"Office","9003":131080,"9018":{"15002":{"9003":[65537]}}}"#)
         try await message(on: "tradfri/bridge/event", from: watcher) { $0["type"] == "group_added" }
         try await message(on: "tradfri/office", from: watcher)
         await harness.shutdown()

@@ -31,8 +31,9 @@ struct DemoInventory {
 
     /// Friendly names as the bridge assigns them.
     var names: FriendlyNames {
-        FriendlyNames(devices: devices.values.map { ($0.id, $0.name, $0.kind.description) },
-                      groups: groups.values.map { ($0.id, $0.name) })
+        FriendlyNames(
+            devices: devices.values.map { ($0.id, $0.name, $0.kind.description) },
+            groups: groups.values.map { ($0.id, $0.name) })
     }
 
     func members(of group: Group) -> [Device] { group.memberIDs.compactMap { devices[$0] } }
@@ -42,12 +43,14 @@ struct DemoInventory {
         let names = self.names
         var configs = builder.gatewayConfigs(firmware: details.firmware)
         for device in devices.values.sorted(by: { $0.id < $1.id }) {
-            configs += builder.deviceConfigs(device, friendlyName: names[.device(device.id)]!,
-                                             area: HomeAssistantConfigBuilder.area(ofDevice: device.id, in: groups.values))
+            configs += builder.deviceConfigs(
+                device, friendlyName: names[.device(device.id)]!,
+                area: HomeAssistantConfigBuilder.area(ofDevice: device.id, in: groups.values))
         }
         for group in groups.values.sorted(by: { $0.id < $1.id }) {
-            configs += builder.groupConfigs(group, friendlyName: names[.group(group.id)]!, members: members(of: group),
-                                            scenes: scenes[group.id] ?? [])
+            configs += builder.groupConfigs(
+                group, friendlyName: names[.group(group.id)]!, members: members(of: group),
+                scenes: scenes[group.id] ?? [])
         }
         return configs
     }
@@ -56,8 +59,9 @@ struct DemoInventory {
 /// The discovery payloads themselves, without a broker: valid for Home Assistant, stable across
 /// renames, and consistent with what the bridge publishes and accepts.
 @Suite struct HomeAssistantConfigBuilderTests {
-    let builder = HomeAssistantConfigBuilder(discoveryPrefix: "homeassistant", baseTopic: "tradfri",
-                                             gatewayID: "7e11515204400072", version: "9.9.9")
+    let builder = HomeAssistantConfigBuilder(
+        discoveryPrefix: "homeassistant", baseTopic: "tradfri",
+        gatewayID: "7e11515204400072", version: "9.9.9")
 
     @Test func everyConfigOfTheDemoHomeIsValidForHomeAssistant() async throws {
         let home = try await DemoInventory.load()
@@ -66,15 +70,22 @@ struct DemoInventory {
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
         #expect(Set(configs.map(\.topic)).count == configs.count, "one config per topic")
         #expect(Set(configs.compactMap(\.uniqueID)).count == configs.count, "unique ids are unique")
-        #expect(Set(configs.map(\.component)) == ["light", "switch", "cover", "fan", "sensor", "binary_sensor", "button", "scene"])
+        #expect(
+            Set(configs.map(\.component)) == [
+                "light", "switch", "cover", "fan", "sensor", "binary_sensor", "button", "scene",
+            ])
         for device in home.devices.values {
             let own = configs.filter { $0.nodeID == "tradfri_7e11515204400072_\(device.id)" }
-            #expect(own.contains { $0.payload["enabled_by_default"] != false }, "\(device.name) shows something by default")
+            #expect(
+                own.contains { $0.payload["enabled_by_default"] != false }, "\(device.name) shows something by default")
             for config in own {
                 #expect(config.payload["device"]?["via_device"] == "tradfri_7e11515204400072")
                 #expect(config.payload["device"]?["sw_version"] == .string(device.info.firmware ?? ""))
-                #expect(config.payload["origin"] == ["name": "tradfri-bridge", "sw_version": "9.9.9",
-                                                     "support_url": .string(HomeAssistantConfigBuilder.supportURL)])
+                #expect(
+                    config.payload["origin"] == [
+                        "name": "tradfri-bridge", "sw_version": "9.9.9",
+                        "support_url": .string(HomeAssistantConfigBuilder.supportURL),
+                    ])
                 #expect(config.uniqueID == "\(config.nodeID)_\(config.objectID)")
             }
         }
@@ -94,7 +105,8 @@ struct DemoInventory {
         #expect(light(65538)?["min_mireds"] == 250 && light(65538)?["max_mireds"] == 454)
         #expect(light(65539)?["supported_color_modes"] == ["xy"], "colour: xy, as the gateway reports it")
         #expect(light(65539)?["min_mireds"] == nil)
-        #expect(light(131073)?["supported_color_modes"] == ["xy", "color_temp"], "living room: colour and white spectrum")
+        #expect(
+            light(131073)?["supported_color_modes"] == ["xy", "color_temp"], "living room: colour and white spectrum")
         #expect(light(131074)?["supported_color_modes"] == ["brightness"], "hallway room: one dimmable bulb")
         #expect(light(131075)?["supported_color_modes"] == ["onoff"], "bedroom: a plug, a blind and a purifier")
         for id in [65537, 65538, 65539, 131073] {
@@ -108,10 +120,11 @@ struct DemoInventory {
         #expect(ceiling["name"] == .null, "the entity takes the device's name")
         #expect(ceiling["device"]?["suggested_area"] == "Living room")
         #expect(ceiling["availability_mode"] == "all")
-        #expect(ceiling["availability"] == [
-            ["topic": "tradfri/bridge/state", "value_template": "{{ value_json.state }}"],
-            ["topic": "tradfri/living_room_ceiling/availability", "value_template": "{{ value_json.state }}"],
-        ])
+        #expect(
+            ceiling["availability"] == [
+                ["topic": "tradfri/bridge/state", "value_template": "{{ value_json.state }}"],
+                ["topic": "tradfri/living_room_ceiling/availability", "value_template": "{{ value_json.state }}"],
+            ])
         let scenes = configs.filter { $0.component == "scene" }
         #expect(scenes.count == 4)
         let relax = try #require(scenes.first { $0.objectID == "scene_196609" })
@@ -128,7 +141,9 @@ struct DemoInventory {
         let after = builder.deviceConfigs(lamp, friendlyName: "sofa_lamp", area: "Living room")
         #expect(before.map(\.topic) == after.map(\.topic), "same config topics: Home Assistant updates in place")
         #expect(before.map(\.uniqueID) == after.map(\.uniqueID))
-        #expect(after[0].payload["state_topic"] == "tradfri/sofa_lamp" && after[0].payload["command_topic"] == "tradfri/sofa_lamp/set")
+        #expect(
+            after[0].payload["state_topic"] == "tradfri/sofa_lamp"
+                && after[0].payload["command_topic"] == "tradfri/sofa_lamp/set")
         #expect(after[0].payload["device"]?["name"] == "Sofa lamp")
         #expect(after.allSatisfy { !$0.payload.description.contains("reading_lamp") })
     }
@@ -146,17 +161,23 @@ struct DemoInventory {
             #expect(light.problems.isEmpty, "\(device.name): \(light.problems)")
             #expect(light.isOn == device.light?.on)
 
-            var calls = [light.turnOn(), light.turnOn(brightness: 128), light.turnOn(brightness: 1, transition: 2),
-                         light.turnOff(), light.turnOff(transition: 1.5)]
+            var calls = [
+                light.turnOn(), light.turnOn(brightness: 128), light.turnOn(brightness: 1, transition: 2),
+                light.turnOff(), light.turnOff(transition: 1.5),
+            ]
             if light.supportedColorModes.contains("color_temp") {
-                calls += [light.turnOn(colorTempKelvin: 2700), light.turnOn(brightness: 255, colorTempKelvin: 4000, transition: 1)]
+                calls += [
+                    light.turnOn(colorTempKelvin: 2700),
+                    light.turnOn(brightness: 255, colorTempKelvin: 4000, transition: 1),
+                ]
             }
             if light.supportedColorModes.contains("xy") {
                 calls += [light.turnOn(xy: (0.701, 0.299)), light.turnOn(brightness: 10, xy: (0.17, 0.7))]
             }
             for payload in calls {
                 let attributes = try CommandParser.attributes(payload: Array(payload.utf8), attribute: nil)
-                let command = try CommandParser.command(from: attributes, for: .device(device), expected: ExpectedState())
+                let command = try CommandParser.command(
+                    from: attributes, for: .device(device), expected: ExpectedState())
                 #expect(!command.isEmpty, "\(payload)")
             }
             let dimmed = try CommandParser.command(
@@ -168,10 +189,14 @@ struct DemoInventory {
         let room = try #require(home.groups[131073])
         let config = try #require(configs.first { $0.nodeID.hasSuffix("_131073") && $0.component == "light" })
         let light = try HomeAssistantJSONLight(config: config.payload)
-        for payload in [light.turnOn(brightness: 50, colorTempKelvin: 3000), light.turnOn(xy: (0.3, 0.3)), light.turnOff(transition: 1)] {
+        for payload in [
+            light.turnOn(brightness: 50, colorTempKelvin: 3000), light.turnOn(xy: (0.3, 0.3)),
+            light.turnOff(transition: 1),
+        ] {
             let attributes = try CommandParser.attributes(payload: Array(payload.utf8), attribute: nil)
-            _ = try CommandParser.command(from: attributes, for: .group(room, members: home.members(of: room), scenes: []),
-                                          expected: ExpectedState())
+            _ = try CommandParser.command(
+                from: attributes, for: .group(room, members: home.members(of: room), scenes: []),
+                expected: ExpectedState())
         }
     }
 
@@ -191,7 +216,9 @@ struct DemoInventory {
         // (template, variables, what Home Assistant must get)
         var cases: [(String, [String: JSON], String)] = []
         var purifier = try #require(home.devices[65547])
-        for (mode, power, percentage, preset) in [(1, "ON", "None", "auto"), (30, "ON", "3", "None"), (0, "OFF", "0", "None")] {
+        for (mode, power, percentage, preset) in [
+            (1, "ON", "None", "auto"), (30, "ON", "3", "None"), (0, "OFF", "0", "None"),
+        ] {
             purifier.airPurifier?.fanMode = mode
             cases.append((try template("65547", "fan", "state_value_template"), state(purifier), power))
             cases.append((try template("65547", "fan", "percentage_value_template"), state(purifier), percentage))
@@ -207,8 +234,10 @@ struct DemoInventory {
             (try template("65546", "cover", "position_template"), state(try #require(home.devices[65546])), "0"),
             (try template("65546", "battery", "value_template"), state(try #require(home.devices[65546])), "77"),
             (try template("65543", "switch", "value_template"), state(try #require(home.devices[65543])), "OFF"),
-            (try template("65545", "last_seen", "value_template"), state(try #require(home.devices[65545])),
-             "2021-01-01T00:01:40Z"),
+            (
+                try template("65545", "last_seen", "value_template"), state(try #require(home.devices[65545])),
+                "2021-01-01T00:01:40Z"
+            ),
             (try template("65536", "battery", "value_template"), state(try #require(home.devices[65536])), "87"),
         ]
         let online: JSON = ["gateway": ["connected": true, "firmware": "1.19.32", "id": "7e11515204400072"]]
@@ -227,7 +256,8 @@ struct DemoInventory {
             (try template("65547", "fan", "preset_mode_command_template"), ["value": "auto"]),
             (try template("65546", "cover", "set_position_template"), ["position": 40]),
         ]
-        let rendered = try await Jinja.render((cases.map { ($0.0, $0.1) } + commands).map { Jinja.Item(template: $0.0, variables: $0.1) })
+        let rendered = try await Jinja.render(
+            (cases.map { ($0.0, $0.1) } + commands).map { Jinja.Item(template: $0.0, variables: $0.1) })
         for (index, item) in cases.enumerated() {
             #expect(rendered[index] == item.2, "\(item.0) with \(item.1)")
         }
@@ -235,22 +265,28 @@ struct DemoInventory {
         for (index, device) in [65547, 65547, 65547, 65547, 65546].enumerated() {
             let text = rendered[cases.count + index]
             let attributes = try CommandParser.attributes(payload: Array(text.utf8), attribute: nil)
-            parsed.append(try CommandParser.command(from: attributes, for: .device(try #require(home.devices[device])),
-                                                    expected: ExpectedState()))
+            parsed.append(
+                try CommandParser.command(
+                    from: attributes, for: .device(try #require(home.devices[device])),
+                    expected: ExpectedState()))
         }
         #expect(parsed.map(\.fanMode) == [1, 30, 0, 1, nil], "on = auto, 60 % = level 3, 0 % = off, preset auto")
         #expect(parsed[4].position == 40)
     }
 
     @Test func theSchemaCheckCatchesWhatHomeAssistantWouldDrop() {
-        let bad = HomeAssistantConfig(prefix: "homeassistant", component: "light", nodeID: "n", objectID: "light", payload: [
-            "schema": "json", "brightnes_scale": 254, "supported_color_modes": ["brightness", "xy"],
-            "device": ["name": "no identifiers"], "origin": ["sw_version": "1"], "availability_mode": "most",
-        ])
+        let bad = HomeAssistantConfig(
+            prefix: "homeassistant", component: "light", nodeID: "n", objectID: "light",
+            payload: [
+                "schema": "json", "brightnes_scale": 254, "supported_color_modes": ["brightness", "xy"],
+                "device": ["name": "no identifiers"], "origin": ["sw_version": "1"], "availability_mode": "most",
+            ])
         let problems = HomeAssistantSchema.problems(bad).joined(separator: "\n")
-        for expected in ["unknown key 'brightnes_scale'", "missing required key 'command_topic'",
-                         "onoff and brightness must be the only color mode", "identifiers or connections",
-                         "origin needs a name", "availability_mode"] {
+        for expected in [
+            "unknown key 'brightnes_scale'", "missing required key 'command_topic'",
+            "onoff and brightness must be the only color mode", "identifiers or connections",
+            "origin needs a name", "availability_mode",
+        ] {
             #expect(problems.contains(expected), "\(expected) in:\n\(problems)")
         }
     }

@@ -10,8 +10,9 @@ import TradfriModel
 /// Jinja2).
 @Suite(.serialized) struct HomeAssistantDiscoveryTests {
     static let gatewayID = "7e11515204400072"
-    let builder = HomeAssistantConfigBuilder(discoveryPrefix: "homeassistant", baseTopic: "tradfri",
-                                             gatewayID: HomeAssistantDiscoveryTests.gatewayID)
+    let builder = HomeAssistantConfigBuilder(
+        discoveryPrefix: "homeassistant", baseTopic: "tradfri",
+        gatewayID: HomeAssistantDiscoveryTests.gatewayID)
 
     func node(_ id: Int) -> String { "tradfri_\(Self.gatewayID)_\(id)" }
 
@@ -69,11 +70,15 @@ import TradfriModel
         // Renamed in the IKEA app: the same config topic and unique id, new topics and name.
         var before = watcher.lineCount
         _ = try await harness.coap("put", "15001/65543", #"{"9001":"Kettle"}"#)
-        let renamed = try await message(on: plugLight, from: watcher, after: before) { $0["state_topic"] == "tradfri/kettle" }
+        let renamed = try await message(on: plugLight, from: watcher, after: before) {
+            $0["state_topic"] == "tradfri/kettle"
+        }
         #expect(renamed["unique_id"] == .string("\(node(65543))_switch"))
         #expect(renamed["command_topic"] == "tradfri/kettle/set" && renamed["device"]?["name"] == "Kettle")
         #expect(renamed["availability"]?[1]?["topic"] == "tradfri/kettle/availability")
-        #expect(!watcher.output[before...].contains { $0.hasPrefix(plugLight + " (null)") }, "never removed, so no duplicate entity")
+        #expect(
+            !watcher.output[before...].contains { $0.hasPrefix(plugLight + " (null)") },
+            "never removed, so no duplicate entity")
 
         // Removed: every config of the device is cleared.
         before = watcher.lineCount
@@ -95,18 +100,26 @@ import TradfriModel
             $0 == "homeassistant/scene/\(node(131074))/scene_196612/config (null)"
         }
         try await harness.control("remove-group 131073")
-        for object in ["light/\(node(131073))/light", "scene/\(node(131073))/scene_196609", "scene/\(node(131073))/scene_196611"] {
+        for object in [
+            "light/\(node(131073))/light", "scene/\(node(131073))/scene_196609", "scene/\(node(131073))/scene_196611",
+        ] {
             try await watcher.waitForLine(within: .seconds(5), "\(object) cleared", after: before) {
                 $0 == "homeassistant/\(object)/config (null)"
             }
         }
 
         // Added: configs appear.
-        try await harness.control(#"add-device {"3":{"0":"IKEA of Sweden","1":"TRADFRI bulb GU10 WS 400lm","3":"2.3.095"},"3311":[{"5850":1,"5851":100,"5711":300,"9003":0}],"5750":2,"9001":"Desk lamp","9003":65600,"9019":1}"#)
+        try await harness.control(
+            #"add-device {"3":{"0":"IKEA of Sweden","1":"TRADFRI bulb GU10 WS 400lm","3":"2.3.095"},"3311":[{"5850":1,"5851":100,"5711":300,"9003":0}],"5750":2,"9001":"Desk lamp","9003":65600,"9019":1}"#
+        )
         let desk = try await message(on: "homeassistant/light/\(node(65600))/light/config", from: watcher)
         #expect(desk["supported_color_modes"] == ["color_temp"] && desk["state_topic"] == "tradfri/desk_lamp")
-        #expect(HomeAssistantSchema.problems(try #require(HomeAssistantConfig(
-            topic: "homeassistant/light/\(node(65600))/light/config", payload: desk))).isEmpty)
+        #expect(
+            HomeAssistantSchema.problems(
+                try #require(
+                    HomeAssistantConfig(
+                        topic: "homeassistant/light/\(node(65600))/light/config", payload: desk))
+            ).isEmpty)
         await harness.shutdown()
     }
 
@@ -125,8 +138,10 @@ import TradfriModel
         try await harness.startBridge()
         try await watcher.waitForLine(within: .seconds(10), "the stale config cleared") { $0 == plug + " (null)" }
         #expect(!watcher.output.contains(foreign + " (null)"))
-        let left = try await runCommand("mosquitto_sub", harness.broker.clientArguments + ["-t", "homeassistant/#", "-v", "-W", "1"],
-                                        check: false).output
+        let left = try await runCommand(
+            "mosquitto_sub", harness.broker.clientArguments + ["-t", "homeassistant/#", "-v", "-W", "1"],
+            check: false
+        ).output
         #expect(left.contains(foreign) && !left.contains(plug))
         await harness.shutdown()
     }
@@ -142,7 +157,9 @@ import TradfriModel
 
         /// Sends `command` as Home Assistant would and waits for a state satisfying `until`; then
         /// Home Assistant reads it.
-        func drive(_ light: inout HomeAssistantJSONLight, _ command: String, until: @escaping @Sendable (JSON) -> Bool) async throws {
+        func drive(
+            _ light: inout HomeAssistantJSONLight, _ command: String, until: @escaping @Sendable (JSON) -> Bool
+        ) async throws {
             let before = watcher.lineCount
             try await harness.publish(light.commandTopic, command)
             let state = try await message(on: light.stateTopic, from: watcher, after: before, where: until)
@@ -168,8 +185,12 @@ import TradfriModel
         var lamp = try HomeAssistantJSONLight(config: try #require(configs[lights[2]]))
         try await drive(&lamp, lamp.turnOn(brightness: 255, xy: (0.17, 0.7))) { $0["brightness"] == 254 }
         #expect(lamp.colorMode == "xy" && lamp.brightness == 255)
-        #expect(abs((lamp.xy?.x ?? 0) - 0.17) < 0.01 && abs((lamp.xy?.y ?? 0) - 0.7) < 0.01, "\(String(describing: lamp.xy))")
-        try await drive(&lamp, lamp.turnOn(xy: (0.5, 0.4), transition: 2)) { ($0["color"]?["x"]?.doubleValue ?? 0) > 0.45 }
+        #expect(
+            abs((lamp.xy?.x ?? 0) - 0.17) < 0.01 && abs((lamp.xy?.y ?? 0) - 0.7) < 0.01,
+            "\(String(describing: lamp.xy))")
+        try await drive(&lamp, lamp.turnOn(xy: (0.5, 0.4), transition: 2)) {
+            ($0["color"]?["x"]?.doubleValue ?? 0) > 0.45
+        }
         #expect(abs((lamp.xy?.x ?? 0) - 0.5) < 0.01)
 
         // Dimmable white.
@@ -205,8 +226,10 @@ import TradfriModel
         let watcher = try await harness.subscribe(["tradfri/#"])
 
         /// Publishes like Home Assistant, then renders `template` on the next matching state.
-        func roundTrip(_ command: String, to topic: String, state: String, template: String,
-                       until: @escaping @Sendable (JSON) -> Bool) async throws -> String {
+        func roundTrip(
+            _ command: String, to topic: String, state: String, template: String,
+            until: @escaping @Sendable (JSON) -> Bool
+        ) async throws -> String {
             let before = watcher.lineCount
             try await harness.publish(topic, command)
             let payload = try await message(on: state, from: watcher, after: before, where: until)
@@ -214,39 +237,60 @@ import TradfriModel
         }
 
         let plug = try config(0)
-        #expect(try await roundTrip(plug["payload_on"]!.stringValue!, to: plug["command_topic"]!.stringValue!,
-                                    state: plug["state_topic"]!.stringValue!, template: plug["value_template"]!.stringValue!) {
-            $0["state"] == "ON"
-        } == "ON")
+        #expect(
+            try await roundTrip(
+                plug["payload_on"]!.stringValue!, to: plug["command_topic"]!.stringValue!,
+                state: plug["state_topic"]!.stringValue!, template: plug["value_template"]!.stringValue!
+            ) {
+                $0["state"] == "ON"
+            } == "ON")
 
         let cover = try config(1)
         let position = try await Jinja.command(cover["set_position_template"]!.stringValue!, ["position": 40])
-        #expect(try await roundTrip(position, to: cover["set_position_topic"]!.stringValue!,
-                                    state: cover["position_topic"]!.stringValue!,
-                                    template: cover["position_template"]!.stringValue!) { $0["position"] == 40 } == "40")
-        #expect(try await roundTrip(cover["payload_open"]!.stringValue!, to: cover["command_topic"]!.stringValue!,
-                                    state: cover["position_topic"]!.stringValue!,
-                                    template: cover["position_template"]!.stringValue!) { $0["position"] == 100 } == "100")
+        #expect(
+            try await roundTrip(
+                position, to: cover["set_position_topic"]!.stringValue!,
+                state: cover["position_topic"]!.stringValue!,
+                template: cover["position_template"]!.stringValue!
+            ) { $0["position"] == 40 } == "40")
+        #expect(
+            try await roundTrip(
+                cover["payload_open"]!.stringValue!, to: cover["command_topic"]!.stringValue!,
+                state: cover["position_topic"]!.stringValue!,
+                template: cover["position_template"]!.stringValue!
+            ) { $0["position"] == 100 } == "100")
 
         let fan = try config(2)
         let level = try await Jinja.command(fan["percentage_command_template"]!.stringValue!, ["value": 4])
-        #expect(try await roundTrip(level, to: fan["percentage_command_topic"]!.stringValue!,
-                                    state: fan["percentage_state_topic"]!.stringValue!,
-                                    template: fan["percentage_value_template"]!.stringValue!) { $0["fan_mode"] == "4" } == "4",
-                "80 % is level 4 of 5")
+        #expect(
+            try await roundTrip(
+                level, to: fan["percentage_command_topic"]!.stringValue!,
+                state: fan["percentage_state_topic"]!.stringValue!,
+                template: fan["percentage_value_template"]!.stringValue!
+            ) { $0["fan_mode"] == "4" } == "4",
+            "80 % is level 4 of 5")
         let preset = try await Jinja.command(fan["preset_mode_command_template"]!.stringValue!, ["value": "auto"])
-        #expect(try await roundTrip(preset, to: fan["preset_mode_command_topic"]!.stringValue!,
-                                    state: fan["preset_mode_state_topic"]!.stringValue!,
-                                    template: fan["preset_mode_value_template"]!.stringValue!) { $0["fan_mode"] == "auto" } == "auto")
+        #expect(
+            try await roundTrip(
+                preset, to: fan["preset_mode_command_topic"]!.stringValue!,
+                state: fan["preset_mode_state_topic"]!.stringValue!,
+                template: fan["preset_mode_value_template"]!.stringValue!
+            ) { $0["fan_mode"] == "auto" } == "auto")
         let off = try await Jinja.command(fan["command_template"]!.stringValue!, ["value": fan["payload_off"]!])
-        #expect(try await roundTrip(off, to: fan["command_topic"]!.stringValue!, state: fan["state_topic"]!.stringValue!,
-                                    template: fan["state_value_template"]!.stringValue!) { $0["fan_state"] == "OFF" } == "OFF")
+        #expect(
+            try await roundTrip(
+                off, to: fan["command_topic"]!.stringValue!, state: fan["state_topic"]!.stringValue!,
+                template: fan["state_value_template"]!.stringValue!
+            ) { $0["fan_state"] == "OFF" } == "OFF")
 
         let lock = try config(3)
-        #expect(try await roundTrip(lock["payload_on"]!.stringValue!, to: lock["command_topic"]!.stringValue!,
-                                    state: lock["state_topic"]!.stringValue!, template: lock["value_template"]!.stringValue!) {
-            $0["child_lock"] == "LOCK"
-        } == "ON")
+        #expect(
+            try await roundTrip(
+                lock["payload_on"]!.stringValue!, to: lock["command_topic"]!.stringValue!,
+                state: lock["state_topic"]!.stringValue!, template: lock["value_template"]!.stringValue!
+            ) {
+                $0["child_lock"] == "LOCK"
+            } == "ON")
 
         let focus = try config(4)
         let before = watcher.lineCount
@@ -264,7 +308,9 @@ import TradfriModel
         let responses = try await harness.subscribe(["tradfri/bridge/response/#", "tradfri/bridge/event"])
         try await harness.publish(reboot["command_topic"]!.stringValue!, reboot["payload_press"]!.stringValue!)
         #expect(try await message(on: "tradfri/bridge/response/gateway/reboot", from: responses)["status"] == "ok")
-        try await message(on: "tradfri/bridge/event", from: responses, within: .seconds(20)) { $0["type"] == "gateway_online" }
+        try await message(on: "tradfri/bridge/event", from: responses, within: .seconds(20)) {
+            $0["type"] == "gateway_online"
+        }
         await harness.shutdown()
     }
 
@@ -274,13 +320,17 @@ import TradfriModel
         let light = "homeassistant/light/\(node(65538))/light/config"
         _ = try await retainedConfigs(harness, expected: [light])
         // -F: retained flag, topic, payload; the retained copies come first and are flagged 1.
-        let watcher = try await harness.broker.subscriber(["-F", "%r %t %p", "-t", "homeassistant/#", "-t", "tradfri/#"])
+        let watcher = try await harness.broker.subscriber([
+            "-F", "%r %t %p", "-t", "homeassistant/#", "-t", "tradfri/#",
+        ])
         try await watcher.waitForLine(within: .seconds(5), "the retained config") { $0.hasPrefix("1 \(light) ") }
 
         let before = watcher.lineCount
         let sent = ContinuousClock.now
         try await harness.publish("homeassistant/status", "online")
-        for topic in [light, "tradfri/bridge/state", "tradfri/living_room_ceiling", "tradfri/living_room_ceiling/availability"] {
+        for topic in [
+            light, "tradfri/bridge/state", "tradfri/living_room_ceiling", "tradfri/living_room_ceiling/availability",
+        ] {
             try await watcher.waitForLine(within: .seconds(10), "\(topic) published again", after: before) {
                 $0.hasPrefix("0 \(topic) {")
             }
@@ -302,8 +352,10 @@ import TradfriModel
         let responses = try await harness.subscribe(["tradfri/bridge/response/#"])
         try await harness.broker.publish(["-t", "tradfri/bridge/request/health_check", "-n"])
         try await message(on: "tradfri/bridge/response/health_check", from: responses)
-        let retained = try await runCommand("mosquitto_sub", harness.broker.clientArguments + ["-t", "homeassistant/#", "-v", "-W", "1"],
-                                            check: false).output
+        let retained = try await runCommand(
+            "mosquitto_sub", harness.broker.clientArguments + ["-t", "homeassistant/#", "-v", "-W", "1"],
+            check: false
+        ).output
         #expect(!retained.contains("tradfri_"), "\(retained)")
         await harness.shutdown()
     }

@@ -25,7 +25,7 @@ struct HomeAssistantJSONLight {
 
     init(config: JSON) throws {
         guard config["schema"] == "json", let command = config["command_topic"]?.stringValue,
-              let state = config["state_topic"]?.stringValue
+            let state = config["state_topic"]?.stringValue
         else { throw ModelFailure("not a JSON-schema light with state and command topics: \(config)") }
         commandTopic = command
         stateTopic = state
@@ -40,8 +40,10 @@ struct HomeAssistantJSONLight {
     // MARK: Commands (async_turn_on / async_turn_off)
 
     /// The payload `light.turn_on` publishes. `brightness` is Home Assistant's 0…255.
-    func turnOn(brightness: Int? = nil, colorTempKelvin: Int? = nil, xy: (Double, Double)? = nil,
-                hs: (Double, Double)? = nil, transition: Double? = nil) -> String {
+    func turnOn(
+        brightness: Int? = nil, colorTempKelvin: Int? = nil, xy: (Double, Double)? = nil,
+        hs: (Double, Double)? = nil, transition: Double? = nil
+    ) -> String {
         var members: [(String, String)] = [("state", "\"ON\"")]
         if let hs, supportedColorModes.contains("hs") {
             members.append(("color", "{\"h\":\(hs.0),\"s\":\(hs.1)}"))
@@ -55,7 +57,8 @@ struct HomeAssistantJSONLight {
             members.append(("brightness", "\(device)"))
         }
         if let kelvin = colorTempKelvin {
-            members.append(("color_temp", "\(colorTempInKelvin ? kelvin : Int((1_000_000 / Double(kelvin)).rounded(.down)))"))
+            members.append(
+                ("color_temp", "\(colorTempInKelvin ? kelvin : Int((1_000_000 / Double(kelvin)).rounded(.down)))"))
         }
         return "{" + members.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
@@ -143,7 +146,9 @@ enum Jinja {
         defer { try? FileManager.default.removeItem(at: file) }
         let result = try await runCommand("sh", ["-c", "python3 -c \"$0\" < \"$1\"", program, file.path])
         let line = result.output.split(separator: "\n").last.map(String.init) ?? ""
-        guard let rendered = try JSON(parsing: line).arrayValue?.compactMap(\.stringValue), rendered.count == items.count else {
+        guard let rendered = try JSON(parsing: line).arrayValue?.compactMap(\.stringValue),
+            rendered.count == items.count
+        else {
             throw ModelFailure("jinja2 gave: \(result.output)")
         }
         return rendered
@@ -152,7 +157,8 @@ enum Jinja {
     /// A state template (`value_template` and friends) for a received payload.
     static func state(_ template: String, payload: String) async throws -> String {
         let json = (try? JSON(parsing: payload)) ?? .null
-        return try await render([Item(template: template, variables: ["value": .string(payload), "value_json": json])])[0]
+        return try await render([Item(template: template, variables: ["value": .string(payload), "value_json": json])])[
+            0]
     }
 
     /// A command template with its variables (`value`, `position`, …).
@@ -166,7 +172,8 @@ extension HomeAssistantConfig {
     init?(topic: String, payload: JSON) {
         let parts = topic.split(separator: "/")
         guard parts.count == 5, parts[4] == "config" else { return nil }
-        self.init(prefix: String(parts[0]), component: String(parts[1]), nodeID: String(parts[2]),
-                  objectID: String(parts[3]), payload: payload)
+        self.init(
+            prefix: String(parts[0]), component: String(parts[1]), nodeID: String(parts[2]),
+            objectID: String(parts[3]), payload: payload)
     }
 }

@@ -28,44 +28,61 @@ enum HomeAssistantSchema {
     }
 
     static let platforms: [String: Platform] = [
-        "light": Platform(required: ["command_topic", "schema"], optional: [
-            "name", "optimistic", "retain", "state_topic", "brightness", "brightness_scale", "color_temp_kelvin",
-            "effect", "effect_list", "flash", "flash_time_long", "flash_time_short", "max_mireds", "min_mireds",
-            "max_kelvin", "min_kelvin", "supported_color_modes", "transition", "white_scale",
-        ]),
-        "switch": Platform(required: ["command_topic"], optional: [
-            "name", "optimistic", "retain", "state_topic", "payload_on", "payload_off", "state_on", "state_off",
-            "value_template", "device_class", "command_template",
-        ]),
-        "cover": Platform(required: [], optional: [
-            "command_topic", "device_class", "position_topic", "name", "optimistic", "payload_close", "payload_open",
-            "payload_stop", "payload_stop_tilt", "position_closed", "position_open", "retain", "set_position_template",
-            "set_position_topic", "state_closed", "state_closing", "state_open", "state_opening", "state_stopped",
-            "state_topic", "tilt_closed_value", "tilt_command_topic", "tilt_max", "tilt_min", "tilt_opened_value",
-            "tilt_optimistic", "tilt_status_topic", "tilt_status_template", "value_template", "position_template",
-            "tilt_command_template",
-        ]),
-        "fan": Platform(required: ["command_topic"], optional: [
-            "name", "optimistic", "retain", "state_topic", "command_template", "direction_command_topic",
-            "direction_command_template", "direction_state_topic", "direction_value_template",
-            "oscillation_command_topic", "oscillation_command_template", "oscillation_state_topic",
-            "oscillation_value_template", "percentage_command_topic", "percentage_command_template",
-            "percentage_state_topic", "percentage_value_template", "preset_mode_command_topic", "preset_modes",
-            "preset_mode_command_template", "preset_mode_state_topic", "preset_mode_value_template",
-            "speed_range_min", "speed_range_max", "payload_reset_percentage", "payload_reset_preset_mode",
-            "payload_off", "payload_on", "payload_oscillation_off", "payload_oscillation_on", "state_value_template",
-        ]),
-        "sensor": Platform(required: ["state_topic"], optional: [
-            "value_template", "device_class", "expire_after", "force_update", "last_reset_value_template", "name",
-            "options", "suggested_display_precision", "state_class", "unit_of_measurement",
-        ]),
-        "binary_sensor": Platform(required: ["state_topic"], optional: [
-            "value_template", "device_class", "expire_after", "force_update", "name", "off_delay", "payload_off",
-            "payload_on",
-        ]),
-        "button": Platform(required: ["command_topic"], optional: [
-            "command_template", "device_class", "name", "payload_press", "retain",
-        ]),
+        "light": Platform(
+            required: ["command_topic", "schema"],
+            optional: [
+                "name", "optimistic", "retain", "state_topic", "brightness", "brightness_scale", "color_temp_kelvin",
+                "effect", "effect_list", "flash", "flash_time_long", "flash_time_short", "max_mireds", "min_mireds",
+                "max_kelvin", "min_kelvin", "supported_color_modes", "transition", "white_scale",
+            ]),
+        "switch": Platform(
+            required: ["command_topic"],
+            optional: [
+                "name", "optimistic", "retain", "state_topic", "payload_on", "payload_off", "state_on", "state_off",
+                "value_template", "device_class", "command_template",
+            ]),
+        "cover": Platform(
+            required: [],
+            optional: [
+                "command_topic", "device_class", "position_topic", "name", "optimistic", "payload_close",
+                "payload_open",
+                "payload_stop", "payload_stop_tilt", "position_closed", "position_open", "retain",
+                "set_position_template",
+                "set_position_topic", "state_closed", "state_closing", "state_open", "state_opening", "state_stopped",
+                "state_topic", "tilt_closed_value", "tilt_command_topic", "tilt_max", "tilt_min", "tilt_opened_value",
+                "tilt_optimistic", "tilt_status_topic", "tilt_status_template", "value_template", "position_template",
+                "tilt_command_template",
+            ]),
+        "fan": Platform(
+            required: ["command_topic"],
+            optional: [
+                "name", "optimistic", "retain", "state_topic", "command_template", "direction_command_topic",
+                "direction_command_template", "direction_state_topic", "direction_value_template",
+                "oscillation_command_topic", "oscillation_command_template", "oscillation_state_topic",
+                "oscillation_value_template", "percentage_command_topic", "percentage_command_template",
+                "percentage_state_topic", "percentage_value_template", "preset_mode_command_topic", "preset_modes",
+                "preset_mode_command_template", "preset_mode_state_topic", "preset_mode_value_template",
+                "speed_range_min", "speed_range_max", "payload_reset_percentage", "payload_reset_preset_mode",
+                "payload_off", "payload_on", "payload_oscillation_off", "payload_oscillation_on",
+                "state_value_template",
+            ]),
+        "sensor": Platform(
+            required: ["state_topic"],
+            optional: [
+                "value_template", "device_class", "expire_after", "force_update", "last_reset_value_template", "name",
+                "options", "suggested_display_precision", "state_class", "unit_of_measurement",
+            ]),
+        "binary_sensor": Platform(
+            required: ["state_topic"],
+            optional: [
+                "value_template", "device_class", "expire_after", "force_update", "name", "off_delay", "payload_off",
+                "payload_on",
+            ]),
+        "button": Platform(
+            required: ["command_topic"],
+            optional: [
+                "command_template", "device_class", "name", "payload_press", "retain",
+            ]),
         "scene": Platform(required: ["command_topic"], optional: ["name", "payload_on", "retain"]),
     ]
 
@@ -74,11 +91,15 @@ enum HomeAssistantSchema {
         "sw_version", "via_device", "suggested_area", "configuration_url",
     ]
     static let originKeys: Set<String> = ["name", "sw_version", "support_url"]
-    static let availabilityKeys: Set<String> = ["topic", "payload_available", "payload_not_available", "value_template"]
+    static let availabilityKeys: Set<String> = [
+        "topic", "payload_available", "payload_not_available", "value_template",
+    ]
 
     // MARK: Values
 
-    static let colorModes: Set<String> = ["onoff", "brightness", "color_temp", "hs", "xy", "rgb", "rgbw", "rgbww", "white"]
+    static let colorModes: Set<String> = [
+        "onoff", "brightness", "color_temp", "hs", "xy", "rgb", "rgbw", "rgbww", "white",
+    ]
     static let deviceClasses: [String: Set<String>] = [
         "switch": ["outlet", "switch"],
         "cover": ["awning", "blind", "curtain", "damper", "door", "garage", "gate", "shade", "shutter", "window"],
@@ -102,10 +123,12 @@ enum HomeAssistantSchema {
         if config.component == "light", payload["schema"] != "json" { problem("schema must be json") }
 
         // Types of the shared keys.
-        for key in ["unique_id", "command_topic", "state_topic", "value_template", "icon", "device_class",
-                    "entity_category", "unit_of_measurement", "state_class", "payload_on", "payload_off",
-                    "payload_press", "position_topic", "set_position_topic", "set_position_template",
-                    "position_template", "command_template", "state_value_template"]
+        for key in [
+            "unique_id", "command_topic", "state_topic", "value_template", "icon", "device_class",
+            "entity_category", "unit_of_measurement", "state_class", "payload_on", "payload_off",
+            "payload_press", "position_topic", "set_position_topic", "set_position_template",
+            "position_template", "command_template", "state_value_template",
+        ]
         where payload[key] != nil && payload[key]?.stringValue == nil {
             problem("'\(key)' must be text")
         }
@@ -129,7 +152,9 @@ enum HomeAssistantSchema {
             for key in entry.keys where !availabilityKeys.contains(key) { problem("unknown availability key '\(key)'") }
         }
         if let device = payload["device"] {
-            guard let members = device.objectValue else { return problems + ["\(config.topic): device must be an object"] }
+            guard let members = device.objectValue else {
+                return problems + ["\(config.topic): device must be an object"]
+            }
             for key in members.keys.sorted() where !deviceKeys.contains(key) { problem("unknown device key '\(key)'") }
             if (members["identifiers"]?.arrayValue ?? []).isEmpty, (members["connections"]?.arrayValue ?? []).isEmpty {
                 problem("the device needs identifiers or connections")
@@ -144,7 +169,8 @@ enum HomeAssistantSchema {
             for key in members.keys.sorted() where !originKeys.contains(key) { problem("unknown origin key '\(key)'") }
         }
         if let deviceClass = payload["device_class"]?.stringValue,
-           let valid = deviceClasses[config.component], !valid.contains(deviceClass) {
+            let valid = deviceClasses[config.component], !valid.contains(deviceClass)
+        {
             problem("device_class \(deviceClass) is not one of \(config.component)'s")
         }
 
@@ -164,7 +190,8 @@ enum HomeAssistantSchema {
             }
         case "sensor":
             if let deviceClass = payload["device_class"]?.stringValue, let unitsAllowed = units[deviceClass],
-               !unitsAllowed.contains(payload["unit_of_measurement"]?.stringValue ?? "") {
+                !unitsAllowed.contains(payload["unit_of_measurement"]?.stringValue ?? "")
+            {
                 problem("unit for \(deviceClass)")
             }
             if let stateClass = payload["state_class"]?.stringValue {
@@ -186,7 +213,9 @@ enum HomeAssistantSchema {
             if payload["set_position_topic"] != nil, payload["position_topic"] == nil {
                 problem("set_position_topic needs position_topic")
             }
-            if payload["value_template"] != nil, payload["state_topic"] == nil { problem("value_template needs state_topic") }
+            if payload["value_template"] != nil, payload["state_topic"] == nil {
+                problem("value_template needs state_topic")
+            }
             if payload["position_template"] != nil, payload["position_topic"] == nil {
                 problem("position_template needs position_topic")
             }

@@ -9,10 +9,15 @@ import TradfriModel
     @Test func lightCommandsReachTheGatewayAndTheStateFollows() async throws {
         let harness = try await BridgeHarness()
         try await harness.startBridge()
-        let watcher = try await harness.subscribe(["tradfri/living_room_ceiling", "tradfri/hallway", "tradfri/reading_lamp"])
+        let watcher = try await harness.subscribe([
+            "tradfri/living_room_ceiling", "tradfri/hallway", "tradfri/reading_lamp",
+        ])
 
-        try await harness.publish("tradfri/living_room_ceiling/set", #"{"state":"ON","brightness":120,"color_temp":300}"#)
-        try await message(on: "tradfri/living_room_ceiling", from: watcher) { $0["brightness"] == 120 && $0["color_temp"] == 300 }
+        try await harness.publish(
+            "tradfri/living_room_ceiling/set", #"{"state":"ON","brightness":120,"color_temp":300}"#)
+        try await message(on: "tradfri/living_room_ceiling", from: watcher) {
+            $0["brightness"] == 120 && $0["color_temp"] == 300
+        }
         let ceiling = try await harness.device(65538).light
         #expect(ceiling?.brightness == 120 && ceiling?.colorTemperature == 300)
 
@@ -41,9 +46,14 @@ import TradfriModel
         let harness = try await BridgeHarness()
         try await harness.startBridge()
         let watcher = try await harness.subscribe(["tradfri/living_room_ceiling"])
-        try await harness.publish("tradfri/living_room_ceiling/set", #"{"brightness":60,"color_temp":454,"transition":1}"#)
-        try await message(on: "tradfri/living_room_ceiling", from: watcher) { $0["brightness"] == 60 && $0["color_temp"] == 454 }
-        let puts = try harness.requests().filter { $0["path"] == "15001/65538" }.compactMap { $0["payload"]?.stringValue }
+        try await harness.publish(
+            "tradfri/living_room_ceiling/set", #"{"brightness":60,"color_temp":454,"transition":1}"#)
+        try await message(on: "tradfri/living_room_ceiling", from: watcher) {
+            $0["brightness"] == 60 && $0["color_temp"] == 454
+        }
+        let puts = try harness.requests().filter { $0["path"] == "15001/65538" }.compactMap {
+            $0["payload"]?.stringValue
+        }
         #expect(puts.count == 2, "\(puts)")
         #expect(puts.first?.contains("5851") == true && puts.first?.contains("5712") == false)
         #expect(puts.last?.contains("5711") == true && puts.last?.contains("5712") == true)
@@ -57,8 +67,13 @@ import TradfriModel
         try await message(on: "tradfri/bridge/state", from: watcher)
 
         try await harness.publish("tradfri/living_room/set", #"{"scene":"FOCUS"}"#)
-        try await message(on: "tradfri/living_room_ceiling", from: watcher) { $0["color_temp"] == 250 && $0["brightness"] == 254 }
-        #expect(try harness.requests().contains { $0["path"] == "15004/131073" && $0["payload"]?.stringValue?.contains("9039") == true })
+        try await message(on: "tradfri/living_room_ceiling", from: watcher) {
+            $0["color_temp"] == 250 && $0["brightness"] == 254
+        }
+        #expect(
+            try harness.requests().contains {
+                $0["path"] == "15004/131073" && $0["payload"]?.stringValue?.contains("9039") == true
+            })
 
         try await harness.publish("tradfri/living_room/set", "OFF")
         try await message(on: "tradfri/living_room", from: watcher) { $0["state"] == "OFF" }
@@ -70,18 +85,21 @@ import TradfriModel
         try await harness.publish("tradfri/bedroom_blind/set", "CLOSE")
         try await message(on: "tradfri/bedroom_blind", from: watcher) { ($0["position"]?.intValue ?? 100) < 70 }
         try await harness.publish("tradfri/bedroom_blind/set", "STOP")
-        #expect(try await withDeadline(.seconds(5), "the stop to reach the gateway") {
-            while try !harness.requests().contains(where: { $0["payload"]?.stringValue?.contains("5523") == true }) {
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            return true
-        })
+        #expect(
+            try await withDeadline(.seconds(5), "the stop to reach the gateway") {
+                while try !harness.requests().contains(where: { $0["payload"]?.stringValue?.contains("5523") == true })
+                {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return true
+            })
 
         try await harness.publish("tradfri/coffee_maker/set", #"{"state":"ON"}"#)
         try await message(on: "tradfri/coffee_maker", from: watcher) { $0["state"] == "ON" }
         #expect(try await harness.device(65543).plug?.on == true)
 
-        try await harness.publish("tradfri/air_purifier/set", #"{"fan_mode":"3","led_enable":false,"child_lock":"LOCK"}"#)
+        try await harness.publish(
+            "tradfri/air_purifier/set", #"{"fan_mode":"3","led_enable":false,"child_lock":"LOCK"}"#)
         try await message(on: "tradfri/air_purifier", from: watcher) {
             $0["fan_mode"] == "3" && $0["led_enable"] == false && $0["child_lock"] == "LOCK"
         }
@@ -96,7 +114,9 @@ import TradfriModel
         try await message(on: "tradfri/spot_a1", from: watcher)
         let before = watcher.lineCount
         try await harness.publish("tradfri/spot_a1/get", #"{"state":""}"#)
-        try await watcher.waitForLine(within: .seconds(5), "the state again", after: before) { $0.hasPrefix("tradfri/spot_a1 {") }
+        try await watcher.waitForLine(within: .seconds(5), "the state again", after: before) {
+            $0.hasPrefix("tradfri/spot_a1 {")
+        }
         #expect(try harness.requests().contains { $0["method"] == "GET" && $0["path"] == "15001/65550" })
         await harness.shutdown()
     }
@@ -109,8 +129,15 @@ import TradfriModel
         let lines = (1...50).map { #"{"brightness":\#($0 * 5)}"# }.joined(separator: "\n")
         let file = harness.directory.appendingPathComponent("burst.txt")
         try lines.write(to: file, atomically: true, encoding: .utf8)
-        try await runCommand("sh", ["-c", "mosquitto_pub -h 127.0.0.1 -p \(harness.broker.port) -t tradfri/living_room_ceiling/set -l < \(file.path)"])
-        try await message(on: "tradfri/living_room_ceiling", from: watcher, within: .seconds(20)) { $0["brightness"] == 250 }
+        try await runCommand(
+            "sh",
+            [
+                "-c",
+                "mosquitto_pub -h 127.0.0.1 -p \(harness.broker.port) -t tradfri/living_room_ceiling/set -l < \(file.path)",
+            ])
+        try await message(on: "tradfri/living_room_ceiling", from: watcher, within: .seconds(20)) {
+            $0["brightness"] == 250
+        }
         let puts = try harness.requests().filter { $0["method"] == "PUT" && $0["path"] == "15001/65538" }
         #expect(puts.count < 10, "coalesced: \(puts.count) PUTs for 50 commands")
         #expect(puts.last?["payload"]?.stringValue?.contains(#""5851":250"#) == true)
@@ -131,7 +158,8 @@ import TradfriModel
         let puts = try harness.requests().filter { $0["method"] == "PUT" }
         let times = puts.compactMap { $0["time"]?.doubleValue }
         #expect(puts.count == 2)
-        #expect(times.count == 2 && times[1] - times[0] < 0.3, "the second device did not wait for the first one's spacing")
+        #expect(
+            times.count == 2 && times[1] - times[0] < 0.3, "the second device did not wait for the first one's spacing")
         await harness.shutdown()
     }
 }

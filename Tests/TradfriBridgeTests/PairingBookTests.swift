@@ -1,10 +1,12 @@
 import TLS
 import Testing
+
 @testable import TradfriBridge
 
 @Suite struct PairingBookTests {
-    let credentials = IssuedCredentials(deviceID: "emonesp-abcd", username: "dev-emonesp-abcd", password: "p4ss",
-                                        topicPrefix: "devices/emonesp-abcd")
+    let credentials = IssuedCredentials(
+        deviceID: "emonesp-abcd", username: "dev-emonesp-abcd", password: "p4ss",
+        topicPrefix: "devices/emonesp-abcd")
     let secret = String(repeating: "s3cret", count: 6)
 
     func openBook(legacy: Bool = true) -> PairingBook {
@@ -20,7 +22,9 @@ import Testing
 
     @Test func legacyRequestsNeedALegacyWindow() {
         var book = PairingBook()
-        guard case .windowClosed = book.legacyRequest(ip: "10.0.0.5", mac: nil, now: 0) else { Issue.record("closed"); return }
+        guard case .windowClosed = book.legacyRequest(ip: "10.0.0.5", mac: nil, now: 0) else {
+            Issue.record("closed"); return
+        }
         book.open(minutes: 5, legacy: false, now: 0)
         guard case .windowClosed = book.legacyRequest(ip: "10.0.0.5", mac: nil, now: 1) else {
             Issue.record("a secure-only window refuses legacy requests"); return
@@ -61,12 +65,15 @@ import Testing
         var book = openBook()
         let request = registered(book.legacyRequest(ip: "10.0.0.5", mac: nil, now: 1))!
         #expect(book.deny(id: request.id, now: 2) != nil)
-        guard case .denied = book.legacyRequest(ip: "10.0.0.5", mac: nil, now: 30) else { Issue.record("denied"); return }
+        guard case .denied = book.legacyRequest(ip: "10.0.0.5", mac: nil, now: 30) else {
+            Issue.record("denied"); return
+        }
     }
 
     @Test func secureFetchNeedsTheSameSecret() {
         var book = openBook(legacy: false)
-        let request = registered(book.secureRequest(ip: "10.0.0.7", mac: nil, name: "Heat pump", secret: secret, now: 1))!
+        let request = registered(
+            book.secureRequest(ip: "10.0.0.7", mac: nil, name: "Heat pump", secret: secret, now: 1))!
         #expect(request.verificationCode?.count == 7)
         #expect(request.verificationCode == PairingBook.verificationCode(Crypto.sha256(Array(secret.utf8))))
         guard case .pending = book.secureFetch(id: request.id, secret: secret, ip: "10.0.0.7", now: 2) else {
@@ -86,7 +93,9 @@ import Testing
 
     @Test func badSecureRequestsAreRefusedWithTheReason() {
         var book = openBook(legacy: false)
-        guard case .invalid(let reason) = book.secureRequest(ip: "10.0.0.7", mac: nil, name: "x", secret: "short", now: 1) else {
+        guard
+            case .invalid(let reason) = book.secureRequest(ip: "10.0.0.7", mac: nil, name: "x", secret: "short", now: 1)
+        else {
             Issue.record("short secret"); return
         }
         #expect(reason.contains("32 to 128"))
@@ -96,12 +105,13 @@ import Testing
     }
 
     @Test func pendingRequestsAreCappedAndExpire() {
-        var book = PairingBook(settings: {
-            var settings = PairingBook.Settings()
-            settings.maxPending = 3
-            settings.global = .init(rate: 1000, burst: 1000)
-            return settings
-        }())
+        var book = PairingBook(
+            settings: {
+                var settings = PairingBook.Settings()
+                settings.maxPending = 3
+                settings.global = .init(rate: 1000, burst: 1000)
+                return settings
+            }())
         book.open(minutes: 10, legacy: true, now: 0)
         for host in 1...3 { _ = book.legacyRequest(ip: "10.0.1.\(host)", mac: nil, now: 1) }
         guard case .full = book.legacyRequest(ip: "10.0.1.9", mac: nil, now: 1) else { Issue.record("capped"); return }
@@ -114,7 +124,9 @@ import Testing
         var book = openBook()
         var limited = 0
         for second in 0..<20 {
-            if case .rateLimited = book.legacyRequest(ip: "10.0.0.5", mac: nil, now: 1 + Double(second) * 0.01) { limited += 1 }
+            if case .rateLimited = book.legacyRequest(ip: "10.0.0.5", mac: nil, now: 1 + Double(second) * 0.01) {
+                limited += 1
+            }
         }
         #expect(limited == 15, "a burst of 5, then nothing within a fraction of a second")
         var globallyLimited = 0

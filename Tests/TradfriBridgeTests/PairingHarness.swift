@@ -13,7 +13,8 @@ final class PairingHarness: @unchecked Sendable {
     let legacyPort = freePort()
 
     static var repository: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     static func script(_ name: String) -> String {
@@ -24,7 +25,9 @@ final class PairingHarness: @unchecked Sendable {
     var auditLog: String { directory.appendingPathComponent("state/audit.log").path }
     var controlSocket: String { directory.appendingPathComponent("control.sock").path }
 
-    init(grantSeconds: Int = 60, maxPending: Int = 16, legacyBroadcast: Bool = false, approveOverMQTT: Bool = false) async throws {
+    init(
+        grantSeconds: Int = 60, maxPending: Int = 16, legacyBroadcast: Bool = false, approveOverMQTT: Bool = false
+    ) async throws {
         // A dynamic-security file with only the plugin's admin, as `mosquitto_ctrl dynsec init` makes it.
         let seed = FileManager.default.temporaryDirectory.appendingPathComponent("dynsec-\(UUID().uuidString).json")
         try await runCommand("mosquitto_ctrl", ["dynsec", "init", seed.path, "admin", "adminpassword"])
@@ -34,15 +37,20 @@ final class PairingHarness: @unchecked Sendable {
         try? FileManager.default.removeItem(at: seed)
         bridge = try await BridgeHarness(brokerOptions: options)
         bridge.clientArguments = Self.admin
-        let accounts = try await runCommand(Self.repository.appendingPathComponent("packaging/mosquitto/setup-dynsec.sh").path, [
-            "-p", "\(bridge.broker.port)", "-u", "admin", "-P", "adminpassword",
-            "--bridge-password-file", directory.appendingPathComponent("bridge-password").path,
-            "--pairing-password-file", directory.appendingPathComponent("pairing-password").path,
-        ])
+        let accounts = try await runCommand(
+            Self.repository.appendingPathComponent("packaging/mosquitto/setup-dynsec.sh").path,
+            [
+                "-p", "\(bridge.broker.port)", "-u", "admin", "-P", "adminpassword",
+                "--bridge-password-file", directory.appendingPathComponent("bridge-password").path,
+                "--pairing-password-file", directory.appendingPathComponent("pairing-password").path,
+            ])
         #expect(accounts.output.contains("broker accounts ready"))
         // Watch and command as the bridge's own account (the plugin's admin may only manage it).
-        let bridgePassword = try String(contentsOf: directory.appendingPathComponent("bridge-password"), encoding: .utf8)
-        bridge.clientArguments = ["-u", "tradfri-bridge", "-P", bridgePassword.trimmingCharacters(in: .whitespacesAndNewlines)]
+        let bridgePassword = try String(
+            contentsOf: directory.appendingPathComponent("bridge-password"), encoding: .utf8)
+        bridge.clientArguments = [
+            "-u", "tradfri-bridge", "-P", bridgePassword.trimmingCharacters(in: .whitespacesAndNewlines),
+        ]
         try await bridge.startBridge(
             extraConfiguration: """
                 pairing:
@@ -74,33 +82,52 @@ final class PairingHarness: @unchecked Sendable {
 
     func pendingIDs() async throws -> [String] {
         let list = try await pair(["list", "--json"]).output
-        return try JSON(parsing: list.trimmingCharacters(in: .whitespacesAndNewlines)).arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
+        return try JSON(parsing: list.trimmingCharacters(in: .whitespacesAndNewlines)).arrayValue?.compactMap {
+            $0["id"]?.stringValue
+        } ?? []
     }
 
     /// EmonESP's request, from a given loopback address (127.0.0.x are all this host).
-    func legacy(from address: String = "127.0.0.1", path: String = "/emoncms/device/auth/request.json") async throws
+    func legacy(
+        from address: String = "127.0.0.1", path: String = "/emoncms/device/auth/request.json"
+    ) async throws
         -> (status: Int, body: String)
     {
-        let output = try await runCommand("curl", ["-s", "--interface", address, "-w", "\n%{http_code}",
-                                                   "http://127.0.0.1:\(legacyPort)\(path)"]).output
+        let output = try await runCommand(
+            "curl",
+            [
+                "-s", "--interface", address, "-w", "\n%{http_code}",
+                "http://127.0.0.1:\(legacyPort)\(path)",
+            ]
+        ).output
         let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
         return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
     }
 
     /// A secure-mode call (`-k`: the test pins nothing; devices pin the advertised fingerprint).
-    func secure(_ path: String, _ body: JSON, from address: String = "127.0.0.1") async throws -> (status: Int, json: JSON) {
-        let output = try await runCommand("curl", ["-sk", "--interface", address, "-X", "POST", "-d", body.description,
-                                                   "-w", "\n%{http_code}", "https://127.0.0.1:\(securePort)\(path)"]).output
+    func secure(
+        _ path: String, _ body: JSON, from address: String = "127.0.0.1"
+    ) async throws -> (status: Int, json: JSON) {
+        let output = try await runCommand(
+            "curl",
+            [
+                "-sk", "--interface", address, "-X", "POST", "-d", body.description,
+                "-w", "\n%{http_code}", "https://127.0.0.1:\(securePort)\(path)",
+            ]
+        ).output
         let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
         return (Int(lines.last ?? "") ?? 0, (try? JSON(parsing: lines.dropLast().joined(separator: "\n"))) ?? .null)
     }
 
     /// mosquitto_pub with a device's credentials; true if the broker accepted it (MQTT 5 PUBACK 0).
     func devicePublish(user: String, password: String, topic: String) async throws -> Bool {
-        let result = try await runCommand("mosquitto_pub", [
-            "-h", "127.0.0.1", "-p", "\(bridge.broker.port)", "-V", "mqttv5", "-q", "1", "-d", "-u", user, "-P", password,
-            "-t", topic, "-m", "42",
-        ], check: false)
+        let result = try await runCommand(
+            "mosquitto_pub",
+            [
+                "-h", "127.0.0.1", "-p", "\(bridge.broker.port)", "-V", "mqttv5", "-q", "1", "-d", "-u", user, "-P",
+                password,
+                "-t", topic, "-m", "42",
+            ], check: false)
         return result.status == 0 && result.output.contains("received PUBACK") && result.output.contains("RC:0)")
     }
 

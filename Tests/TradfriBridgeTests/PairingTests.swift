@@ -46,12 +46,18 @@ struct PairingTests {
         #expect(try await pairing.legacy(from: "127.0.0.1").body == "request registered")
 
         // The credentials are the device's own: its prefix works, nothing else does.
-        #expect(try await pairing.devicePublish(user: credentials.user, password: credentials.password,
-                                                topic: credentials.topic + "/power"))
-        #expect(try await !pairing.devicePublish(user: credentials.user, password: credentials.password,
-                                                 topic: "tradfri/hallway/set"))
-        #expect(try await !pairing.devicePublish(user: credentials.user, password: credentials.password,
-                                                 topic: "devices/someone-else/power"))
+        #expect(
+            try await pairing.devicePublish(
+                user: credentials.user, password: credentials.password,
+                topic: credentials.topic + "/power"))
+        #expect(
+            try await !pairing.devicePublish(
+                user: credentials.user, password: credentials.password,
+                topic: "tradfri/hallway/set"))
+        #expect(
+            try await !pairing.devicePublish(
+                user: credentials.user, password: credentials.password,
+                topic: "devices/someone-else/power"))
         // They are not the bridge's account.
         #expect(credentials.user != "tradfri-bridge" && credentials.user != "tradfri-pairing")
 
@@ -59,8 +65,10 @@ struct PairingTests {
         let device = credentials.user.replacingOccurrences(of: "dev-", with: "")
         try await pairing.pair(["revoke", device])
         try await message(on: "tradfri/bridge/event", from: events) { $0["type"] == "pairing_revoked" }
-        #expect(try await !pairing.devicePublish(user: credentials.user, password: credentials.password,
-                                                 topic: credentials.topic + "/power"))
+        #expect(
+            try await !pairing.devicePublish(
+                user: credentials.user, password: credentials.password,
+                topic: credentials.topic + "/power"))
         let devices = try await pairing.pair(["devices"])
         #expect(devices.output.contains("revoked"))
 
@@ -88,8 +96,10 @@ struct PairingTests {
         }
         let late = try await pairing.legacy()
         #expect(late.body == "request registered", "after the grant time there is nothing to collect: \(late)")
-        let client = try await runCommand("mosquitto_ctrl", ["-p", "\(pairing.bridge.broker.port)"] + PairingHarness.admin
-                                          + ["dynsec", "getClient", "dev-\(device)"], check: false)
+        let client = try await runCommand(
+            "mosquitto_ctrl",
+            ["-p", "\(pairing.bridge.broker.port)"] + PairingHarness.admin
+                + ["dynsec", "getClient", "dev-\(device)"], check: false)
         #expect(client.output.contains("not found"), "the unused account is gone: \(client.output)")
         await pairing.shutdown()
     }
@@ -120,7 +130,8 @@ struct PairingTests {
         let open = try await mqtt.send("pairing/open", #"{"minutes":2}"#)
         #expect(open.status == "error" && open.error.contains("pairing.approve_over_mqtt"), "\(open.payload)")
         #expect(try await mqtt.send("pairing/status", nil).data["window"] == .null, "the window stayed closed")
-        let tooEarly = try await pairing.secure("/pairing/v1/request", ["name": "Intruder", "secret": "s3cr3t-s3cr3t-s3cr3t"])
+        let tooEarly = try await pairing.secure(
+            "/pairing/v1/request", ["name": "Intruder", "secret": "s3cr3t-s3cr3t-s3cr3t"])
         #expect(tooEarly.status == 403)
         await pairing.shutdown()
     }
@@ -131,16 +142,19 @@ struct PairingTests {
         let pairing = try await PairingHarness(approveOverMQTT: true)
         let account = pairing.bridge.clientArguments
         let mqtt = try await Requester(pairing.bridge, version: "mqttv311", credentials: account, listenAs: account)
-        #expect(try await mqtt.send("pairing/open", #"{"minutes":20}"#).error == "a pairing window lasts 1 to 15 minutes")
+        #expect(
+            try await mqtt.send("pairing/open", #"{"minutes":20}"#).error == "a pairing window lasts 1 to 15 minutes")
         let opened = try await mqtt.send("pairing/open", #"{"minutes":2,"transaction":7}"#)
         #expect(opened.status == "ok" && opened.data["window"]?["seconds_left"] != nil, "\(opened.payload)")
         #expect(opened.payload["transaction"] == 7)
 
         let secret = "Qm8vT2xR5nK9pL3wZ7cY1dF4hJ6gS0aB"
-        let requested = try await pairing.secure("/pairing/v1/request", ["name": "Heat pump", "secret": .string(secret)])
+        let requested = try await pairing.secure(
+            "/pairing/v1/request", ["name": "Heat pump", "secret": .string(secret)])
         let id = try #require(requested.json["id"]?.stringValue)
         let list = try await mqtt.send("pairing/list", nil)
-        #expect(list.data.arrayValue?.first?["verification_code"] == requested.json["verification_code"], "\(list.payload)")
+        #expect(
+            list.data.arrayValue?.first?["verification_code"] == requested.json["verification_code"], "\(list.payload)")
         #expect(list.data.arrayValue?.first?["name"] == "Heat pump")
         #expect(try await mqtt.send("pairing/allow", #"{"id":"NOPE"}"#).error == "no pending request NOPE")
         #expect(try await mqtt.send("pairing/allow", #"{"device":"x"}"#).error.contains("unknown member 'device'"))
@@ -148,15 +162,18 @@ struct PairingTests {
         let allowed = try await mqtt.send("pairing/allow", id)  // the bare id, as typed at a shell
         let device = try #require(allowed.data["device"]?.stringValue, "\(allowed.payload)")
         #expect(allowed.data["password"] == nil)
-        let released = try await pairing.secure("/pairing/v1/credentials", ["id": .string(id), "secret": .string(secret)])
+        let released = try await pairing.secure(
+            "/pairing/v1/credentials", ["id": .string(id), "secret": .string(secret)])
         let user = try #require(released.json["username"]?.stringValue)
         let password = try #require(released.json["password"]?.stringValue)
         let prefix = try #require(released.json["topic_prefix"]?.stringValue)
         #expect(try await pairing.devicePublish(user: user, password: password, topic: prefix + "/power"))
 
         let devices = try await mqtt.send("pairing/devices", nil)
-        #expect(devices.data.arrayValue?.contains { $0["id"]?.stringValue == device && $0["username"]?.stringValue == user } == true,
-                "\(devices.payload)")
+        #expect(
+            devices.data.arrayValue?.contains { $0["id"]?.stringValue == device && $0["username"]?.stringValue == user }
+                == true,
+            "\(devices.payload)")
         let revoked = try await mqtt.send("pairing/revoke", #"{"device":"\#(device)"}"#)
         #expect(revoked.data["state"] == "revoked", "\(revoked.payload)")
         #expect(try await !pairing.devicePublish(user: user, password: password, topic: prefix + "/power"))
@@ -167,10 +184,12 @@ struct PairingTests {
     @Test func secureModeReleasesCredentialsOnlyToTheSecretHolderOnce() async throws {
         let pairing = try await PairingHarness()
         let secret = "k2Lw9vP0qZ4tX7bN1cR8mH3jF6dS5aYe"
-        let tooEarly = try await pairing.secure("/pairing/v1/request", ["name": "Heat pump", "secret": .string(secret)])
+        let tooEarly = try await pairing.secure(
+            "/pairing/v1/request", ["name": "Heat pump", "secret": .string(secret)])
         #expect(tooEarly.status == 403, "no requests outside a window")
         try await pairing.pair(["open"])
-        let requested = try await pairing.secure("/pairing/v1/request", ["name": "Heat pump", "secret": .string(secret)])
+        let requested = try await pairing.secure(
+            "/pairing/v1/request", ["name": "Heat pump", "secret": .string(secret)])
         #expect(requested.status == 202, "\(requested)")
         let id = try #require(requested.json["id"]?.stringValue)
         let code = try #require(requested.json["verification_code"]?.stringValue)
@@ -181,10 +200,12 @@ struct PairingTests {
         let early = try await pairing.secure("/pairing/v1/credentials", ["id": .string(id), "secret": .string(secret)])
         #expect(early.status == 202, "\(early)")
         try await pairing.pair(["allow", id])
-        let wrong = try await pairing.secure("/pairing/v1/credentials", ["id": .string(id), "secret": .string(secret + "x")])
+        let wrong = try await pairing.secure(
+            "/pairing/v1/credentials", ["id": .string(id), "secret": .string(secret + "x")])
         #expect(wrong.status == 403 && wrong.json["password"] == nil)
-        let released = try await pairing.secure("/pairing/v1/credentials", ["id": .string(id), "secret": .string(secret)],
-                                                from: "127.0.0.3")
+        let released = try await pairing.secure(
+            "/pairing/v1/credentials", ["id": .string(id), "secret": .string(secret)],
+            from: "127.0.0.3")
         #expect(released.status == 200)
         let user = try #require(released.json["username"]?.stringValue)
         let password = try #require(released.json["password"]?.stringValue)
@@ -192,10 +213,14 @@ struct PairingTests {
         #expect(released.json["broker"]?["port"] == .int(Int(pairing.bridge.broker.port)))
         #expect(released.json["broker"]?["host"] == "127.0.0.1")
         #expect(released.json.objectValue?.keys.contains("ca_fingerprint") == true)
-        #expect(try await pairing.secure("/pairing/v1/credentials", ["id": .string(id), "secret": .string(secret)]).status == 404,
-                "only once")
+        #expect(
+            try await pairing.secure("/pairing/v1/credentials", ["id": .string(id), "secret": .string(secret)]).status
+                == 404,
+            "only once")
         #expect(try await pairing.devicePublish(user: user, password: password, topic: prefix + "/temperature"))
-        #expect(try await !pairing.devicePublish(user: user, password: password, topic: "tradfri/bridge/request/gateway/reboot"))
+        #expect(
+            try await !pairing.devicePublish(
+                user: user, password: password, topic: "tradfri/bridge/request/gateway/reboot"))
         // Neither the device's secret nor its password is written anywhere.
         let bridgeLog = pairing.bridge.bridge?.outputText ?? ""
         for secretText in [secret, password] {
@@ -208,9 +233,12 @@ struct PairingTests {
     @Test func thePromptShowsTheRequestAndAllowGivesTheEmonESPItsOwnCredentials() async throws {
         let pairing = try await PairingHarness()
         // The prompt on a pseudo-terminal (script), answered like a person would.
-        let prompt = try ChildProcess("script", [
-            "-qfec", "\(BuildProducts.path(of: "tradfri-bridge")!) pair --config \(pairing.bridge.configFile)", "/dev/null",
-        ], interactive: true)
+        let prompt = try ChildProcess(
+            "script",
+            [
+                "-qfec", "\(BuildProducts.path(of: "tradfri-bridge")!) pair --config \(pairing.bridge.configFile)",
+                "/dev/null",
+            ], interactive: true)
         try await prompt.waitForOutput(containing: "Open a pairing window for 5 minutes? [Y/n]")
         prompt.send("y")
         try await prompt.waitForOutput(containing: "Also accept EmonESP's legacy (unencrypted) requests? [y/N]")
@@ -218,7 +246,8 @@ struct PairingTests {
         try await prompt.waitForOutput(containing: "EmonESP legacy requests accepted too")
 
         // An EmonESP polls every 10 s, exactly as the firmware does.
-        let emonesp = try ChildProcess(PairingHarness.script("fake-emonesp.sh"), ["127.0.0.1", "\(pairing.legacyPort)"])
+        let emonesp = try ChildProcess(
+            PairingHarness.script("fake-emonesp.sh"), ["127.0.0.1", "\(pairing.legacyPort)"])
         try await prompt.waitForOutput(containing: "name:  EmonESP at 127.0.0.1", within: .seconds(20))
         try await prompt.waitForOutput(containing: "mode:  legacy EmonESP")
         prompt.send("a")
@@ -233,10 +262,13 @@ struct PairingTests {
     @Test func aFloodLeavesTheDaemonResponsiveAndThePendingListCapped() async throws {
         let pairing = try await PairingHarness(maxPending: 16)
         try await pairing.pair(["open", "--legacy"])
-        let flood = try await runCommand("python3", [
-            PairingHarness.script("flood.py"), "http://127.0.0.1:\(pairing.legacyPort)/emoncms/device/auth/request.json",
-            "3000", "30", "200",
-        ], within: .seconds(120))
+        let flood = try await runCommand(
+            "python3",
+            [
+                PairingHarness.script("flood.py"),
+                "http://127.0.0.1:\(pairing.legacyPort)/emoncms/device/auth/request.json",
+                "3000", "30", "200",
+            ], within: .seconds(120))
         #expect(flood.output.contains("429="), "rate limits answered the flood: \(flood.output)")
         let pending = try await pairing.pendingIDs()
         #expect(pending.count == 16, "capped: \(pending.count)")
@@ -258,10 +290,14 @@ struct PairingTests {
         try await pairing.pair(["allow", try #require(try await pairing.pendingIDs().first)])
         let credentials = try #require(colonFields(try await pairing.legacy().body))
         // The broker loses the account (e.g. its dynamic-security file was restored from an old backup).
-        try await runCommand("mosquitto_ctrl", ["-p", "\(pairing.bridge.broker.port)"] + PairingHarness.admin
-                             + ["dynsec", "deleteClient", credentials.user])
-        #expect(try await !pairing.devicePublish(user: credentials.user, password: credentials.password,
-                                                 topic: credentials.topic + "/power"))
+        try await runCommand(
+            "mosquitto_ctrl",
+            ["-p", "\(pairing.bridge.broker.port)"] + PairingHarness.admin
+                + ["dynsec", "deleteClient", credentials.user])
+        #expect(
+            try await !pairing.devicePublish(
+                user: credentials.user, password: credentials.password,
+                topic: credentials.topic + "/power"))
         // On its next start the bridge recreates it from its own records (before it says it is ready).
         _ = await pairing.bridge.stopBridge()
         try await pairing.bridge.startBridge(
@@ -274,8 +310,10 @@ struct PairingTests {
         try await pairing.bridge.bridge?.waitForLine(containing: "pairing ready")
         let log = pairing.bridge.bridge?.outputText ?? ""
         #expect(log.contains("restored a device's broker account from the registry"), "\(log)")
-        #expect(try await pairing.devicePublish(user: credentials.user, password: credentials.password,
-                                                topic: credentials.topic + "/power"))
+        #expect(
+            try await pairing.devicePublish(
+                user: credentials.user, password: credentials.password,
+                topic: credentials.topic + "/power"))
         await pairing.shutdown()
     }
 
@@ -283,8 +321,12 @@ struct PairingTests {
         let pairing = try await PairingHarness()
         let attributes = try FileManager.default.attributesOfItem(atPath: pairing.controlSocket)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
-        let stranger = try await runCommand("runuser", ["-u", "nobody", "--", BuildProducts.path(of: "tradfri-bridge")!,
-                                                        "pair", "status", "--socket", pairing.controlSocket], check: false)
+        let stranger = try await runCommand(
+            "runuser",
+            [
+                "-u", "nobody", "--", BuildProducts.path(of: "tradfri-bridge")!,
+                "pair", "status", "--socket", pairing.controlSocket,
+            ], check: false)
         #expect(stranger.status != 0)
         #expect(stranger.output.contains("permission denied"), "\(stranger.output)")
         #expect(try await pairing.pair(["status"]).output.contains("The pairing window is closed"))

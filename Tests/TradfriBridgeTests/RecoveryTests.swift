@@ -15,8 +15,12 @@ import TradfriModel
         harness.simulator.signal(SIGUSR1)
         try await message(on: "tradfri/bridge/event", from: watcher) { $0["type"] == "gateway_offline" }
         try await message(on: "tradfri/hallway/availability", from: watcher) { $0["state"] == "offline" }
-        try await message(on: "tradfri/bridge/event", from: watcher, within: .seconds(20)) { $0["type"] == "gateway_online" }
-        try await message(on: "tradfri/hallway/availability", from: watcher, within: .seconds(10)) { $0["state"] == "online" }
+        try await message(on: "tradfri/bridge/event", from: watcher, within: .seconds(20)) {
+            $0["type"] == "gateway_online"
+        }
+        try await message(on: "tradfri/hallway/availability", from: watcher, within: .seconds(10)) {
+            $0["state"] == "online"
+        }
 
         // Notifications flow again: the observations were registered anew.
         _ = try await harness.coap("put", "15001/65543", #"{"3312":[{"5850":1}]}"#)
@@ -36,8 +40,12 @@ import TradfriModel
         try await message(on: "tradfri/hallway", from: watcher) { $0["brightness"] == 77 }
 
         try await harness.restartSimulator()
-        try await message(on: "tradfri/bridge/event", from: watcher, within: .seconds(20)) { $0["type"] == "gateway_offline" }
-        try await message(on: "tradfri/bridge/event", from: watcher, within: .seconds(20)) { $0["type"] == "gateway_online" }
+        try await message(on: "tradfri/bridge/event", from: watcher, within: .seconds(20)) {
+            $0["type"] == "gateway_offline"
+        }
+        try await message(on: "tradfri/bridge/event", from: watcher, within: .seconds(20)) {
+            $0["type"] == "gateway_online"
+        }
         // The gateway says the hallway light is off again; MQTT must say so too.
         #expect(try await harness.device(65537).light?.on == false)
         try await message(on: "tradfri/hallway", from: watcher) { $0["state"] == "OFF" }
@@ -65,7 +73,8 @@ import TradfriModel
         try await message(on: "tradfri/coffee_maker", from: state) { $0["state"] == "ON" }
         let removals = watcher.output.dropFirst(mark).filter { $0.contains("_removed") }
         #expect(removals.isEmpty, "\(removals)")
-        let devices = try await message(on: "tradfri/bridge/devices", from: try await harness.subscribe(["tradfri/bridge/devices"]))
+        let devices = try await message(
+            on: "tradfri/bridge/devices", from: try await harness.subscribe(["tradfri/bridge/devices"]))
         #expect(devices.arrayValue?.count == inventory.arrayValue?.count)
         await harness.shutdown()
     }
@@ -92,7 +101,9 @@ import TradfriModel
         try await harness.startBridge()
         let watcher = try await harness.subscribe(["tradfri/bridge/event"])
         harness.simulator.signal(SIGKILL)
-        try await message(on: "tradfri/bridge/event", from: watcher, within: .seconds(15)) { $0["type"] == "gateway_offline" }
+        try await message(on: "tradfri/bridge/event", from: watcher, within: .seconds(15)) {
+            $0["type"] == "gateway_offline"
+        }
         try await harness.publish("tradfri/hallway/set", "ON")
         #expect(try await commandError(for: "tradfri/hallway/set", from: watcher) == "the gateway is offline")
         await harness.shutdown()
@@ -106,7 +117,9 @@ import TradfriModel
         try await harness.broker.start()
         let late = try await harness.subscribe(["tradfri/#"])
         try await message(on: "tradfri/bridge/state", from: late, within: .seconds(20)) { $0["state"] == "online" }
-        try await message(on: "tradfri/living_room_ceiling", from: late, within: .seconds(10)) { $0["brightness"] == 200 }
+        try await message(on: "tradfri/living_room_ceiling", from: late, within: .seconds(10)) {
+            $0["brightness"] == 200
+        }
         try await message(on: "tradfri/living_room_ceiling/availability", from: late) { $0["state"] == "online" }
         try await message(on: "tradfri/bridge/devices", from: late)
         try await harness.publish("tradfri/coffee_maker/set", "ON")

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TradfriModel
 
 @Suite struct CommandParsingTests {
@@ -89,7 +90,9 @@ import Testing
         #expect { try command(#"{"position":130}"#, blind) } throws: { "\($0)".contains("out of range") }
         let plug = try Device(payload: Array(GatewayPayloads.plug.utf8))
         #expect(try command("TOGGLE", plug, expected: .init(on: true)).on == false)
-        #expect { try command(#"{"brightness":10}"#, plug) } throws: { "\($0)".contains("unknown attribute 'brightness' for a plug") }
+        #expect { try command(#"{"brightness":10}"#, plug) } throws: {
+            "\($0)".contains("unknown attribute 'brightness' for a plug")
+        }
         let purifier = try Device(payload: Array(GatewayPayloads.airPurifier.utf8))
         var c = try command(#"{"fan_mode":"3","led_enable":false,"child_lock":"LOCK"}"#, purifier)
         #expect(c.fanMode == 30 && c.ledEnable == false && c.childLock == true)
@@ -103,12 +106,15 @@ import Testing
         let group = try Group(payload: Array(GatewayPayloads.group.utf8))
         let scene = try Scene(payload: Array(GatewayPayloads.scene.utf8))
         func groupCommand(_ text: String) throws -> Command {
-            try CommandParser.command(from: try attributes(text), for: .group(group, members: [spot, colour], scenes: [scene]),
-                                      expected: .init())
+            try CommandParser.command(
+                from: try attributes(text), for: .group(group, members: [spot, colour], scenes: [scene]),
+                expected: .init())
         }
         #expect(try groupCommand(#"{"scene":"relax"}"#).scene == 196609)
         #expect(try groupCommand(#"{"scene":196609}"#).scene == 196609)
-        #expect { try groupCommand(#"{"scene":"PARTY"}"#) } throws: { "\($0)".contains("has no scene \"PARTY\" (scenes: RELAX)") }
+        #expect { try groupCommand(#"{"scene":"PARTY"}"#) } throws: {
+            "\($0)".contains("has no scene \"PARTY\" (scenes: RELAX)")
+        }
         #expect(try groupCommand(#"{"state":"ON","brightness":100}"#).brightness == 100)
     }
 
@@ -212,7 +218,8 @@ import Testing
         command.on = true
         command.brightness = 80
         command.transition = 1
-        #expect(CommandPlanner.plan(command, for: group, members: []).write?.body == ["5850": 1, "5851": 80, "5712": 10])
+        #expect(
+            CommandPlanner.plan(command, for: group, members: []).write?.body == ["5850": 1, "5851": 80, "5712": 10])
         command = Command()
         command.colour = .temperature(mireds: 300)
         let white = try Device(payload: Array(GatewayPayloads.dimmableWhite.utf8))

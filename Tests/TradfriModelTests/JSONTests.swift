@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TradfriModel
 
 @Suite struct JSONTests {
@@ -65,15 +66,18 @@ import Testing
             "numbers": [0, -1, 42, .int(Int.max), .int(Int.min), 50.0, -2.5, 0.4599, 1e300],
             "flags": [true, false, nil],
         ]
-        let expected = #"{"flags":[true,false,null],"numbers":[0,-1,42,9223372036854775807,-9223372036854775808,50.0,-2.5,0.4599,1e+300],"text":"a\"b\\c\n\r\t\b\f\u0001\u001fé€😀/"}"#
+        let expected =
+            #"{"flags":[true,false,null],"numbers":[0,-1,42,9223372036854775807,-9223372036854775808,50.0,-2.5,0.4599,1e+300],"text":"a\"b\\c\n\r\t\b\f\u0001\u001fé€😀/"}"#
         #expect(value.description == expected)
         #expect(value.bytes == Array(expected.utf8))
         #expect(try JSON(parsing: value.bytes) == value)
     }
 
     @Test func parsesIntegersOfEveryLength() throws {
-        for text in ["0", "-0", "7", "-7", "254", "65535", "1609459200", "999999999999999999", "-999999999999999999",
-                     "1000000000000000000", "9223372036854775807", "-9223372036854775808"] {
+        for text in [
+            "0", "-0", "7", "-7", "254", "65535", "1609459200", "999999999999999999", "-999999999999999999",
+            "1000000000000000000", "9223372036854775807", "-9223372036854775808",
+        ] {
             #expect(try JSON(parsing: text) == .int(Int(text)!), "\(text)")
         }
         #expect(try JSON(parsing: "9223372036854775808") == .double(9223372036854775808))

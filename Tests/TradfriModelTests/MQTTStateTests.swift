@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TradfriModel
 
 @Suite struct MQTTStateTests {
@@ -86,7 +87,9 @@ import Testing
 
     @Test func collisionsAreResolvedDeterministically() {
         let names = FriendlyNames(
-            devices: [(65538, "Lamp", "light"), (65537, "Lamp", "light"), (65540, "", "remote"), (65541, "Bridge", "plug")],
+            devices: [
+                (65538, "Lamp", "light"), (65537, "Lamp", "light"), (65540, "", "remote"), (65541, "Bridge", "plug"),
+            ],
             groups: [(131073, "Lamp"), (131074, "Hallway")])
         #expect(names[.device(65537)] == "lamp")
         #expect(names[.device(65538)] == "lamp_2")
@@ -103,13 +106,16 @@ import Testing
     /// `last_seen` is formatted by hand (it runs for every published state): it must read exactly
     /// as Foundation's `.iso8601` style, across leap years, centuries and the epoch.
     @Test func lastSeenReadsLikeFoundationISO8601() {
-        var seconds: [Int] = [0, 1, 59, 86_399, 86_400, 951_782_400, 951_868_799, 1_642_111_763, 1_709_164_800,
-                              4_107_542_399, 4_107_542_400, 253_402_300_799]
+        var seconds: [Int] = [
+            0, 1, 59, 86_399, 86_400, 951_782_400, 951_868_799, 1_642_111_763, 1_709_164_800,
+            4_107_542_399, 4_107_542_400, 253_402_300_799,
+        ]
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2000 { seconds.append(Int.random(in: 0...4_102_444_800, using: &generator)) }
         for value in seconds {
-            #expect(MQTTState.isoTime(value) == Date(timeIntervalSince1970: TimeInterval(value)).formatted(.iso8601),
-                    "\(value)")
+            #expect(
+                MQTTState.isoTime(value) == Date(timeIntervalSince1970: TimeInterval(value)).formatted(.iso8601),
+                "\(value)")
         }
     }
 }

@@ -60,11 +60,13 @@ public struct BridgeRequest: Sendable {
     /// Rejects members other than `allowed`, naming the first unknown one.
     public func allowOnly(_ allowed: [String]) throws(BridgeRequestError) {
         if payload.objectValue == nil, payload != [:] {
-            throw BridgeRequestError("expected a JSON object such as {\(allowed.map { "\"\($0)\": …" }.joined(separator: ", "))}")
+            throw BridgeRequestError(
+                "expected a JSON object such as {\(allowed.map { "\"\($0)\": …" }.joined(separator: ", "))}")
         }
         for key in members.keys.sorted() where !allowed.contains(key) {
             throw BridgeRequestError(
-                "unknown member '\(key)'" + (allowed.isEmpty ? " (this request takes none)" : " (known: \(allowed.joined(separator: ", ")))"))
+                "unknown member '\(key)'"
+                    + (allowed.isEmpty ? " (this request takes none)" : " (known: \(allowed.joined(separator: ", ")))"))
         }
     }
 }

@@ -22,7 +22,9 @@ extension BridgeRequests {
         } catch {
             throw BridgeRequestError("the gateway did not answer: \(error)")
         }
-        guard response.code.isSuccess else { throw BridgeRequestError("the gateway refused to reboot (\(response.code))") }
+        guard response.code.isSuccess else {
+            throw BridgeRequestError("the gateway refused to reboot (\(response.code))")
+        }
         logger.notice("gateway reboot requested over MQTT")
         return [:]
     }
@@ -63,7 +65,8 @@ extension BridgeRequests {
         let started = ContinuousClock.now
         guard await context.mirror.resync() else {
             throw BridgeRequestError(
-                "the re-sync was interrupted (the gateway session ended, or another re-sync started); a reconnect syncs by itself")
+                "the re-sync was interrupted (the gateway session ended, or another re-sync started); a reconnect syncs by itself"
+            )
         }
         let elapsed = ContinuousClock.now - started
         return [

@@ -62,17 +62,21 @@ extension BridgeRequests {
     }
 
     /// Validates one option like the configuration file does, and sets it.
-    private static func apply(_ key: String, _ value: JSON, to configuration: inout BridgeConfiguration) throws(BridgeRequestError) {
+    private static func apply(
+        _ key: String, _ value: JSON, to configuration: inout BridgeConfiguration
+    ) throws(BridgeRequestError) {
         func seconds(_ range: ClosedRange<Double>) throws(BridgeRequestError) -> Double {
             guard let number = value.doubleValue, range.contains(number) else {
-                throw BridgeRequestError("\(key) must be a number of seconds from \(range.lowerBound) to \(range.upperBound) (got \(value))")
+                throw BridgeRequestError(
+                    "\(key) must be a number of seconds from \(range.lowerBound) to \(range.upperBound) (got \(value))")
             }
             return number
         }
         switch key {
         case "logging.level":
             guard let level = value.stringValue, logLevels.contains(level) else {
-                throw BridgeRequestError("logging.level must be one of \(logLevels.joined(separator: ", ")) (got \(value))")
+                throw BridgeRequestError(
+                    "logging.level must be one of \(logLevels.joined(separator: ", ")) (got \(value))")
             }
             configuration.logging.level = level
         case "gateway.command_spacing":

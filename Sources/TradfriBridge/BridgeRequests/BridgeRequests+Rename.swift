@@ -59,7 +59,9 @@ extension BridgeRequests {
         } catch {
             throw BridgeRequestError("the gateway did not answer: \(error)")
         }
-        guard response.code.isSuccess else { throw BridgeRequestError("the gateway refused the new name (\(response.code))") }
+        guard response.code.isSuccess else {
+            throw BridgeRequestError("the gateway refused the new name (\(response.code))")
+        }
 
         // Follow the gateway's notification, so the answer names the topic that now exists.
         let followed = await waitForGateway(within: .seconds(5)) { [unowned self] in

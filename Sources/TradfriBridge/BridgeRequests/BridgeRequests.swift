@@ -41,8 +41,9 @@ public final class BridgeRequests: BridgeFeature {
 
     /// Adds (or replaces) the handler of `verb`.
     public func register(verb: String, handler: @escaping Handler) {
-        precondition(!verb.isEmpty && !verb.contains("+") && !verb.contains("#") && !verb.hasPrefix("/"),
-                     "a verb is a topic path without wildcards")
+        precondition(
+            !verb.isEmpty && !verb.contains("+") && !verb.contains("#") && !verb.hasPrefix("/"),
+            "a verb is a topic path without wildcards")
         handlers[verb] = handler
     }
 
@@ -80,8 +81,9 @@ public final class BridgeRequests: BridgeFeature {
         let verb = String(message.topic.dropFirst(prefix.count))
         // A response topic the bridge will not publish to is never used, not even for an error.
         let refused = refusal(ofResponseTopic: message.responseTopic)
-        var reply = Reply(verb: verb, responseTopic: refused == nil ? message.responseTopic : nil,
-                          correlationData: message.correlationData)
+        var reply = Reply(
+            verb: verb, responseTopic: refused == nil ? message.responseTopic : nil,
+            correlationData: message.correlationData)
 
         if message.payload.isEmpty, let when = cleared[message.topic], ContinuousClock.now - when < .seconds(10) {
             cleared[message.topic] = nil
@@ -90,7 +92,8 @@ public final class BridgeRequests: BridgeFeature {
         if message.retain {
             cleared[message.topic] = .now
             context.outbox.publishRaw(MQTTMessage(topic: message.topic, payload: [], qos: .atLeastOnce, retain: true))
-            return respond(reply, .failure(BridgeRequestError("requests must not be retained; the retained message was removed")))
+            return respond(
+                reply, .failure(BridgeRequestError("requests must not be retained; the retained message was removed")))
         }
         let request: BridgeRequest
         do {
@@ -101,7 +104,9 @@ public final class BridgeRequests: BridgeFeature {
         reply.transaction = request.transaction
         if let refused { return respond(reply, .failure(BridgeRequestError(refused))) }
         guard let handler = handlers[verb] else {
-            return respond(reply, .failure(BridgeRequestError("unknown request '\(verb)' (known: \(verbs.joined(separator: ", ")))")))
+            return respond(
+                reply,
+                .failure(BridgeRequestError("unknown request '\(verb)' (known: \(verbs.joined(separator: ", ")))")))
         }
         let answer = reply
         logger.info("request", metadata: ["verb": "\(verb)"])
@@ -127,7 +132,8 @@ public final class BridgeRequests: BridgeFeature {
         }
         let own = context.base + "/"
         if topic.hasPrefix(own), !topic.hasPrefix(context.topic("bridge/response/")) {
-            return "the response topic must not be one of the bridge's topics (\(own)…) other than \(own)bridge/response/…"
+            return
+                "the response topic must not be one of the bridge's topics (\(own)…) other than \(own)bridge/response/…"
         }
         let prefix = context.configuration.homeAssistant.discoveryPrefix
         if topic == prefix || topic.hasPrefix(prefix + "/") {
@@ -158,8 +164,9 @@ public final class BridgeRequests: BridgeFeature {
         let topic = context.topic("bridge/response/\(reply.verb)")
         context.outbox.publishEvent(topic, .object(payload), correlationData: reply.correlationData, qos: .atLeastOnce)
         if let responseTopic = reply.responseTopic, responseTopic != topic {
-            context.outbox.publishEvent(topic, .object(payload), responseTopic: responseTopic,
-                                        correlationData: reply.correlationData, qos: .atLeastOnce)
+            context.outbox.publishEvent(
+                topic, .object(payload), responseTopic: responseTopic,
+                correlationData: reply.correlationData, qos: .atLeastOnce)
         }
     }
 

@@ -184,12 +184,14 @@ extension BridgeConfiguration {
         do {
             text = try String(contentsOfFile: file, encoding: .utf8)
         } catch {
-            throw ConfigurationError(file: file, line: nil, key: "", message: "cannot be read: \(error.localizedDescription)")
+            throw ConfigurationError(
+                file: file, line: nil, key: "", message: "cannot be read: \(error.localizedDescription)")
         }
         return try parse(text, file: file)
     }
 
-    public static func parse(_ text: String, file: String = "config") throws(ConfigurationError) -> BridgeConfiguration {
+    public static func parse(_ text: String, file: String = "config") throws(ConfigurationError) -> BridgeConfiguration
+    {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -221,20 +223,24 @@ extension BridgeConfiguration {
     /// Checks that need more than one key.
     func validate(file: String) throws(ConfigurationError) {
         if homeAssistant.enabled, homeAssistant.discoveryPrefix == mqtt.baseTopic {
-            throw ConfigurationError(file: file, line: nil, key: "homeassistant.discovery_prefix",
-                                     message: "must differ from mqtt.base_topic")
+            throw ConfigurationError(
+                file: file, line: nil, key: "homeassistant.discovery_prefix",
+                message: "must differ from mqtt.base_topic")
         }
         if mqtt.password != nil, mqtt.passwordFile != nil {
-            throw ConfigurationError(file: file, line: nil, key: "mqtt.password_file",
-                                     message: "give either mqtt.password or mqtt.password_file, not both")
+            throw ConfigurationError(
+                file: file, line: nil, key: "mqtt.password_file",
+                message: "give either mqtt.password or mqtt.password_file, not both")
         }
         if pairing.enabled, pairing.brokerAdminUser == nil {
-            throw ConfigurationError(file: file, line: nil, key: "pairing.broker_admin_user",
-                                     message: "pairing needs a broker account allowed to manage dynamic security")
+            throw ConfigurationError(
+                file: file, line: nil, key: "pairing.broker_admin_user",
+                message: "pairing needs a broker account allowed to manage dynamic security")
         }
         if (mqtt.certFile == nil) != (mqtt.keyFile == nil) {
-            throw ConfigurationError(file: file, line: nil, key: "mqtt.cert_file",
-                                     message: "a client certificate needs both cert_file and key_file")
+            throw ConfigurationError(
+                file: file, line: nil, key: "mqtt.cert_file",
+                message: "a client certificate needs both cert_file and key_file")
         }
     }
 }
@@ -272,7 +278,8 @@ extension BridgeConfiguration.MQTT {
         }
         if let value = keys["base_topic"] {
             let topic = try value.string()
-            guard !topic.isEmpty, !topic.contains("+"), !topic.contains("#"), !topic.hasPrefix("/"), !topic.hasSuffix("/")
+            guard !topic.isEmpty, !topic.contains("+"), !topic.contains("#"), !topic.hasPrefix("/"),
+                !topic.hasSuffix("/")
             else { throw value.error("must be a topic without wildcards or leading/trailing '/'") }
             baseTopic = topic
         }
@@ -302,7 +309,8 @@ extension BridgeConfiguration.HomeAssistant {
         let keys = try node.members(allowed: ["enabled", "discovery_prefix", "status_topic", "republish_delay"])
         func topic(_ value: ConfigNode) throws(ConfigurationError) -> String {
             let topic = try value.string()
-            guard !topic.isEmpty, !topic.contains("+"), !topic.contains("#"), !topic.hasPrefix("/"), !topic.hasSuffix("/")
+            guard !topic.isEmpty, !topic.contains("+"), !topic.contains("#"), !topic.hasPrefix("/"),
+                !topic.hasSuffix("/")
             else { throw value.error("must be a topic without wildcards or leading/trailing '/'") }
             return topic
         }
@@ -326,7 +334,8 @@ extension BridgeConfiguration.Discovery {
 extension BridgeConfiguration.Pairing {
     mutating func read(_ node: ConfigNode) throws(ConfigurationError) {
         let keys = try node.members(allowed: [
-            "enabled", "listen", "legacy", "legacy_listen", "legacy_broadcast", "window_minutes", "max_pending", "grant_seconds",
+            "enabled", "listen", "legacy", "legacy_listen", "legacy_broadcast", "window_minutes", "max_pending",
+            "grant_seconds",
             "control_socket", "approve_over_mqtt", "registry", "audit_log", "topic_prefix", "broker_admin_user",
             "broker_admin_password_file", "broker_host", "broker_port",
         ])

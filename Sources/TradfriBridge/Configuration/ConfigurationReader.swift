@@ -38,7 +38,9 @@ struct ConfigNode {
     }
 
     var isNull: Bool {
-        if case .scalar(let scalar) = node { return scalar.string.isEmpty || scalar.string == "~" || scalar.string == "null" }
+        if case .scalar(let scalar) = node {
+            return scalar.string.isEmpty || scalar.string == "~" || scalar.string == "null"
+        }
         return false
     }
 
@@ -94,7 +96,8 @@ struct ConfigNode {
         var result: [String] = []
         for item in sequence {
             guard case .scalar(let scalar) = item else {
-                throw ConfigurationError(file: file, line: item.mark?.line, key: key, message: "list items must be text")
+                throw ConfigurationError(
+                    file: file, line: item.mark?.line, key: key, message: "list items must be text")
             }
             result.append(scalar.string)
         }

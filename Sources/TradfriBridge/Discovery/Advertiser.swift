@@ -43,11 +43,15 @@ public final class Advertiser: Service {
         ]
         txt.merge(extraTXT) { _, new in new }
         let pairingPort = splitHostPort(configuration.pairing.listen, defaultPort: 8443)?.1 ?? 8443
-        var list = [Advertisement(name: "TRÅDFRI bridge on %h", type: "_tradfri-bridge._tcp", port: pairingPort, txt: txt)]
+        var list = [
+            Advertisement(name: "TRÅDFRI bridge on %h", type: "_tradfri-bridge._tcp", port: pairingPort, txt: txt)
+        ]
         let local = ["localhost", "127.0.0.1", "::1"].contains(broker.host)
         if configuration.discovery.advertiseBroker, local {
-            list.append(Advertisement(name: "MQTT broker on %h", type: broker.tls ? "_secure-mqtt._tcp" : "_mqtt._tcp",
-                                      port: broker.port, txt: ["base_topic": configuration.mqtt.baseTopic]))
+            list.append(
+                Advertisement(
+                    name: "MQTT broker on %h", type: broker.tls ? "_secure-mqtt._tcp" : "_mqtt._tcp",
+                    port: broker.port, txt: ["base_topic": configuration.mqtt.baseTopic]))
         }
         return list
     }
@@ -67,14 +71,18 @@ public final class Advertiser: Service {
                 let host = client.hostName.split(separator: ".").first.map(String.init) ?? BridgeConfiguration.hostName
                 for advertisement in advertisements {
                     do {
-                        let publisher = try client.publish(MDNSAdvertisement(
-                            name: advertisement.name.replacingOccurrences(of: "%h", with: host), type: advertisement.type, port: advertisement.port,
-                            txt: advertisement.txt))
+                        let publisher = try client.publish(
+                            MDNSAdvertisement(
+                                name: advertisement.name.replacingOccurrences(of: "%h", with: host),
+                                type: advertisement.type, port: advertisement.port,
+                                txt: advertisement.txt))
                         publishers.append(publisher)
                         let name = try await publisher.registeredName(within: .seconds(10))
-                        logger.info("advertising", metadata: ["mdns.type": "\(advertisement.type)", "mdns.name": "\(name)"])
+                        logger.info(
+                            "advertising", metadata: ["mdns.type": "\(advertisement.type)", "mdns.name": "\(name)"])
                     } catch {
-                        logger.warning("cannot advertise", metadata: ["mdns.type": "\(advertisement.type)", "error": "\(error)"])
+                        logger.warning(
+                            "cannot advertise", metadata: ["mdns.type": "\(advertisement.type)", "error": "\(error)"])
                     }
                 }
                 // Until the daemon goes away (or shutdown cancels us).

@@ -16,9 +16,12 @@ public enum BrokerLocator {
     public static func locate(_ configuration: BridgeConfiguration, mdns: MDNSConnection) async -> Choice {
         let logger = Logger(label: "discovery")
         let choice = await choose(configuration, mdns: mdns)
-        logger.info("using MQTT broker", metadata: [
-            "mqtt.server": "\(choice.tls ? "mqtts" : "mqtt")://\(choice.host):\(choice.port)", "why": "\(choice.reason)",
-        ])
+        logger.info(
+            "using MQTT broker",
+            metadata: [
+                "mqtt.server": "\(choice.tls ? "mqtts" : "mqtt")://\(choice.host):\(choice.port)",
+                "why": "\(choice.reason)",
+            ])
         return choice
     }
 
@@ -40,20 +43,23 @@ public enum BrokerLocator {
             for type in types {
                 for service in (found[type] ?? []).sorted(by: { $0.name < $1.name }) {
                     if let host = GatewayLocator.preferredAddress(service.addresses) {
-                        return Choice(host: host, port: service.port, tls: type == "_secure-mqtt._tcp",
-                                      reason: "advertised by mDNS as \(type) instance '\(service.name)'")
+                        return Choice(
+                            host: host, port: service.port, tls: type == "_secure-mqtt._tcp",
+                            reason: "advertised by mDNS as \(type) instance '\(service.name)'")
                     }
                 }
             }
             for name in configuration.mqtt.baseStations {
                 let addresses = (try? await client.resolveHost(name, protocol: .any, timeout: timeout)) ?? []
                 if let host = GatewayLocator.preferredAddress(addresses) {
-                    return Choice(host: host, port: wantsTLS ? 8883 : 1883, tls: wantsTLS,
-                                  reason: "base station \(name) resolved by mDNS")
+                    return Choice(
+                        host: host, port: wantsTLS ? 8883 : 1883, tls: wantsTLS,
+                        reason: "base station \(name) resolved by mDNS")
                 }
             }
         }
-        return Choice(host: "localhost", port: 1883, tls: false,
-                      reason: "no broker advertised by mDNS and no base station found: this host")
+        return Choice(
+            host: "localhost", port: 1883, tls: false,
+            reason: "no broker advertised by mDNS and no base station found: this host")
     }
 }

@@ -47,8 +47,11 @@ public actor GatewayLocator {
             return (found.host, found.port)
         }
         let fallback = lastGood ?? (credentials.address, credentials.port)
-        logger.warning("gateway not found by mDNS; trying its last known address",
-                       metadata: ["gateway.id": "\(credentials.gatewayID)", "gateway.address": "\(fallback.host):\(fallback.port)"])
+        logger.warning(
+            "gateway not found by mDNS; trying its last known address",
+            metadata: [
+                "gateway.id": "\(credentials.gatewayID)", "gateway.address": "\(fallback.host):\(fallback.port)",
+            ])
         return fallback
     }
 
@@ -63,24 +66,30 @@ public actor GatewayLocator {
         let candidates = await Self.browse(client, timeout: browseTimeout)
         guard !candidates.isEmpty else { return nil }
         if let knownName, let match = candidates.first(where: { $0.name == knownName }) {
-            logger.info("found the gateway by mDNS", metadata: [
-                "gateway.name": "\(match.name)", "gateway.address": "\(match.host):\(match.port)",
-            ])
+            logger.info(
+                "found the gateway by mDNS",
+                metadata: [
+                    "gateway.name": "\(match.name)", "gateway.address": "\(match.host):\(match.port)",
+                ])
             return match
         }
         for candidate in candidates {
             if await Self.identify(candidate, credentials: credentials) {
                 knownName = candidate.name
-                logger.info("found the gateway by mDNS and identified it by its id", metadata: [
-                    "gateway.name": "\(candidate.name)", "gateway.id": "\(credentials.gatewayID)",
-                    "gateway.address": "\(candidate.host):\(candidate.port)",
-                ])
+                logger.info(
+                    "found the gateway by mDNS and identified it by its id",
+                    metadata: [
+                        "gateway.name": "\(candidate.name)", "gateway.id": "\(credentials.gatewayID)",
+                        "gateway.address": "\(candidate.host):\(candidate.port)",
+                    ])
                 return candidate
             }
         }
-        logger.warning("mDNS shows gateways, but none is the paired one", metadata: [
-            "gateway.id": "\(credentials.gatewayID)", "seen": "\(candidates.map(\.name))",
-        ])
+        logger.warning(
+            "mDNS shows gateways, but none is the paired one",
+            metadata: [
+                "gateway.id": "\(credentials.gatewayID)", "seen": "\(candidates.map(\.name))",
+            ])
         return nil
     }
 
@@ -89,8 +98,9 @@ public actor GatewayLocator {
         let services = (try? await client.browse(type: "_coap._udp", protocol: .any, timeout: timeout)) ?? []
         return services.compactMap { service in
             guard let host = preferredAddress(service.addresses) else { return nil }
-            return Candidate(name: service.name, host: host, port: service.port, firmware: service.txt["version"],
-                             addresses: service.addresses)
+            return Candidate(
+                name: service.name, host: host, port: service.port, firmware: service.txt["version"],
+                addresses: service.addresses)
         }.sorted { ($0.name.hasPrefix("gw-") ? 0 : 1, $0.name) < ($1.name.hasPrefix("gw-") ? 0 : 1, $1.name) }
     }
 
@@ -108,9 +118,11 @@ public actor GatewayLocator {
 
     /// Whether `candidate` is the gateway the credentials belong to.
     static func identify(_ candidate: Candidate, credentials: GatewayCredentials) async -> Bool {
-        let session = CoAPClient(.init(host: candidate.host, port: candidate.port, identity: credentials.identity,
-                                             key: credentials.psk, handshakeTimeout: .seconds(5),
-                                             requestTimeout: .seconds(5)))
+        let session = CoAPClient(
+            .init(
+                host: candidate.host, port: candidate.port, identity: credentials.identity,
+                key: credentials.psk, handshakeTimeout: .seconds(5),
+                requestTimeout: .seconds(5)))
         defer { Task { await session.close() } }
         guard (try? await session.connect()) != nil, let response = try? await session.get(GatewayPath.gatewayDetails),
             response.code == .content, let details = try? GatewayDetails(payload: response.payload)

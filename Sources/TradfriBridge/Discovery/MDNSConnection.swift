@@ -36,8 +36,9 @@ public actor MDNSConnection {
             return client
         } catch {
             if !warned {
-                logger.warning("mDNS (avahi-daemon) is not reachable; using configured addresses only",
-                               metadata: ["error": "\(error)"])
+                logger.warning(
+                    "mDNS (avahi-daemon) is not reachable; using configured addresses only",
+                    metadata: ["error": "\(error)"])
                 warned = true
             }
             return nil

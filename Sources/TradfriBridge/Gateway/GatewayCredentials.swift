@@ -21,8 +21,10 @@ public struct GatewayCredentials: Codable, Sendable, Equatable {
         case mdnsName = "mdns_name"
     }
 
-    public init(identity: String, psk: String, gatewayID: String, address: String, port: UInt16,
-                firmware: String?, mdnsName: String? = nil, pairedAt: Date = Date()) {
+    public init(
+        identity: String, psk: String, gatewayID: String, address: String, port: UInt16,
+        firmware: String?, mdnsName: String? = nil, pairedAt: Date = Date()
+    ) {
         self.mdnsName = mdnsName
         self.identity = identity
         self.psk = psk

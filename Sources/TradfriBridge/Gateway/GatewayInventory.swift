@@ -22,7 +22,8 @@ public struct GatewayInventory: Sendable {
             let sceneList = try await session.get(GatewayPath.scenes(ofGroup: id))
             guard sceneList.code == .content else { continue }
             for sceneID in try IDList.parse(sceneList.payload, what: "scene") {
-                scenes[id, default: []].append(try Scene(payload: try await content(session, GatewayPath.scene(sceneID, ofGroup: id))))
+                scenes[id, default: []].append(
+                    try Scene(payload: try await content(session, GatewayPath.scene(sceneID, ofGroup: id))))
             }
         }
         return GatewayInventory(details: details, devices: devices, groups: groups, scenes: scenes)

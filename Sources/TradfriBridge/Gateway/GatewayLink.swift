@@ -156,15 +156,18 @@ public final class GatewayLink {
             let address: (host: String, port: UInt16)
             do {
                 address = try await resolve()
-                attempt = CoAPClient(.init(
-                    host: address.host, port: address.port, identity: identity, key: key,
-                    handshakeTimeout: settings.handshakeTimeout, requestTimeout: settings.requestTimeout))
+                attempt = CoAPClient(
+                    .init(
+                        host: address.host, port: address.port, identity: identity, key: key,
+                        handshakeTimeout: settings.handshakeTimeout, requestTimeout: settings.requestTimeout))
                 try await attempt.connect()
             } catch {
                 let failure = (error as? CoAPError) ?? .setup("\(error)")
-                logger.warning("cannot connect to the gateway", metadata: [
-                    "error": "\(failure)", "retry.in": "\(delay.seconds)s",
-                ])
+                logger.warning(
+                    "cannot connect to the gateway",
+                    metadata: [
+                        "error": "\(failure)", "retry.in": "\(delay.seconds)s",
+                    ])
                 onEvent(.connectFailed(failure))
                 await pause(jittered(delay))
                 delay = min(delay * 2, settings.reconnectMaxDelay)

@@ -132,7 +132,8 @@ public final class GatewayMirror {
         }
         guard initial.code.isSuccess else {
             if initial.code != .notFound {
-                logger.warning("gateway refused an observation", metadata: ["path": "\(path)", "code": "\(initial.code)"])
+                logger.warning(
+                    "gateway refused an observation", metadata: ["path": "\(path)", "code": "\(initial.code)"])
             }
             return false
         }
@@ -180,7 +181,8 @@ public final class GatewayMirror {
             let stamp = notification.timestamp ?? 0
             guard !seenNotifications.contains(stamp) else { continue }
             seenNotifications.insert(stamp)
-            logger.notice("the gateway announced a reboot", metadata: ["reason": "\(notification.details["9052"] ?? "?")"])
+            logger.notice(
+                "the gateway announced a reboot", metadata: ["reason": "\(notification.details["9052"] ?? "?")"])
             onChange(.rebootAnnounced)
         }
     }
@@ -219,7 +221,8 @@ public final class GatewayMirror {
         do {
             device = try Device(payload: payload)
         } catch {
-            logger.warning("ignoring an unreadable device from the gateway", metadata: ["device.id": "\(id)", "error": "\(error)"])
+            logger.warning(
+                "ignoring an unreadable device from the gateway", metadata: ["device.id": "\(id)", "error": "\(error)"])
             return
         }
         guard device.id == id else { return }
@@ -302,7 +305,8 @@ public final class GatewayMirror {
         do {
             group = try Group(payload: payload)
         } catch {
-            logger.warning("ignoring an unreadable group from the gateway", metadata: ["group.id": "\(id)", "error": "\(error)"])
+            logger.warning(
+                "ignoring an unreadable group from the gateway", metadata: ["group.id": "\(id)", "error": "\(error)"])
             return
         }
         guard group.id == id else { return }
@@ -393,15 +397,17 @@ public final class GatewayMirror {
         guard current == generation else { return }  // the sync of the new session settles it
         let items = goneUnconfirmed.removeValue(forKey: path) ?? []
         guard let listed else {
-            logger.debug("an observation ended with 4.04 and its list is unreadable; the next sync decides",
-                         metadata: ["path": "\(path)"])
+            logger.debug(
+                "an observation ended with 4.04 and its list is unreadable; the next sync decides",
+                metadata: ["path": "\(path)"])
             return
         }
         for parts in items {
             let id = parts[parts.count - 1]
             if listed.contains(id) {
-                logger.info("an observation ended with 4.04 but the item is still listed; observing it again",
-                            metadata: ["path": "\(parts.map(String.init).joined(separator: "/"))"])
+                logger.info(
+                    "an observation ended with 4.04 but the item is still listed; observing it again",
+                    metadata: ["path": "\(parts.map(String.init).joined(separator: "/"))"])
                 switch parts.count {
                 case 2 where parts[0] == 15001: try? await observeDevice(id)
                 case 2: try? await observeGroupItself(id)

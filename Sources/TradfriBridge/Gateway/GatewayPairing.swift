@@ -49,8 +49,10 @@ public enum GatewayPairing {
     ) async throws(Failure) -> GatewayCredentials {
         guard isPlausibleSecurityCode(securityCode) else { throw .invalidSecurityCode }
         let address = BridgeConfiguration.GatewayAddress.host(host, port: port).description
-        let bootstrap = CoAPClient(.init(host: host, port: port, identity: bootstrapIdentity, key: securityCode,
-                                               handshakeTimeout: timeout, requestTimeout: timeout))
+        let bootstrap = CoAPClient(
+            .init(
+                host: host, port: port, identity: bootstrapIdentity, key: securityCode,
+                handshakeTimeout: timeout, requestTimeout: timeout))
         do {
             try await bootstrap.connect()
         } catch {
@@ -62,7 +64,8 @@ public enum GatewayPairing {
         for attempt in 0..<2 {
             let response: CoAPResponse
             do {
-                response = try await bootstrap.post(GatewayPath.authenticate, json: JSON.object([GatewayKey.identity: .string(name)]).description)
+                response = try await bootstrap.post(
+                    GatewayPath.authenticate, json: JSON.object([GatewayKey.identity: .string(name)]).description)
             } catch {
                 await bootstrap.close()
                 throw failure(for: error, address: address)
@@ -88,8 +91,10 @@ public enum GatewayPairing {
         guard let psk, !psk.isEmpty else { throw .unexpectedAnswer("no key (9091) in the pairing answer") }
 
         // Use the new identity once, as every later session will, and learn the gateway's id.
-        let session = CoAPClient(.init(host: host, port: port, identity: name, key: psk,
-                                             handshakeTimeout: timeout, requestTimeout: timeout))
+        let session = CoAPClient(
+            .init(
+                host: host, port: port, identity: name, key: psk,
+                handshakeTimeout: timeout, requestTimeout: timeout))
         do {
             try await session.connect()
             let response = try await session.get(GatewayPath.gatewayDetails)
@@ -98,8 +103,9 @@ public enum GatewayPairing {
                 throw Failure.unexpectedAnswer("\(response.code) for the gateway details")
             }
             let details = try GatewayDetails(payload: response.payload)
-            return GatewayCredentials(identity: name, psk: psk, gatewayID: details.id, address: host, port: port,
-                                      firmware: details.firmware.isEmpty ? firmware : details.firmware)
+            return GatewayCredentials(
+                identity: name, psk: psk, gatewayID: details.id, address: host, port: port,
+                firmware: details.firmware.isEmpty ? firmware : details.firmware)
         } catch let error as Failure {
             throw error
         } catch {
@@ -109,10 +115,13 @@ public enum GatewayPairing {
     }
 
     /// Whether stored credentials still open a session and read the gateway's details.
-    public static func credentialsWork(_ credentials: GatewayCredentials, timeout: Duration = .seconds(5)) async -> Bool {
-        let session = CoAPClient(.init(host: credentials.address, port: credentials.port,
-                                             identity: credentials.identity, key: credentials.psk,
-                                             handshakeTimeout: timeout, requestTimeout: timeout))
+    public static func credentialsWork(_ credentials: GatewayCredentials, timeout: Duration = .seconds(5)) async -> Bool
+    {
+        let session = CoAPClient(
+            .init(
+                host: credentials.address, port: credentials.port,
+                identity: credentials.identity, key: credentials.psk,
+                handshakeTimeout: timeout, requestTimeout: timeout))
         defer { Task { await session.close() } }
         guard (try? await session.connect()) != nil,
             let response = try? await session.get(GatewayPath.gatewayDetails)

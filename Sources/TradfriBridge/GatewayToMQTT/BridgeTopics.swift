@@ -23,7 +23,9 @@ final class BridgeTopics: BridgeFeature {
             publishInfo()
         case .gatewayConnected(let address):
             publishInfo()
-            context.event("gateway_online", ["address": .string(address), "gateway_id": .string(context.gatewayIDFromCredentials)])
+            context.event(
+                "gateway_online",
+                ["address": .string(address), "gateway_id": .string(context.gatewayIDFromCredentials)])
         case .gatewayDisconnected(let reason):
             publishInfo()
             context.event("gateway_offline", ["reason": .string(reason)])
@@ -51,9 +53,13 @@ final class BridgeTopics: BridgeFeature {
                 publishGroups()
             }
             if device.name != previous.name {
-                context.event("device_renamed", ["id": .int(device.id), "from": .string(previous.name),
-                                                 "to": .string(device.name),
-                                                 "friendly_name": context.names[.device(device.id)].map(JSON.string) ?? .null])
+                context.event(
+                    "device_renamed",
+                    [
+                        "id": .int(device.id), "from": .string(previous.name),
+                        "to": .string(device.name),
+                        "friendly_name": context.names[.device(device.id)].map(JSON.string) ?? .null,
+                    ])
             }
         case .gateway(.groupAdded(let group)):
             guard synced else { return }
@@ -66,8 +72,12 @@ final class BridgeTopics: BridgeFeature {
         case .gateway(.groupChanged(let group, let previous)):
             if synced { publishGroups() }
             if group.name != previous.name {
-                context.event("group_renamed", ["id": .int(group.id), "from": .string(previous.name), "to": .string(group.name),
-                                                "friendly_name": context.names[.group(group.id)].map(JSON.string) ?? .null])
+                context.event(
+                    "group_renamed",
+                    [
+                        "id": .int(group.id), "from": .string(previous.name), "to": .string(group.name),
+                        "friendly_name": context.names[.group(group.id)].map(JSON.string) ?? .null,
+                    ])
             }
         case .gateway(.scenesChanged):
             if synced { publishGroups() }
@@ -132,10 +142,12 @@ final class BridgeTopics: BridgeFeature {
                 "id": .int(group.id),
                 "friendly_name": context.names[.group(group.id)].map(JSON.string) ?? .null,
                 "name": .string(group.name),
-                "members": .array(group.memberIDs.map { id in
-                    ["id": .int(id), "friendly_name": context.names[.device(id)].map(JSON.string) ?? .null]
-                }),
-                "scenes": .array(context.scenes(ofGroup: group.id).map { ["id": .int($0.id), "name": .string($0.name)] }),
+                "members": .array(
+                    group.memberIDs.map { id in
+                        ["id": .int(id), "friendly_name": context.names[.device(id)].map(JSON.string) ?? .null]
+                    }),
+                "scenes": .array(
+                    context.scenes(ofGroup: group.id).map { ["id": .int($0.id), "name": .string($0.name)] }),
                 "topic": context.stateTopic(.group(group.id)).map(JSON.string) ?? .null,
             ]
         }

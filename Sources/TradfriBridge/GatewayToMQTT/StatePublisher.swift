@@ -51,16 +51,18 @@ final class StatePublisher: BridgeFeature {
 
     func publish(_ device: Device, force: Bool = false) {
         guard let topic = context.stateTopic(.device(device.id)) else { return }
-        context.outbox.publishState(topic, MQTTState.payload(for: device), retain: context.configuration.mqtt.retainState,
-                                    force: force)
+        context.outbox.publishState(
+            topic, MQTTState.payload(for: device), retain: context.configuration.mqtt.retainState,
+            force: force)
         publishAvailability(topic, online: context.gatewayConnected && device.reachable != false)
     }
 
     func publish(_ group: Group, force: Bool = false) {
         guard let topic = context.stateTopic(.group(group.id)) else { return }
         let members = context.members(of: group)
-        context.outbox.publishState(topic, MQTTState.payload(for: group, members: members, activeScene: nil),
-                                    retain: context.configuration.mqtt.retainState, force: force)
+        context.outbox.publishState(
+            topic, MQTTState.payload(for: group, members: members, activeScene: nil),
+            retain: context.configuration.mqtt.retainState, force: force)
         let online = context.gatewayConnected && members.contains { $0.reachable != false }
         publishAvailability(topic, online: online)
     }
@@ -75,8 +77,9 @@ final class StatePublisher: BridgeFeature {
     }
 
     private func publishAvailability(_ stateTopic: String, online: Bool) {
-        context.outbox.publishState(stateTopic + "/availability", ["state": .string(online ? "online" : "offline")],
-                                    retain: true)
+        context.outbox.publishState(
+            stateTopic + "/availability", ["state": .string(online ? "online" : "offline")],
+            retain: true)
     }
 
     private func publishAll() {

@@ -27,7 +27,8 @@ public struct HomeAssistantConfigBuilder: Sendable {
     /// White-spectrum bulbs: 250 (cold, 4000 K) … 454 (warm, 2200 K) mireds.
     static let mireds = Color.whiteSpectrumMireds
 
-    public init(discoveryPrefix: String, baseTopic: String, gatewayID: String, version: String = BridgeVersion.current) {
+    public init(discoveryPrefix: String, baseTopic: String, gatewayID: String, version: String = BridgeVersion.current)
+    {
         self.discoveryPrefix = discoveryPrefix
         self.baseTopic = baseTopic
         self.gatewayID = gatewayID
@@ -77,8 +78,9 @@ public struct HomeAssistantConfigBuilder: Sendable {
         payload["device"] = device
         payload["origin"] = origin
         payload.merge(availability(stateTopic)) { _, new in new }
-        return HomeAssistantConfig(prefix: discoveryPrefix, component: component, nodeID: node, objectID: object,
-                                   payload: .object(payload))
+        return HomeAssistantConfig(
+            prefix: discoveryPrefix, component: component, nodeID: node, objectID: object,
+            payload: .object(payload))
     }
 
     // MARK: The gateway
@@ -94,19 +96,25 @@ public struct HomeAssistantConfigBuilder: Sendable {
         let node = gatewayNodeID
         let info = topic("bridge/info")
         return [
-            config("binary_sensor", node: node, object: "connectivity", name: "Connection", device: .object(device),
-                   stateTopic: nil, [
-                       "state_topic": .string(info), "device_class": "connectivity", "entity_category": "diagnostic",
-                       "value_template": "{{ 'ON' if value_json.gateway.connected else 'OFF' }}",
-                   ]),
-            config("sensor", node: node, object: "firmware", name: "Firmware", device: .object(device), stateTopic: nil, [
-                "state_topic": .string(info), "entity_category": "diagnostic", "icon": "mdi:chip",
-                "value_template": "{{ value_json.gateway.firmware | default('None') }}",
-            ]),
-            config("button", node: node, object: "reboot", name: "Reboot", device: .object(device), stateTopic: nil, [
-                "command_topic": .string(topic("bridge/request/gateway/reboot")), "payload_press": "{}",
-                "device_class": "restart", "entity_category": "config",
-            ]),
+            config(
+                "binary_sensor", node: node, object: "connectivity", name: "Connection", device: .object(device),
+                stateTopic: nil,
+                [
+                    "state_topic": .string(info), "device_class": "connectivity", "entity_category": "diagnostic",
+                    "value_template": "{{ 'ON' if value_json.gateway.connected else 'OFF' }}",
+                ]),
+            config(
+                "sensor", node: node, object: "firmware", name: "Firmware", device: .object(device), stateTopic: nil,
+                [
+                    "state_topic": .string(info), "entity_category": "diagnostic", "icon": "mdi:chip",
+                    "value_template": "{{ value_json.gateway.firmware | default('None') }}",
+                ]),
+            config(
+                "button", node: node, object: "reboot", name: "Reboot", device: .object(device), stateTopic: nil,
+                [
+                    "command_topic": .string(topic("bridge/request/gateway/reboot")), "payload_press": "{}",
+                    "device_class": "restart", "entity_category": "config",
+                ]),
         ]
     }
 
@@ -138,7 +146,9 @@ public struct HomeAssistantConfigBuilder: Sendable {
         let node = nodeID(device.id)
         let state = topic(friendlyName)
         let block = deviceBlock(device, friendlyName: friendlyName, area: area)
-        func entity(_ component: String, _ object: String, _ name: String?, _ keys: [String: JSON]) -> HomeAssistantConfig {
+        func entity(
+            _ component: String, _ object: String, _ name: String?, _ keys: [String: JSON]
+        ) -> HomeAssistantConfig {
             config(component, node: node, object: object, name: name, device: block, stateTopic: state, keys)
         }
         var configs: [HomeAssistantConfig] = []
@@ -146,36 +156,51 @@ public struct HomeAssistantConfigBuilder: Sendable {
             configs.append(entity("light", "light", nil, lightKeys(state, modes: Self.colorModes(light.spectrum))))
         }
         if device.plug != nil {
-            configs.append(entity("switch", "switch", nil, [
-                "device_class": "outlet", "command_topic": .string(state + "/set"), "state_topic": .string(state),
-                "value_template": "{{ value_json.state }}", "payload_on": "ON", "payload_off": "OFF",
-            ]))
+            configs.append(
+                entity(
+                    "switch", "switch", nil,
+                    [
+                        "device_class": "outlet", "command_topic": .string(state + "/set"),
+                        "state_topic": .string(state),
+                        "value_template": "{{ value_json.state }}", "payload_on": "ON", "payload_off": "OFF",
+                    ]))
         }
         if device.blind != nil {
-            configs.append(entity("cover", "cover", nil, [
-                "device_class": "shade", "command_topic": .string(state + "/set"),
-                "payload_open": "OPEN", "payload_close": "CLOSE", "payload_stop": "STOP",
-                "position_topic": .string(state), "position_template": "{{ value_json.position }}",
-                "set_position_topic": .string(state + "/set"), "set_position_template": #"{"position": {{ position }}}"#,
-                "position_open": 100, "position_closed": 0,
-            ]))
+            configs.append(
+                entity(
+                    "cover", "cover", nil,
+                    [
+                        "device_class": "shade", "command_topic": .string(state + "/set"),
+                        "payload_open": "OPEN", "payload_close": "CLOSE", "payload_stop": "STOP",
+                        "position_topic": .string(state), "position_template": "{{ value_json.position }}",
+                        "set_position_topic": .string(state + "/set"),
+                        "set_position_template": #"{"position": {{ position }}}"#,
+                        "position_open": 100, "position_closed": 0,
+                    ]))
         }
         if device.airPurifier != nil {
             configs += airPurifier(state, entity)
         }
         if device.info.battery != nil || device.kind.isBatteryPowered {
-            configs.append(entity("sensor", "battery", "Battery", [
-                "state_topic": .string(state), "value_template": "{{ value_json.battery | default('None') }}",
-                "device_class": "battery", "unit_of_measurement": "%", "state_class": "measurement",
-                "entity_category": "diagnostic",
-            ]))
+            configs.append(
+                entity(
+                    "sensor", "battery", "Battery",
+                    [
+                        "state_topic": .string(state), "value_template": "{{ value_json.battery | default('None') }}",
+                        "device_class": "battery", "unit_of_measurement": "%", "state_class": "measurement",
+                        "entity_category": "diagnostic",
+                    ]))
         }
         // Last seen: diagnostic and off by default, except for devices that have nothing else
         // (repeaters), so they still appear with something to show.
-        configs.append(entity("sensor", "last_seen", "Last seen", [
-            "state_topic": .string(state), "value_template": "{{ value_json.last_seen | default('None') }}",
-            "device_class": "timestamp", "entity_category": "diagnostic", "enabled_by_default": .bool(configs.isEmpty),
-        ]))
+        configs.append(
+            entity(
+                "sensor", "last_seen", "Last seen",
+                [
+                    "state_topic": .string(state), "value_template": "{{ value_json.last_seen | default('None') }}",
+                    "device_class": "timestamp", "entity_category": "diagnostic",
+                    "enabled_by_default": .bool(configs.isEmpty),
+                ]))
         return configs
     }
 
@@ -213,46 +238,58 @@ public struct HomeAssistantConfigBuilder: Sendable {
         let set = JSON.string(state + "/set")
         let topic = JSON.string(state)
         return [
-            entity("fan", "fan", nil, [
-                "command_topic": set, "command_template": #"{"fan_state": "{{ value }}"}"#,
-                "state_topic": topic, "state_value_template": "{{ value_json.fan_state }}",
-                "payload_on": "ON", "payload_off": "OFF",
-                "percentage_command_topic": set,
-                "percentage_command_template":
-                    #"{% if value == 0 %}{"fan_state": "OFF"}{% else %}{"fan_mode": "{{ value }}"}{% endif %}"#,
-                "percentage_state_topic": topic,
-                "percentage_value_template":
-                    "{% if value_json.fan_mode == 'off' %}0{% elif value_json.fan_mode == 'auto' %}None{% else %}{{ value_json.fan_mode }}{% endif %}",
-                "speed_range_min": 1, "speed_range_max": 5,
-                "preset_mode_command_topic": set, "preset_mode_command_template": #"{"fan_mode": "{{ value }}"}"#,
-                "preset_mode_state_topic": topic,
-                "preset_mode_value_template": "{{ 'auto' if value_json.fan_mode == 'auto' else 'None' }}",
-                "preset_modes": ["auto"],
-            ]),
-            entity("sensor", "pm25", "PM2.5", [
-                "state_topic": topic, "value_template": "{{ value_json.pm25 }}", "device_class": "pm25",
-                "unit_of_measurement": "µg/m³", "state_class": "measurement",
-            ]),
-            entity("sensor", "filter_remaining", "Filter remaining", [
-                "state_topic": topic, "value_template": "{{ value_json.filter_remaining | default('None') }}",
-                "device_class": "duration", "unit_of_measurement": "min", "entity_category": "diagnostic",
-            ]),
-            entity("binary_sensor", "replace_filter", "Replace filter", [
-                "state_topic": topic, "value_template": "{{ 'ON' if value_json.replace_filter else 'OFF' }}",
-                "device_class": "problem", "entity_category": "diagnostic",
-            ]),
-            entity("switch", "led_enable", "Status LEDs", [
-                "command_topic": set, "state_topic": topic, "icon": "mdi:led-on", "entity_category": "config",
-                "payload_on": #"{"led_enable": true}"#, "payload_off": #"{"led_enable": false}"#,
-                "value_template": "{{ 'ON' if value_json.led_enable else 'OFF' }}", "state_on": "ON",
-                "state_off": "OFF",
-            ]),
-            entity("switch", "child_lock", "Child lock", [
-                "command_topic": set, "state_topic": topic, "icon": "mdi:lock", "entity_category": "config",
-                "payload_on": #"{"child_lock": "LOCK"}"#, "payload_off": #"{"child_lock": "UNLOCK"}"#,
-                "value_template": "{{ 'ON' if value_json.child_lock == 'LOCK' else 'OFF' }}", "state_on": "ON",
-                "state_off": "OFF",
-            ]),
+            entity(
+                "fan", "fan", nil,
+                [
+                    "command_topic": set, "command_template": #"{"fan_state": "{{ value }}"}"#,
+                    "state_topic": topic, "state_value_template": "{{ value_json.fan_state }}",
+                    "payload_on": "ON", "payload_off": "OFF",
+                    "percentage_command_topic": set,
+                    "percentage_command_template":
+                        #"{% if value == 0 %}{"fan_state": "OFF"}{% else %}{"fan_mode": "{{ value }}"}{% endif %}"#,
+                    "percentage_state_topic": topic,
+                    "percentage_value_template":
+                        "{% if value_json.fan_mode == 'off' %}0{% elif value_json.fan_mode == 'auto' %}None{% else %}{{ value_json.fan_mode }}{% endif %}",
+                    "speed_range_min": 1, "speed_range_max": 5,
+                    "preset_mode_command_topic": set, "preset_mode_command_template": #"{"fan_mode": "{{ value }}"}"#,
+                    "preset_mode_state_topic": topic,
+                    "preset_mode_value_template": "{{ 'auto' if value_json.fan_mode == 'auto' else 'None' }}",
+                    "preset_modes": ["auto"],
+                ]),
+            entity(
+                "sensor", "pm25", "PM2.5",
+                [
+                    "state_topic": topic, "value_template": "{{ value_json.pm25 }}", "device_class": "pm25",
+                    "unit_of_measurement": "µg/m³", "state_class": "measurement",
+                ]),
+            entity(
+                "sensor", "filter_remaining", "Filter remaining",
+                [
+                    "state_topic": topic, "value_template": "{{ value_json.filter_remaining | default('None') }}",
+                    "device_class": "duration", "unit_of_measurement": "min", "entity_category": "diagnostic",
+                ]),
+            entity(
+                "binary_sensor", "replace_filter", "Replace filter",
+                [
+                    "state_topic": topic, "value_template": "{{ 'ON' if value_json.replace_filter else 'OFF' }}",
+                    "device_class": "problem", "entity_category": "diagnostic",
+                ]),
+            entity(
+                "switch", "led_enable", "Status LEDs",
+                [
+                    "command_topic": set, "state_topic": topic, "icon": "mdi:led-on", "entity_category": "config",
+                    "payload_on": #"{"led_enable": true}"#, "payload_off": #"{"led_enable": false}"#,
+                    "value_template": "{{ 'ON' if value_json.led_enable else 'OFF' }}", "state_on": "ON",
+                    "state_off": "OFF",
+                ]),
+            entity(
+                "switch", "child_lock", "Child lock",
+                [
+                    "command_topic": set, "state_topic": topic, "icon": "mdi:lock", "entity_category": "config",
+                    "payload_on": #"{"child_lock": "LOCK"}"#, "payload_off": #"{"child_lock": "UNLOCK"}"#,
+                    "value_template": "{{ 'ON' if value_json.child_lock == 'LOCK' else 'OFF' }}", "state_on": "ON",
+                    "state_off": "OFF",
+                ]),
         ]
     }
 
@@ -260,7 +297,9 @@ public struct HomeAssistantConfigBuilder: Sendable {
 
     /// A group (room) as a device of its own: a light when it holds lights or plugs (colour
     /// modes from its members), and one scene entity per IKEA scene (mood).
-    public func groupConfigs(_ group: Group, friendlyName: String, members: [Device], scenes: [Scene])
+    public func groupConfigs(
+        _ group: Group, friendlyName: String, members: [Device], scenes: [Scene]
+    )
         -> [HomeAssistantConfig]
     {
         let node = nodeID(group.id)
@@ -272,15 +311,20 @@ public struct HomeAssistantConfigBuilder: Sendable {
         ]
         var configs: [HomeAssistantConfig] = []
         if let modes = Self.groupColorModes(members) {
-            configs.append(config("light", node: node, object: "light", name: nil, device: block, stateTopic: state,
-                                  lightKeys(state, modes: modes)))
+            configs.append(
+                config(
+                    "light", node: node, object: "light", name: nil, device: block, stateTopic: state,
+                    lightKeys(state, modes: modes)))
         }
         for scene in scenes.sorted(by: { $0.id < $1.id }) {
             let press: JSON = ["scene": .string(scene.name)]
-            configs.append(config("scene", node: node, object: "scene_\(scene.id)", name: scene.name, device: block,
-                                  stateTopic: state, [
-                                      "command_topic": .string(state + "/set"), "payload_on": .string(press.description),
-                                  ]))
+            configs.append(
+                config(
+                    "scene", node: node, object: "scene_\(scene.id)", name: scene.name, device: block,
+                    stateTopic: state,
+                    [
+                        "command_topic": .string(state + "/set"), "payload_on": .string(press.description),
+                    ]))
         }
         return configs
     }

@@ -122,8 +122,11 @@ final class HomeAssistantDiscovery: BridgeFeature {
 
     private func publish(_ group: Group) {
         guard let name = context.names[.group(group.id)] else { return }
-        replace(.group(group.id), with: builder.groupConfigs(
-            group, friendlyName: name, members: context.members(of: group), scenes: context.scenes(ofGroup: group.id)))
+        replace(
+            .group(group.id),
+            with: builder.groupConfigs(
+                group, friendlyName: name, members: context.members(of: group),
+                scenes: context.scenes(ofGroup: group.id)))
     }
 
     /// Publishes `configs` for `owner` and clears the owner's configs that are no longer wanted.

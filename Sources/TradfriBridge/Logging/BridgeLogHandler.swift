@@ -70,8 +70,10 @@ public struct BridgeLogHandler: LogHandler {
             }
             line = text
         case .json:
-            var object: [String: String] = ["time": time, "level": "\(event.level)", "logger": label,
-                                            "message": "\(event.message)"]
+            var object: [String: String] = [
+                "time": time, "level": "\(event.level)", "logger": label,
+                "message": "\(event.message)",
+            ]
             for (key, value) in merged { object[key] = "\(value)" }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             line = String(decoding: data, as: UTF8.self)

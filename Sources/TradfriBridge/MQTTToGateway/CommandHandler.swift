@@ -43,7 +43,8 @@ final class CommandHandler: BridgeFeature {
 
     private func handle(_ message: MQTTMessage) {
         guard message.topic.hasPrefix(context.base + "/") else { return }
-        let parts = message.topic.dropFirst(context.base.count + 1).split(separator: "/", omittingEmptySubsequences: false)
+        let parts = message.topic.dropFirst(context.base.count + 1).split(
+            separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2 || parts.count == 3, parts[1] == "set" || parts[1] == "get" else { return }
         let name = String(parts[0])
         guard name != "bridge" else { return }
@@ -83,8 +84,9 @@ final class CommandHandler: BridgeFeature {
         case .device(let id):
             guard let device = context.mirror.devices[id] else { throw CommandError("the device is gone") }
             let target = CommandQueue.Target.device(id)
-            let command = try CommandParser.command(from: attributes, for: .device(device),
-                                                    expected: expected(device, pending: context.queue.pendingCommand(for: target)))
+            let command = try CommandParser.command(
+                from: attributes, for: .device(device),
+                expected: expected(device, pending: context.queue.pendingCommand(for: target)))
             context.queue.enqueue(command, for: target, topic: topic)
         case .group(let id):
             guard let group = context.mirror.groups[id] else { throw CommandError("the group is gone") }

@@ -92,7 +92,9 @@ public final class CommandQueue {
         for target in order {
             if let item = pending[target] {
                 logger.warning("dropping a queued command", metadata: ["target": "\(target)", "reason": "\(reason)"])
-                onResult(Result(target: target, topic: item.topic, write: GatewayWrite(path: "", body: .null), error: reason))
+                onResult(
+                    Result(target: target, topic: item.topic, write: GatewayWrite(path: "", body: .null), error: reason)
+                )
             }
         }
         pending.removeAll()
@@ -135,7 +137,8 @@ public final class CommandQueue {
         do {
             let response = try await link.request(.put, write.path, payload: write.body.bytes, priority: .command)
             if !response.code.isSuccess {
-                failure = "the gateway refused it (\(response.code)\(response.text.isEmpty ? "" : ": \(response.text)"))"
+                failure =
+                    "the gateway refused it (\(response.code)\(response.text.isEmpty ? "" : ": \(response.text)"))"
             }
         } catch let error as CoAPError {
             switch error {

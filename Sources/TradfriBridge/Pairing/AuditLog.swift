@@ -15,8 +15,10 @@ public final class AuditLog: @unchecked Sendable {
         self.path = path
     }
 
-    public func record(_ event: String, request: PairingBook.Request? = nil, device: PairedDevice? = nil,
-                       ip: String? = nil, detail: String? = nil) {
+    public func record(
+        _ event: String, request: PairingBook.Request? = nil, device: PairedDevice? = nil,
+        ip: String? = nil, detail: String? = nil
+    ) {
         var entry: [String: JSON] = ["time": .string(Date().formatted(.iso8601)), "event": .string(event)]
         if let request {
             entry["request"] = .string(request.id)
@@ -52,8 +54,9 @@ public final class AuditLog: @unchecked Sendable {
     private func append(_ line: String) {
         lock.withLock {
             let directory = (path as NSString).deletingLastPathComponent
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                     attributes: [.posixPermissions: 0o700])
+            try? FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
             if !FileManager.default.fileExists(atPath: path) {
                 _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
             }

@@ -33,8 +33,9 @@ public final class ControlServer: @unchecked Sendable {
         self.handler = handler
         self.watch = watch
         let directory = (path as NSString).deletingLastPathComponent
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                 attributes: [.posixPermissions: 0o750])
+        try? FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o750])
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_un()
@@ -48,7 +49,9 @@ public final class ControlServer: @unchecked Sendable {
         // Created with no access for others, then bound.
         let previous = umask(0o177)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         umask(previous)
         guard bound == 0, listen(fd, 16) == 0 else {
@@ -62,7 +65,8 @@ public final class ControlServer: @unchecked Sendable {
     }
 
     public func start() {
-        let source = DispatchSource.makeReadSource(fileDescriptor: listener, queue: DispatchQueue(label: "tradfri.control"))
+        let source = DispatchSource.makeReadSource(
+            fileDescriptor: listener, queue: DispatchQueue(label: "tradfri.control"))
         source.setEventHandler { [weak self] in self?.acceptAll() }
         let fd = listener
         let path = self.path
@@ -89,7 +93,8 @@ public final class ControlServer: @unchecked Sendable {
             var length = socklen_t(MemoryLayout<PeerCredentials>.size)
             let known = getsockopt(client, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0
             guard known, credentials.uid == 0 || credentials.uid == getuid() else {
-                logger.warning("refused a control connection from another user", metadata: ["uid": "\(credentials.uid)"])
+                logger.warning(
+                    "refused a control connection from another user", metadata: ["uid": "\(credentials.uid)"])
                 close(client)
                 continue
             }
@@ -128,7 +133,9 @@ public final class ControlServer: @unchecked Sendable {
                 return
             }
             let handler = self.handler
-            let answer = waitOnThread(placeholder: ["ok": false, "error": "no answer"] as JSON) { await handler(request) }
+            let answer = waitOnThread(placeholder: ["ok": false, "error": "no answer"] as JSON) {
+                await handler(request)
+            }
             guard connection.write(answer) else { return }
         }
     }
@@ -212,14 +219,21 @@ public final class ControlClient: @unchecked Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8).prefix($0.count - 1) + [0]) }
+        withUnsafeMutableBytes(of: &address.sun_path) {
+            $0.copyBytes(from: Array(path.utf8).prefix($0.count - 1) + [0])
+        }
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard connected == 0 else {
-            let reason = errno == EACCES ? "permission denied (run as root or as the bridge's user)"
-                : errno == ENOENT || errno == ECONNREFUSED ? "the bridge is not running with pairing enabled"
-                : String(cString: strerror(errno))
+            let reason =
+                errno == EACCES
+                ? "permission denied (run as root or as the bridge's user)"
+                : errno == ENOENT || errno == ECONNREFUSED
+                    ? "the bridge is not running with pairing enabled"
+                    : String(cString: strerror(errno))
             Glibc.close(fd)
             throw Failure(description: "cannot reach the bridge at \(path): \(reason)")
         }

@@ -48,7 +48,10 @@ public actor DynamicSecurity {
         }
         deadline.cancel()
         guard connected else {
-            throw Failure(description: "the broker admin account could not connect (check pairing.broker_admin_user and its password file)")
+            throw Failure(
+                description:
+                    "the broker admin account could not connect (check pairing.broker_admin_user and its password file)"
+            )
         }
         try await client.subscribe([Self.responseTopic], qos: .atLeastOnce)
     }
@@ -70,7 +73,8 @@ public actor DynamicSecurity {
         case .message(let message) where message.topic == Self.responseTopic:
             guard let replies = (try? JSON(parsing: message.payload))?["responses"]?.arrayValue else { return }
             for reply in replies {
-                guard let id = reply["correlationData"]?.stringValue, let waiter = waiting.removeValue(forKey: id) else { continue }
+                guard let id = reply["correlationData"]?.stringValue, let waiter = waiting.removeValue(forKey: id)
+                else { continue }
                 if let error = reply["error"]?.stringValue {
                     waiter.resume(throwing: Failure(description: error))
                 } else {
@@ -93,8 +97,9 @@ public actor DynamicSecurity {
         let id = Crypto.randomToken(length: 12)
         var command = command
         command["correlationData"] = .string(id)
-        let message = MQTTMessage(topic: Self.commandTopic, payload: JSON.object(["commands": [.object(command)]]).bytes,
-                                  qos: .atLeastOnce)
+        let message = MQTTMessage(
+            topic: Self.commandTopic, payload: JSON.object(["commands": [.object(command)]]).bytes,
+            qos: .atLeastOnce)
         let timeout = Task { [weak self] in
             try? await Task.sleep(for: limit)
             await self?.fail(id, Failure(description: "no answer from the dynamic-security plugin (is it loaded?)"))
@@ -133,13 +138,19 @@ public actor DynamicSecurity {
     /// Creates (or repairs) the device's role and client so they match `device`.
     public func ensure(_ device: PairedDevice) async throws {
         do {
-            try await execute(["command": "createRole", "rolename": .string(device.username),
-                               "textname": .string("tradfri-bridge device \(device.id)"), "acls": Self.acls(prefix: device.topicPrefix)])
+            try await execute([
+                "command": "createRole", "rolename": .string(device.username),
+                "textname": .string("tradfri-bridge device \(device.id)"),
+                "acls": Self.acls(prefix: device.topicPrefix),
+            ])
         } catch let error as Failure where error.description.contains("already exists") {
             // Keep the role but make its ACLs right: remove and add again.
             try await execute(["command": "deleteRole", "rolename": .string(device.username)])
-            try await execute(["command": "createRole", "rolename": .string(device.username),
-                               "textname": .string("tradfri-bridge device \(device.id)"), "acls": Self.acls(prefix: device.topicPrefix)])
+            try await execute([
+                "command": "createRole", "rolename": .string(device.username),
+                "textname": .string("tradfri-bridge device \(device.id)"),
+                "acls": Self.acls(prefix: device.topicPrefix),
+            ])
         }
         do {
             try await execute([
@@ -147,10 +158,14 @@ public actor DynamicSecurity {
                 "textname": .string(device.name), "roles": [["rolename": .string(device.username), "priority": 0]],
             ])
         } catch let error as Failure where error.description.contains("already exists") {
-            try await execute(["command": "setClientPassword", "username": .string(device.username),
-                               "password": .string(device.password)])
-            _ = try? await execute(["command": "addClientRole", "username": .string(device.username),
-                                "rolename": .string(device.username), "priority": 0])
+            try await execute([
+                "command": "setClientPassword", "username": .string(device.username),
+                "password": .string(device.password),
+            ])
+            _ = try? await execute([
+                "command": "addClientRole", "username": .string(device.username),
+                "rolename": .string(device.username), "priority": 0,
+            ])
             try await execute(["command": "enableClient", "username": .string(device.username)])
         }
     }

@@ -78,8 +78,10 @@ public final class HTTPServer: @unchecked Sendable {
         public let description: String
     }
 
-    public init(host: String, port: UInt16, tls: TLSServerContext?, maxConnections: Int = 32,
-                handler: @escaping Handler) throws(BindError) {
+    public init(
+        host: String, port: UInt16, tls: TLSServerContext?, maxConnections: Int = 32,
+        handler: @escaping Handler
+    ) throws(BindError) {
         self.tls = tls
         self.handler = handler
         self.maxConnections = maxConnections
@@ -95,7 +97,9 @@ public final class HTTPServer: @unchecked Sendable {
             throw BindError(description: "'\(host)' is not an IPv4 address")
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, listen(fd, 128) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -154,7 +158,8 @@ public final class HTTPServer: @unchecked Sendable {
             }
             var localText = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
             inet_ntop(AF_INET, &local.sin_addr, &localText, socklen_t(localText.count))
-            let localAddress = String(decoding: localText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let localAddress = String(
+                decoding: localText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let thread = Thread { [self] in
                 serve(client, peer: address, local: localAddress)
                 close(client)
@@ -225,7 +230,9 @@ public final class HTTPServer: @unchecked Sendable {
             case .plain(let fd):
                 var offset = 0
                 while offset < bytes.count {
-                    let sent = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    let sent = bytes[offset...].withUnsafeBytes {
+                        send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                    }
                     guard sent > 0 else { return }
                     offset += sent
                 }
@@ -250,7 +257,9 @@ public final class HTTPServer: @unchecked Sendable {
             guard !chunk.isEmpty else { return .failure(Problem(status: nil, message: "closed")) }
             data += chunk
             headEnd = data.firstRange(of: [13, 10, 13, 10])?.lowerBound
-            if headEnd == nil, data.count > maxHead { return .failure(Problem(status: 413, message: "request too large")) }
+            if headEnd == nil, data.count > maxHead {
+                return .failure(Problem(status: 413, message: "request too large"))
+            }
         }
         guard let headEnd, let head = String(validating: data[..<headEnd], as: UTF8.self) else {
             return .failure(Problem(status: 400, message: "bad request"))
@@ -262,8 +271,11 @@ public final class HTTPServer: @unchecked Sendable {
         }
         var headers: [String: String] = [:]
         for line in lines.dropFirst() where !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":") else { return .failure(Problem(status: 400, message: "bad header")) }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            guard let colon = line.firstIndex(of: ":") else {
+                return .failure(Problem(status: 400, message: "bad header"))
+            }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces)
         }
         var body = Array(data[(headEnd + 4)...])
         let length = Int(headers["content-length"] ?? "0") ?? -1
@@ -283,7 +295,9 @@ public final class HTTPServer: @unchecked Sendable {
                 query[String(kv[0])] = kv.count == 2 ? String(kv[1]).removingPercentEncoding ?? String(kv[1]) : ""
             }
         }
-        return .success(HTTPRequest(method: String(parts[0]), path: String(pathPart.first ?? ""), query: query,
-                                    headers: headers, body: Array(body.prefix(length)), peer: peer))
+        return .success(
+            HTTPRequest(
+                method: String(parts[0]), path: String(pathPart.first ?? ""), query: query,
+                headers: headers, body: Array(body.prefix(length)), peer: peer))
     }
 }

@@ -133,8 +133,9 @@ public struct PairingBook: Sendable {
             return .registered(pending[index], isNew: false)
         }
         guard pending.count < settings.maxPending else { return .full }
-        let request = Request(id: newID(), mode: .legacy, name: "EmonESP at \(ip)", ip: ip, mac: mac, firstSeen: now,
-                              lastSeen: now, secretHash: nil, verificationCode: nil)
+        let request = Request(
+            id: newID(), mode: .legacy, name: "EmonESP at \(ip)", ip: ip, mac: mac, firstSeen: now,
+            lastSeen: now, secretHash: nil, verificationCode: nil)
         pending.append(request)
         return .registered(request, isNew: true)
     }
@@ -142,13 +143,16 @@ public struct PairingBook: Sendable {
     // MARK: Secure requests
 
     /// A secure request: the device sends its name and a one-time secret (over TLS).
-    public mutating func secureRequest(ip: String, mac: String?, name: String, secret: String, now: Double)
+    public mutating func secureRequest(
+        ip: String, mac: String?, name: String, secret: String, now: Double
+    )
         -> Answer<IssuedCredentials>
     {
         guard isOpen(now: now) else { return .windowClosed }
         guard admit(ip, now: now) else { return .rateLimited }
         let trimmed = name.trimmingPrefix(while: \.isWhitespace)
-        guard (1...64).contains(trimmed.count), trimmed.allSatisfy({ !$0.isNewline && $0.asciiValue.map { $0 >= 32 } ?? true })
+        guard (1...64).contains(trimmed.count),
+            trimmed.allSatisfy({ !$0.isNewline && $0.asciiValue.map { $0 >= 32 } ?? true })
         else { return .invalid("name must be 1 to 64 printable characters") }
         guard Self.isValidSecret(secret) else {
             return .invalid("secret must be 32 to 128 characters from A-Z a-z 0-9 - _")
@@ -158,8 +162,9 @@ public struct PairingBook: Sendable {
             return .registered(existing, isNew: false)
         }
         guard pending.count < settings.maxPending else { return .full }
-        let request = Request(id: newID(), mode: .secure, name: String(trimmed), ip: ip, mac: mac, firstSeen: now,
-                              lastSeen: now, secretHash: hash, verificationCode: Self.verificationCode(hash))
+        let request = Request(
+            id: newID(), mode: .secure, name: String(trimmed), ip: ip, mac: mac, firstSeen: now,
+            lastSeen: now, secretHash: hash, verificationCode: Self.verificationCode(hash))
         pending.append(request)
         return .registered(request, isNew: true)
     }
@@ -169,13 +174,17 @@ public struct PairingBook: Sendable {
         guard admit(ip, now: now) else { return .rateLimited }
         let hash = Crypto.sha256(Array(secret.utf8))
         if let grant = grants[id] {
-            guard let expected = grant.request.secretHash, Crypto.constantTimeEqual(expected, hash) else { return .wrongSecret }
+            guard let expected = grant.request.secretHash, Crypto.constantTimeEqual(expected, hash) else {
+                return .wrongSecret
+            }
             grants[id] = nil
             guard now < grant.expires else { return .unknown }
             return .credentials(grant)
         }
         if let request = pending.first(where: { $0.id == id }) {
-            guard let expected = request.secretHash, Crypto.constantTimeEqual(expected, hash) else { return .wrongSecret }
+            guard let expected = request.secretHash, Crypto.constantTimeEqual(expected, hash) else {
+                return .wrongSecret
+            }
             return .pending(request)
         }
         if let until = denied[id], now < until { return .denied }
@@ -229,7 +238,8 @@ public struct PairingBook: Sendable {
 
     /// When something next times out (nil when nothing will): the service sleeps until then.
     public func nextDeadline() -> Double? {
-        let times = pending.map { $0.lastSeen + settings.pendingLifetime } + grants.values.map(\.expires)
+        let times =
+            pending.map { $0.lastSeen + settings.pendingLifetime } + grants.values.map(\.expires)
             + (window.map { [$0.until] } ?? [])
         return times.min()
     }

@@ -58,7 +58,9 @@ extension BridgeRequests {
             try request.allowOnly(members)
             if let subject { command[subject] = .string(try request.string(subject)) }
             if let minutes = request.members["minutes"] {
-                guard minutes.intValue != nil else { throw BridgeRequestError("'minutes' must be a whole number (1 to 15)") }
+                guard minutes.intValue != nil else {
+                    throw BridgeRequestError("'minutes' must be a whole number (1 to 15)")
+                }
                 command["minutes"] = minutes
             }
             if let legacy = request.members["legacy"] {

@@ -56,28 +56,36 @@ public actor PairingService {
         bookSettings.grantLifetime = Double(configuration.pairing.grantSeconds)
         book = PairingBook(settings: bookSettings)
         caFingerprint = configuration.mqtt.caFile.flatMap { file in
-            (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { try? CertificateBundle.fingerprint(ofPEM: $0) }
+            (try? String(contentsOfFile: file, encoding: .utf8)).flatMap {
+                try? CertificateBundle.fingerprint(ofPEM: $0)
+            }
         }
         guard let admin = configuration.pairing.brokerAdminUser else {
-            throw ConfigurationError(file: "configuration", line: nil, key: "pairing.broker_admin_user",
-                                     message: "pairing needs a broker account that may manage dynamic security")
+            throw ConfigurationError(
+                file: "configuration", line: nil, key: "pairing.broker_admin_user",
+                message: "pairing needs a broker account that may manage dynamic security")
         }
         var password: String?
         if let file = configuration.pairing.brokerAdminPasswordFile {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw ConfigurationError(file: file, line: nil, key: "pairing.broker_admin_password_file",
-                                         message: "cannot be read")
+                throw ConfigurationError(
+                    file: file, line: nil, key: "pairing.broker_admin_password_file",
+                    message: "cannot be read")
             }
             password = text.split(whereSeparator: \.isNewline).first.map(String.init)
         }
-        let tls = broker.tls
-            ? MQTTTLSConfiguration(caFile: configuration.mqtt.caFile, certificateFile: nil, keyFile: nil,
-                                   insecure: configuration.mqtt.insecure) : nil
+        let tls =
+            broker.tls
+            ? MQTTTLSConfiguration(
+                caFile: configuration.mqtt.caFile, certificateFile: nil, keyFile: nil,
+                insecure: configuration.mqtt.insecure) : nil
         certificate = try Self.loadCertificate(in: stateDirectory)
         fingerprint = try certificate.fingerprint()
-        dynsec = try DynamicSecurity(configuration: MQTTConfiguration(
-            host: broker.host, port: broker.port, clientID: configuration.mqtt.clientID + "-pairing", username: admin,
-            password: password, tls: tls, protocolVersion: .v5))
+        dynsec = try DynamicSecurity(
+            configuration: MQTTConfiguration(
+                host: broker.host, port: broker.port, clientID: configuration.mqtt.clientID + "-pairing",
+                username: admin,
+                password: password, tls: tls, protocolVersion: .v5))
     }
 
     private var now: Double { (ContinuousClock.now - started).seconds }
@@ -107,11 +115,13 @@ public actor PairingService {
             },
             watch: { [weak self] send in await self?.addWatcher(send) })
         controlServer?.start()
-        logger.info("pairing ready", metadata: [
-            "pairing.listen": "\(secureHost):\(secureServer?.port ?? 0)",
-            "pairing.legacy": "\(settings.legacy ? "\(legacyServer?.port ?? 0)" : "off")",
-            "pairing.fingerprint": "\(fingerprint)", "pairing.control": "\(settings.controlSocket)",
-        ])
+        logger.info(
+            "pairing ready",
+            metadata: [
+                "pairing.listen": "\(secureHost):\(secureServer?.port ?? 0)",
+                "pairing.legacy": "\(settings.legacy ? "\(legacyServer?.port ?? 0)" : "off")",
+                "pairing.fingerprint": "\(fingerprint)", "pairing.control": "\(settings.controlSocket)",
+            ])
     }
 
     public func stop() async {
@@ -128,7 +138,8 @@ public actor PairingService {
 
     private func listenAddress(_ text: String, defaultPort: UInt16) throws -> (String, UInt16) {
         guard let (host, port) = splitHostPort(text, defaultPort: defaultPort) else {
-            throw ConfigurationError(file: "configuration", line: nil, key: "pairing.listen", message: "'\(text)' is not HOST:PORT")
+            throw ConfigurationError(
+                file: "configuration", line: nil, key: "pairing.listen", message: "'\(text)' is not HOST:PORT")
         }
         return (host, port)
     }
@@ -144,14 +155,18 @@ public actor PairingService {
         }
         let host = BridgeConfiguration.hostName
         let bundle = try CertificateBundle.selfSigned(commonName: "\(host).local", dnsNames: [host, "\(host).local"])
-        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        _ = FileManager.default.createFile(atPath: keyPath, contents: Data(bundle.privateKeyPEM.utf8),
-                                           attributes: [.posixPermissions: 0o600])
-        _ = FileManager.default.createFile(atPath: certificatePath, contents: Data(bundle.certificatePEM.utf8),
-                                           attributes: [.posixPermissions: 0o644])
-        Logger(label: "pairing").info("created the pairing certificate",
-                                      metadata: ["pairing.fingerprint": "\((try? bundle.fingerprint()) ?? "?")"])
+        try FileManager.default.createDirectory(
+            atPath: stateDirectory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
+        _ = FileManager.default.createFile(
+            atPath: keyPath, contents: Data(bundle.privateKeyPEM.utf8),
+            attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(
+            atPath: certificatePath, contents: Data(bundle.certificatePEM.utf8),
+            attributes: [.posixPermissions: 0o644])
+        Logger(label: "pairing").info(
+            "created the pairing certificate",
+            metadata: ["pairing.fingerprint": "\((try? bundle.fingerprint()) ?? "?")"])
         return bundle
     }
 
@@ -161,7 +176,8 @@ public actor PairingService {
             if device.isActive {
                 if try await !dynsec.exists(username: device.username) {
                     try await dynsec.ensure(device)
-                    logger.notice("restored a device's broker account from the registry", metadata: ["device": "\(device.id)"])
+                    logger.notice(
+                        "restored a device's broker account from the registry", metadata: ["device": "\(device.id)"])
                 }
             } else {
                 try await dynsec.remove(username: device.username)
@@ -227,9 +243,13 @@ public actor PairingService {
             switch book.secureRequest(ip: request.peer, mac: mac, name: name, secret: secret, now: now) {
             case .registered(let pending, let isNew):
                 if isNew { requested(pending) }
-                return json(202, ["status": "pending", "id": .string(pending.id),
-                                  "verification_code": .string(pending.verificationCode ?? ""),
-                                  "fingerprint": .string(fingerprint)])
+                return json(
+                    202,
+                    [
+                        "status": "pending", "id": .string(pending.id),
+                        "verification_code": .string(pending.verificationCode ?? ""),
+                        "fingerprint": .string(fingerprint),
+                    ])
             case .windowClosed: return json(403, ["error": "pairing is not open"])
             case .rateLimited:
                 audit.rateLimited(ip: request.peer)
@@ -248,13 +268,18 @@ public actor PairingService {
                 let credentials = grant.credentials
                 let local = ["localhost", "127.0.0.1", "::1"].contains(broker.host)
                 let host = settings.brokerHost ?? (local ? request.localAddress : broker.host)
-                return json(200, [
-                    "status": "approved",
-                    "broker": ["host": .string(host), "port": .int(settings.brokerPort ?? Int(broker.port)), "tls": .bool(broker.tls)],
-                    "username": .string(credentials.username), "password": .string(credentials.password),
-                    "client_id": .string(credentials.username), "topic_prefix": .string(credentials.topicPrefix),
-                    "ca_fingerprint": caFingerprint.map(JSON.string) ?? .null,
-                ])
+                return json(
+                    200,
+                    [
+                        "status": "approved",
+                        "broker": [
+                            "host": .string(host), "port": .int(settings.brokerPort ?? Int(broker.port)),
+                            "tls": .bool(broker.tls),
+                        ],
+                        "username": .string(credentials.username), "password": .string(credentials.password),
+                        "client_id": .string(credentials.username), "topic_prefix": .string(credentials.topicPrefix),
+                        "ca_fingerprint": caFingerprint.map(JSON.string) ?? .null,
+                    ])
             case .pending: return json(202, ["status": "pending"])
             case .denied: return json(403, ["status": "denied"])
             case .wrongSecret:
@@ -284,9 +309,15 @@ public actor PairingService {
 
     private func requested(_ request: PairingBook.Request) {
         audit.record("request", request: request)
-        logger.notice("a device asks to pair", metadata: ["request": "\(request.id)", "ip": "\(request.ip)", "mode": "\(request.mode)"])
-        publishEvent("pairing_requested", ["id": .string(request.id), "name": .string(request.name),
-                                           "ip": .string(request.ip), "mode": .string(request.mode.rawValue)])
+        logger.notice(
+            "a device asks to pair",
+            metadata: ["request": "\(request.id)", "ip": "\(request.ip)", "mode": "\(request.mode)"])
+        publishEvent(
+            "pairing_requested",
+            [
+                "id": .string(request.id), "name": .string(request.name),
+                "ip": .string(request.ip), "mode": .string(request.mode.rawValue),
+            ])
         notifyWatchers("requested", .object(info(request)))
     }
 
@@ -296,14 +327,17 @@ public actor PairingService {
         audit.record("fetch", device: device)
         logger.notice("credentials fetched", metadata: ["device": "\(device.id)", "ip": "\(grant.request.ip)"])
         publishEvent("pairing_fetched", ["device": .string(device.id), "name": .string(device.name)])
-        notifyWatchers("fetched", ["device": .string(device.id), "name": .string(device.name), "ip": .string(device.ip)])
+        notifyWatchers(
+            "fetched", ["device": .string(device.id), "name": .string(device.name), "ip": .string(device.ip)])
     }
 
     /// A message appeared under a device's prefix: it connected with its credentials.
     public func messageSeen(topic: String) {
-        guard let device = registry.devices.first(where: {
-            $0.isActive && $0.connectedAt == nil && topic.hasPrefix($0.topicPrefix + "/")
-        }) else { return }
+        guard
+            let device = registry.devices.first(where: {
+                $0.isActive && $0.connectedAt == nil && topic.hasPrefix($0.topicPrefix + "/")
+            })
+        else { return }
         try? registry.update(device.id) { $0.connectedAt = Date().formatted(.iso8601) }
         audit.record("connected", device: device)
         publishEvent("pairing_connected", ["device": .string(device.id), "name": .string(device.name)])
@@ -356,24 +390,28 @@ public actor PairingService {
             let id = request["id"]?.stringValue ?? ""
             guard let denied = book.deny(id: id, now: now) else { throw ControlError("no pending request \(id)") }
             audit.record("deny", request: denied)
-            publishEvent("pairing_denied", ["id": .string(denied.id), "name": .string(denied.name), "ip": .string(denied.ip)])
+            publishEvent(
+                "pairing_denied", ["id": .string(denied.id), "name": .string(denied.name), "ip": .string(denied.ip)])
             notifyWatchers("denied", .object(info(denied)))
             return .object(info(denied))
         case "devices":
-            return .array(registry.devices.map { device in
-                var entry: [String: JSON] = [
-                    "id": .string(device.id), "name": .string(device.name), "mode": .string(device.mode.rawValue),
-                    "ip": .string(device.ip), "username": .string(device.username),
-                    "topic_prefix": .string(device.topicPrefix), "paired_at": .string(device.pairedAt),
-                    "state": .string(device.revokedAt != nil ? "revoked" : device.connectedAt != nil ? "connected" : "paired"),
-                ]
-                if let mac = device.mac { entry["mac"] = .string(mac) }
-                return .object(entry)
-            })
+            return .array(
+                registry.devices.map { device in
+                    var entry: [String: JSON] = [
+                        "id": .string(device.id), "name": .string(device.name), "mode": .string(device.mode.rawValue),
+                        "ip": .string(device.ip), "username": .string(device.username),
+                        "topic_prefix": .string(device.topicPrefix), "paired_at": .string(device.pairedAt),
+                        "state": .string(
+                            device.revokedAt != nil ? "revoked" : device.connectedAt != nil ? "connected" : "paired"),
+                    ]
+                    if let mac = device.mac { entry["mac"] = .string(mac) }
+                    return .object(entry)
+                })
         case "revoke":
             return try await revoke(request["device"]?.stringValue ?? "")
         default:
-            throw ControlError("unknown command (known: status, list, open, close, allow, deny, devices, revoke, watch)")
+            throw ControlError(
+                "unknown command (known: status, list, open, close, allow, deny, devices, revoke, watch)")
         }
     }
 
@@ -394,7 +432,9 @@ public actor PairingService {
     private func allow(_ id: String) async throws -> JSON {
         guard let request = book.request(id: id) else { throw ControlError("no pending request \(id)") }
         let suffix = Crypto.randomToken(length: 4).lowercased()
-        let base = request.mode == .legacy ? "emonesp" : String(FriendlyNames.slug(request.name, fallback: "device").prefix(20))
+        let base =
+            request.mode == .legacy
+            ? "emonesp" : String(FriendlyNames.slug(request.name, fallback: "device").prefix(20))
         let deviceID = "\(base)-\(suffix)".replacingOccurrences(of: "_", with: "-")
         let device = PairedDevice(
             id: deviceID, name: request.name, mode: request.mode, ip: request.ip, mac: request.mac,
@@ -406,8 +446,9 @@ public actor PairingService {
         } catch {
             throw ControlError("could not create the device's broker account: \(error)")
         }
-        let credentials = IssuedCredentials(deviceID: deviceID, username: device.username, password: device.password,
-                                            topicPrefix: device.topicPrefix)
+        let credentials = IssuedCredentials(
+            deviceID: deviceID, username: device.username, password: device.password,
+            topicPrefix: device.topicPrefix)
         guard book.allow(id: id, credentials: credentials, now: now) != nil else {
             try? await dynsec.remove(username: device.username)
             throw ControlError("request \(id) expired meanwhile")
@@ -416,14 +457,24 @@ public actor PairingService {
         armTimer()
         audit.record("allow", request: request)
         audit.record("issue", device: device)
-        publishEvent("pairing_allowed", ["id": .string(request.id), "name": .string(request.name), "device": .string(deviceID)])
-        notifyWatchers("allowed", ["id": .string(request.id), "name": .string(request.name), "device": .string(deviceID),
-                                   "seconds_to_fetch": .int(Int(book.settings.grantLifetime))])
-        return ["device": .string(deviceID), "username": .string(device.username), "topic_prefix": .string(device.topicPrefix)]
+        publishEvent(
+            "pairing_allowed", ["id": .string(request.id), "name": .string(request.name), "device": .string(deviceID)])
+        notifyWatchers(
+            "allowed",
+            [
+                "id": .string(request.id), "name": .string(request.name), "device": .string(deviceID),
+                "seconds_to_fetch": .int(Int(book.settings.grantLifetime)),
+            ])
+        return [
+            "device": .string(deviceID), "username": .string(device.username),
+            "topic_prefix": .string(device.topicPrefix),
+        ]
     }
 
     private func revoke(_ key: String) async throws -> JSON {
-        guard let device = registry.device(key), device.isActive else { throw ControlError("no active paired device \(key)") }
+        guard let device = registry.device(key), device.isActive else {
+            throw ControlError("no active paired device \(key)")
+        }
         do {
             try await dynsec.remove(username: device.username)
         } catch {
@@ -484,10 +535,18 @@ public actor PairingService {
                     try? registry.update(device.id) { $0.revokedAt = Date().formatted(.iso8601) }
                     audit.record("expire_unfetched", device: device)
                 }
-                publishEvent("pairing_expired", ["id": .string(grant.request.id), "name": .string(grant.request.name),
-                                                 "device": .string(grant.credentials.deviceID)])
-                notifyWatchers("expired", ["id": .string(grant.request.id), "name": .string(grant.request.name),
-                                           "unfetched": true])
+                publishEvent(
+                    "pairing_expired",
+                    [
+                        "id": .string(grant.request.id), "name": .string(grant.request.name),
+                        "device": .string(grant.credentials.deviceID),
+                    ])
+                notifyWatchers(
+                    "expired",
+                    [
+                        "id": .string(grant.request.id), "name": .string(grant.request.name),
+                        "unfetched": true,
+                    ])
             case .window:
                 broadcaster?.cancel()
                 audit.record("window_close", detail: "timed out")
