@@ -13,24 +13,40 @@ packages=(
   python3 python3-jinja2
 )
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-dependencies: run as root (or with sudo)" >&2
+install_packages() {
+  # Keep apt from starting daemons while installing (policy-rc.d exit 101 = "not allowed").
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    guard=/usr/sbin/policy-rc.d
+  fi
+  cleanup() { if [ -n "$guard" ]; then rm -f "$guard"; fi; }
+  trap cleanup EXIT
+
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${packages[@]}"
+}
+
+# --list: the package names, for callers that run apt themselves (.ci/run).
+if [ "${1:-}" = "--list" ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-dependencies: every package is installed"
+elif [ "$(id -u)" -ne 0 ]; then
+  echo "install-dependencies: run as root (or with sudo) to install: ${missing[*]}" >&2
   exit 1
+else
+  install_packages
 fi
-
-# Keep apt from starting daemons while installing (policy-rc.d exit 101 = "not allowed").
-guard=""
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-  chmod +x /usr/sbin/policy-rc.d
-  guard=/usr/sbin/policy-rc.d
-fi
-cleanup() { if [ -n "$guard" ]; then rm -f "$guard"; fi; }
-trap cleanup EXIT
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update
-apt-get install -y --no-install-recommends "${packages[@]}"
 
 if ! command -v swift >/dev/null 2>&1; then
   echo "install-dependencies: the Swift 6 toolchain is not on PATH (see https://www.swift.org/install/linux/)" >&2
