@@ -109,7 +109,8 @@ let package = Package(
         ),
 
         // MARK: Tests (mirror the source tree)
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .systemLibrary(name: "CTestSupport", path: "Tests/CTestSupport"),
+        .target(name: "TestSupport", dependencies: ["CTestSupport"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TradfriModelTests", dependencies: ["TradfriModel"], swiftSettings: strict),
         .testTarget(name: "CoAPTests", dependencies: ["CoAP", "TestSupport"], swiftSettings: strict),
         .testTarget(

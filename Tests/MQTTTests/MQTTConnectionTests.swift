@@ -148,16 +148,16 @@ import Testing
         let events = EventLog(client!)
         try client!.start()
         try await events.connected()
-        #expect(Self.threadNames().contains("mqtt \(clientID)"))
+        let threads = ProcessThreads.ids(named: "mqtt \(clientID)")
+        #expect(threads.count == 1, "one network thread, named after the client")
 
         client = nil
         try await broker.waitForLog(containing: "Client \(clientID) disconnected")
         try await events.end()
-        try await withDeadline(.seconds(5), "the network thread to end") {
-            while Self.threadNames().contains("mqtt \(clientID)") {
-                try await Task.sleep(for: .milliseconds(10))
-            }
+        for thread in threads {
+            try await ProcessThreads.waitForExit(of: thread, within: .seconds(5))
         }
+        #expect(ProcessThreads.ids(named: "mqtt \(clientID)").isEmpty)
     }
 
     @Test func publishingWithoutConnectionFailsClearly() async throws {
@@ -202,15 +202,5 @@ import Testing
         #expect(ContinuousClock.now - started >= .seconds(4))
         #expect(error.description.contains("the broker did not answer within the keepalive interval"), "\(error)")
         await client.disconnect()
-    }
-
-    /// Names of this process's threads (Linux truncates them to 15 bytes).
-    static func threadNames() -> Set<String> {
-        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
-        return Set(
-            tasks.compactMap { task in
-                (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8))?
-                    .trimmingCharacters(in: .newlines)
-            })
     }
 }

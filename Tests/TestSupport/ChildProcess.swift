@@ -138,23 +138,14 @@ public final class ChildProcess: @unchecked Sendable {
             return nextWaiter
         }
         let description = what ?? "a matching line"
-        return try await withThrowingTaskGroup(of: String.self) { group in
-            group.addTask {
-                try await withTaskCancellationHandler {
-                    try await withCheckedThrowingContinuation { continuation in
-                        self.register(id: id, after: after, predicate: predicate, continuation: continuation)
-                    }
-                } onCancel: {
-                    self.cancelWaiter(id)
+        return try await withDeadline(limit, "\(description) from \(self.name); output so far:\n\(self.outputText)") {
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    self.register(id: id, after: after, predicate: predicate, continuation: continuation)
                 }
+            } onCancel: {
+                self.cancelWaiter(id)
             }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw DeadlineExceeded(
-                    what: "\(description) from \(self.name); output so far:\n\(self.outputText)", after: limit)
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!
         }
     }
 
@@ -165,8 +156,8 @@ public final class ChildProcess: @unchecked Sendable {
             nextWaiter += 1
             return nextWaiter
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
+        try await withDeadline(limit, "'\(text)' from \(self.name); output so far:\n\(self.outputText)") {
+            try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
                     self.lock.withLock {
                         if self.rawText.contains(text) {
@@ -176,22 +167,9 @@ public final class ChildProcess: @unchecked Sendable {
                         }
                     }
                 }
+            } onCancel: {
+                self.cancelWaiter(id)
             }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw DeadlineExceeded(
-                    what: "'\(text)' from \(self.name); output so far:\n\(self.lock.withLock { self.rawText })",
-                    after: limit)
-            }
-            defer {
-                group.cancelAll()
-                lock.withLock {
-                    if let index = textWaiters.firstIndex(where: { $0.id == id }) {
-                        textWaiters.remove(at: index).continuation.resume(throwing: CancellationError())
-                    }
-                }
-            }
-            try await group.next()!
         }
     }
 
@@ -213,7 +191,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Waits for the process to exit and returns its status (the signal number if it was killed).
     public func waitForExit(within limit: Duration = .seconds(10)) async throws -> Int32 {
-        try await withDeadline(limit, "exit of \(name)") {
+        try await withDeadline(limit, "exit of \(self.name)") {
             await withCheckedContinuation { continuation in
                 self.lock.withLock {
                     if let status = self.exitStatus {
@@ -254,6 +232,9 @@ public final class ChildProcess: @unchecked Sendable {
             if let index = waiters.firstIndex(where: { $0.id == id }) {
                 waiters.remove(at: index).continuation.resume(throwing: CancellationError())
             }
+            if let index = textWaiters.firstIndex(where: { $0.id == id }) {
+                textWaiters.remove(at: index).continuation.resume(throwing: CancellationError())
+            }
         }
     }
 
@@ -289,7 +270,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Waits until the program's output pipe is closed (everything it printed has been read).
     public func waitForOutputEnd(within limit: Duration = .seconds(5)) async throws {
-        try await withDeadline(limit, "the end of \(name)'s output") {
+        try await withDeadline(limit, "the end of \(self.name)'s output") {
             await withCheckedContinuation { continuation in
                 let done: Bool = self.lock.withLock {
                     if self.outputEnded { return true }

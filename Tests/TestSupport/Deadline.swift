@@ -9,12 +9,14 @@ public struct DeadlineExceeded: Error, CustomStringConvertible {
 }
 
 /// Runs `operation`, failing with `DeadlineExceeded` if it has not finished within `limit`.
+/// `what` is evaluated when the deadline passes, so it can describe what had happened by then
+/// (the output so far, the events so far).
 ///
 /// The deadline wins even if `operation` waits on something that never happens and ignores
 /// cancellation (a continuation nobody resumes): the caller gets the error at once and the
 /// abandoned operation is cancelled in the background.
 public func withDeadline<T: Sendable>(
-    _ limit: Duration, _ what: String = "operation",
+    _ limit: Duration, _ what: @autoclosure @escaping @Sendable () -> String = "operation",
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let outcome = FirstOutcome<T>()
@@ -27,7 +29,8 @@ public func withDeadline<T: Sendable>(
             outcome.onFinish { work.cancel() }
             Task {
                 try? await Task.sleep(for: limit)
-                outcome.finish(.failure(DeadlineExceeded(what: what, after: limit)))
+                guard !outcome.isFinished else { return }
+                outcome.finish(.failure(DeadlineExceeded(what: what(), after: limit)))
             }
         }
     } onCancel: {
@@ -43,6 +46,8 @@ final class FirstOutcome<T: Sendable>: @unchecked Sendable {
     private var early: Result<T, any Error>?
     private var finished = false
     private var cleanup: (@Sendable () -> Void)?
+
+    var isFinished: Bool { lock.withLock { finished } }
 
     func install(_ continuation: CheckedContinuation<T, any Error>) {
         let pending: Result<T, any Error>? = lock.withLock {

@@ -59,23 +59,14 @@ public final class EventRecorder<Event: Sendable>: @unchecked Sendable {
             nextWaiter += 1
             return nextWaiter
         }
-        return try await withThrowingTaskGroup(of: Event.self) { group in
-            group.addTask {
-                try await withTaskCancellationHandler {
-                    try await withCheckedThrowingContinuation { continuation in
-                        self.register(
-                            id: id, from: start, predicate: predicate, continuation: continuation, what: what)
-                    }
-                } onCancel: {
-                    self.cancelWaiter(id)
+        return try await withDeadline(limit, "\(what); events so far:\n\(self.describeEvents())") {
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    self.register(id: id, from: start, predicate: predicate, continuation: continuation, what: what)
                 }
+            } onCancel: {
+                self.cancelWaiter(id)
             }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw DeadlineExceeded(what: "\(what); events so far:\n\(self.describeEvents())", after: limit)
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!
         }
     }
 
@@ -89,30 +80,22 @@ public final class EventRecorder<Event: Sendable>: @unchecked Sendable {
             nextWaiter += 1
             return nextWaiter
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await withTaskCancellationHandler {
-                    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                        self.lock.withLock {
-                            if self.finished {
-                                continuation.resume()
-                            } else {
-                                self.endWaiters[id] = continuation
-                            }
+        try await withDeadline(limit, "\(what); events so far:\n\(self.describeEvents())") {
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    self.lock.withLock {
+                        if self.finished {
+                            continuation.resume()
+                        } else {
+                            self.endWaiters[id] = continuation
                         }
                     }
-                } onCancel: {
-                    self.lock.withLock {
-                        self.endWaiters.removeValue(forKey: id)?.resume(throwing: CancellationError())
-                    }
+                }
+            } onCancel: {
+                self.lock.withLock {
+                    self.endWaiters.removeValue(forKey: id)?.resume(throwing: CancellationError())
                 }
             }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw DeadlineExceeded(what: "\(what); events so far:\n\(self.describeEvents())", after: limit)
-            }
-            defer { group.cancelAll() }
-            try await group.next()!
         }
     }
 

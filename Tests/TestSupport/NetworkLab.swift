@@ -1,3 +1,4 @@
+import CTestSupport
 import Foundation
 
 /// A throwaway LAN for tests that need real multicast (mDNS discovery of the gateway and the
@@ -482,21 +483,11 @@ extension NetworkLab {
     }
 
     /// Waits for `child` to exit; stops it (SIGTERM, then SIGKILL 3 s later) and returns nil if
-    /// it has not exited within `limit`. (`ChildProcess.waitForExit`'s own deadline cannot end a
-    /// wait whose process never exits.)
+    /// it has not exited within `limit`.
     static func waitForExit(of child: ChildProcess, within limit: Duration) async throws -> Int32? {
-        let watchdog = Task {
-            try? await Task.sleep(for: limit)
-            guard !Task.isCancelled else { return false }
-            child.signal(SIGTERM)
-            try? await Task.sleep(for: .seconds(3))
-            guard !Task.isCancelled else { return true }
-            child.signal(SIGKILL)
-            return true
-        }
-        let status = try await child.waitForExit(within: limit + .seconds(30))
-        watchdog.cancel()
-        return await watchdog.value ? nil : status
+        if let status = try? await child.waitForExit(within: limit) { return status }
+        await child.stop(grace: .seconds(3))
+        return nil
     }
 
     /// SIGTERM, then SIGKILL after `grace`; returns once the process has exited.
@@ -523,14 +514,32 @@ extension NetworkLab {
                     return identities.contains { $0 == identity }
                 }
                 if members.isEmpty { break }
+                // Opened before the kill, so a recycled pid can never be mistaken for a member.
+                let exits = members.map(ctestsupport_process_pidfd).filter { $0 >= 0 }
                 for pid in members { kill(pid, SIGKILL) }
-                usleep(20_000)  // teardown only: give the kernel a moment to reap
+                waitUntilReadable(exits, within: .seconds(2))
+                exits.forEach { close($0) }
             }
         }
         for name in names {
             let path = "/run/netns/\(name)"
             umount2(path, Int32(MNT_DETACH))
             unlink(path)
+        }
+    }
+
+    /// Blocks until every descriptor is readable (a process pidfd: the process has exited) or
+    /// `limit` has passed.
+    private static func waitUntilReadable(_ descriptors: [Int32], within limit: Duration) {
+        let deadline = ContinuousClock.now + limit
+        var pending = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        while !pending.isEmpty {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return }
+            let milliseconds = Int32(
+                left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
+            guard poll(&pending, nfds_t(pending.count), max(milliseconds, 1)) >= 0 || errno == EINTR else { return }
+            pending = pending.filter { $0.revents == 0 }.map { pollfd(fd: $0.fd, events: $0.events, revents: 0) }
         }
     }
 
