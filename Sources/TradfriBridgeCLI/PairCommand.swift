@@ -44,6 +44,17 @@ struct PairCommand: AsyncParsableCommand {
                 throw Failure("\(error)")
             }
         }
+
+        /// Sends `command` and prints the list it answers as a table (or as JSON with `--json`).
+        func printList(
+            _ command: String, json: Bool, empty: String, header: [String], row: (JSON) -> [String]
+        ) throws {
+            let reply = try send(["command": .string(command)])
+            if json { return print(reply.description) }
+            let list = reply.arrayValue ?? []
+            guard !list.isEmpty else { return print(empty) }
+            print(GatewayInventory.format([header] + list.map(row)), terminator: "")
+        }
     }
 
     struct ListCommand: ParsableCommand {
@@ -53,13 +64,9 @@ struct PairCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let requests = try options.send(["command": "list"])
-            if json { return print(requests.description) }
-            let list = requests.arrayValue ?? []
-            guard !list.isEmpty else { return print("No pairing requests.") }
-            var rows = [["ID", "NAME", "IP", "MAC", "MODE", "AGE", "CODE"]]
-            for request in list { rows.append(PromptCommand.row(request)) }
-            print(GatewayInventory.format(rows), terminator: "")
+            try options.printList(
+                "list", json: json, empty: "No pairing requests.",
+                header: ["ID", "NAME", "IP", "MAC", "MODE", "AGE", "CODE"], row: PromptCommand.row)
         }
     }
 
@@ -118,19 +125,16 @@ struct PairCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
-            let devices = try options.send(["command": "devices"])
-            if json { return print(devices.description) }
-            let list = devices.arrayValue ?? []
-            guard !list.isEmpty else { return print("No paired devices.") }
-            var rows = [["DEVICE", "NAME", "IP", "MODE", "TOPICS", "STATE", "PAIRED"]]
-            for device in list {
-                rows.append([
+            try options.printList(
+                "devices", json: json, empty: "No paired devices.",
+                header: ["DEVICE", "NAME", "IP", "MODE", "TOPICS", "STATE", "PAIRED"]
+            ) { device in
+                [
                     device["id"]?.stringValue ?? "", device["name"]?.stringValue ?? "", device["ip"]?.stringValue ?? "",
                     device["mode"]?.stringValue ?? "", (device["topic_prefix"]?.stringValue ?? "") + "/#",
                     device["state"]?.stringValue ?? "", device["paired_at"]?.stringValue ?? "",
-                ])
+                ]
             }
-            print(GatewayInventory.format(rows), terminator: "")
         }
     }
 

@@ -174,7 +174,7 @@ public struct AirPurifierState: Sendable, Hashable {
 }
 
 /// One accessory as the gateway reports it at `15001/<id>`.
-public struct Device: Sendable, Hashable, Identifiable {
+public struct Device: GatewayResource, Sendable, Hashable, Identifiable {
     public var id: Int
     public var name: String
     public var kind: DeviceKind
@@ -225,10 +225,6 @@ public struct Device: Sendable, Hashable, Identifiable {
         if let object = reader.capability(GatewayKey.airPurifierCapability) {
             airPurifier = try AirPurifierState(object, "\(what) air purifier (15025)")
         }
-    }
-
-    public init(payload: [UInt8]) throws(ModelError) {
-        try self.init(json: try JSON.gatewayPayload(payload))
     }
 
     /// A one-word summary of the main state for listings: "on 80%", "closed", "auto", "battery 87%".

@@ -1,6 +1,6 @@
 /// A group ("room") at `15004/<id>`. Its 5850/5851 are not kept in sync with its members by the
 /// gateway; a bridge derives group state from member lights.
-public struct Group: Sendable, Hashable, Identifiable {
+public struct Group: GatewayResource, Sendable, Hashable, Identifiable {
     public var id: Int
     public var name: String
     public var createdAt: Int?
@@ -23,10 +23,6 @@ public struct Group: Sendable, Hashable, Identifiable {
         let members = reader.members[GatewayKey.groupMembers]?[GatewayKey.groupMemberLink]?[GatewayKey.instanceID]
         memberIDs = members?.arrayValue?.compactMap(\.intValue) ?? []
     }
-
-    public init(payload: [UInt8]) throws(ModelError) {
-        try self.init(json: try JSON.gatewayPayload(payload))
-    }
 }
 
 /// One light's settings inside a scene (15013 items).
@@ -43,7 +39,7 @@ public struct SceneLightSetting: Sendable, Hashable {
 }
 
 /// A scene ("mood") at `15005/<group>/<id>`.
-public struct Scene: Sendable, Hashable, Identifiable {
+public struct Scene: GatewayResource, Sendable, Hashable, Identifiable {
     public var id: Int
     public var name: String
     public var index: Int?
@@ -76,14 +72,10 @@ public struct Scene: Sendable, Hashable, Identifiable {
                 colorTemperature: setting[GatewayKey.colorTemperature]?.intValue)
         }
     }
-
-    public init(payload: [UInt8]) throws(ModelError) {
-        try self.init(json: try JSON.gatewayPayload(payload))
-    }
 }
 
 /// Gateway details at `15011/15012`.
-public struct GatewayDetails: Sendable, Hashable {
+public struct GatewayDetails: GatewayResource, Sendable, Hashable {
     /// 9081: 16 hex characters, stable: the bridge's gateway identity.
     public var id: String
     public var firmware: String
@@ -106,10 +98,6 @@ public struct GatewayDetails: Sendable, Hashable {
         commissioningMode = reader.int(GatewayKey.commissioningMode)
         otaState = reader.int(GatewayKey.otaState)
         updateProgress = reader.int(GatewayKey.updateProgress)
-    }
-
-    public init(payload: [UInt8]) throws(ModelError) {
-        try self.init(json: try JSON.gatewayPayload(payload))
     }
 }
 

@@ -49,6 +49,18 @@ struct ObjectReader {
     }
 }
 
+/// Something the gateway returns as one JSON object (a device, group, scene, its details).
+public protocol GatewayResource {
+    init(json: JSON) throws(ModelError)
+}
+
+extension GatewayResource {
+    /// Decodes a payload as the gateway sent it; broken JSON is `ModelError.invalidJSON`.
+    public init(payload: [UInt8]) throws(ModelError) {
+        try self.init(json: try JSON.gatewayPayload(payload))
+    }
+}
+
 extension JSON {
     /// Parses a gateway payload, wrapping syntax errors in `ModelError`.
     static func gatewayPayload(_ bytes: [UInt8]) throws(ModelError) -> JSON {

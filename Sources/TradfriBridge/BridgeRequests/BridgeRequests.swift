@@ -28,8 +28,7 @@ public final class BridgeRequests: BridgeFeature {
     let context: BridgeContext
     let logger = Logger(label: "requests")
     private var handlers: [String: Handler] = [:]
-    /// Topics whose retained message we just cleared (the empty message comes back to us).
-    private var cleared: [String: ContinuousClock.Instant] = [:]
+    private var retained = RetainedCommands()
     private var waiters: [Int: (condition: @CoAPActor () -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
     private var nextWaiter = 0
 
@@ -85,15 +84,14 @@ public final class BridgeRequests: BridgeFeature {
             verb: verb, responseTopic: refused == nil ? message.responseTopic : nil,
             correlationData: message.correlationData)
 
-        if message.payload.isEmpty, let when = cleared[message.topic], ContinuousClock.now - when < .seconds(10) {
-            cleared[message.topic] = nil
+        switch retained.check(message, outbox: context.outbox) {
+        case .ignore:
             return
-        }
-        if message.retain {
-            cleared[message.topic] = .now
-            context.outbox.publishRaw(MQTTMessage(topic: message.topic, payload: [], qos: .atLeastOnce, retain: true))
+        case .refuse:
             return respond(
                 reply, .failure(BridgeRequestError("requests must not be retained; the retained message was removed")))
+        case .handle:
+            break
         }
         let request: BridgeRequest
         do {

@@ -73,7 +73,7 @@ public final class GatewayMirror {
             try await observe(GatewayPath.devices) { [weak self] payload in
                 if current == self?.generation, let ids = self?.ids(payload, "device") {
                     deviceIDs = ids
-                    self?.deviceListChanged(ids)
+                    self?.listChanged(ids, GatewayPath.devices)
                 }
             }
             // Observe every listed device; the list may grow while we do.
@@ -84,7 +84,7 @@ public final class GatewayMirror {
             try await observe(GatewayPath.groups) { [weak self] payload in
                 if current == self?.generation, let ids = self?.ids(payload, "group") {
                     groupIDs = ids
-                    self?.groupListChanged(ids)
+                    self?.listChanged(ids, GatewayPath.groups)
                 }
             }
             while current == generation, let id = groupIDs.first(where: { observed[GatewayPath.group($0)] == nil }) {
@@ -189,25 +189,27 @@ public final class GatewayMirror {
 
     // MARK: Devices
 
-    private func deviceListChanged(_ ids: [Int]) {
-        let known = Set(devices.keys).union(observed.keys.compactMap(Self.deviceID))
-        for id in Set(devices.keys).subtracting(ids) { removeDevice(id) }
-        let added = Set(ids).subtracting(known)
+    /// The device or group list (`list`) was notified: forget what left it; observe what joined
+    /// it, unless the sync loop is still going through the first listing itself.
+    private func listChanged(_ ids: [Int], _ list: String) {
+        let isDevices = list == GatewayPath.devices
+        let held = isDevices ? Set(devices.keys) : Set(groups.keys)
+        for id in held.subtracting(ids) {
+            if isDevices { removeDevice(id) } else { removeGroup(id) }
+        }
+        let observedIDs = observed.keys.compactMap { path -> Int? in
+            let parts = path.split(separator: "/")
+            return parts.count == 2 && parts[0] == list ? Int(parts[1]) : nil
+        }
+        let added = Set(ids).subtracting(held.union(observedIDs))
         guard !added.isEmpty, !syncing else { return }
-        // A device that appeared while we are connected: observe it (the sync loop handles the
-        // first listing itself).
         let current = generation
         Task { [weak self] in
             for id in added.sorted() {
                 guard let self, current == self.generation else { return }
-                try? await self.observeDevice(id)
+                if isDevices { try? await self.observeDevice(id) } else { try? await self.observeGroup(id) }
             }
         }
-    }
-
-    private static func deviceID(_ path: String) -> Int? {
-        let parts = path.split(separator: "/")
-        return parts.count == 2 && parts[0] == "15001" ? Int(parts[1]) : nil
     }
 
     private func observeDevice(_ id: Int) async throws {
@@ -217,23 +219,27 @@ public final class GatewayMirror {
     }
 
     private func deviceChanged(_ id: Int, _ payload: [UInt8]) {
-        let device: Device
+        guard let (device, previous) = store(payload, id, in: &devices, "device") else { return }
+        onChange(previous.map { .deviceChanged(device, previous: $0) } ?? .deviceAdded(device))
+    }
+
+    /// Decodes a notified device or group and stores it. Returns it and what it replaced, or nil
+    /// when nothing changed (unreadable, another id, or identical to what we hold).
+    private func store<Item: GatewayResource & Identifiable<Int> & Equatable>(
+        _ payload: [UInt8], _ id: Int, in items: inout [Int: Item], _ kind: String
+    ) -> (Item, previous: Item?)? {
+        let item: Item
         do {
-            device = try Device(payload: payload)
+            item = try Item(payload: payload)
         } catch {
             logger.warning(
-                "ignoring an unreadable device from the gateway", metadata: ["device.id": "\(id)", "error": "\(error)"])
-            return
+                "ignoring an unreadable \(kind) from the gateway",
+                metadata: ["\(kind).id": "\(id)", "error": "\(error)"])
+            return nil
         }
-        guard device.id == id else { return }
-        if let previous = devices[id] {
-            guard previous != device else { return }
-            devices[id] = device
-            onChange(.deviceChanged(device, previous: previous))
-        } else {
-            devices[id] = device
-            onChange(.deviceAdded(device))
-        }
+        guard item.id == id else { return nil }
+        let previous = items.updateValue(item, forKey: id)
+        return previous == item ? nil : (item, previous)
     }
 
     private func removeDevice(_ id: Int) {
@@ -255,25 +261,6 @@ public final class GatewayMirror {
     }
 
     // MARK: Groups and scenes
-
-    private func groupListChanged(_ ids: [Int]) {
-        for id in Set(groups.keys).subtracting(ids) { removeGroup(id) }
-        let known = Set(groups.keys).union(observed.keys.compactMap(Self.groupID))
-        let added = Set(ids).subtracting(known)
-        guard !added.isEmpty, !syncing else { return }
-        let current = generation
-        Task { [weak self] in
-            for id in added.sorted() {
-                guard let self, current == self.generation else { return }
-                try? await self.observeGroup(id)
-            }
-        }
-    }
-
-    private static func groupID(_ path: String) -> Int? {
-        let parts = path.split(separator: "/")
-        return parts.count == 2 && parts[0] == "15004" ? Int(parts[1]) : nil
-    }
 
     private func observeGroupItself(_ id: Int) async throws {
         let path = GatewayPath.group(id)
@@ -301,23 +288,8 @@ public final class GatewayMirror {
     }
 
     private func groupChanged(_ id: Int, _ payload: [UInt8]) {
-        let group: Group
-        do {
-            group = try Group(payload: payload)
-        } catch {
-            logger.warning(
-                "ignoring an unreadable group from the gateway", metadata: ["group.id": "\(id)", "error": "\(error)"])
-            return
-        }
-        guard group.id == id else { return }
-        if let previous = groups[id] {
-            guard previous != group else { return }
-            groups[id] = group
-            onChange(.groupChanged(group, previous: previous))
-        } else {
-            groups[id] = group
-            onChange(.groupAdded(group))
-        }
+        guard let (group, previous) = store(payload, id, in: &groups, "group") else { return }
+        onChange(previous.map { .groupChanged(group, previous: $0) } ?? .groupAdded(group))
     }
 
     private func removeGroup(_ id: Int) {

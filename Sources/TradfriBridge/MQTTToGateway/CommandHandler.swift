@@ -17,8 +17,7 @@ final class CommandHandler: BridgeFeature {
     private let context: BridgeContext
     private let states: StatePublisher
     private let logger = Logger(label: "commands")
-    /// Topics whose retained message we just cleared (the empty message comes back to us).
-    private var cleared: [String: ContinuousClock.Instant] = [:]
+    private var retained = RetainedCommands()
 
     init(context: BridgeContext, states: StatePublisher) {
         self.context = context
@@ -50,15 +49,13 @@ final class CommandHandler: BridgeFeature {
         guard name != "bridge" else { return }
         let attribute = parts.count == 3 ? String(parts[2]) : nil
 
-        if message.payload.isEmpty, let when = cleared[message.topic], ContinuousClock.now - when < .seconds(10) {
-            cleared[message.topic] = nil
+        switch retained.check(message, outbox: context.outbox) {
+        case .ignore:
             return
-        }
-        if message.retain {
-            // A retained command would be replayed at every restart of the bridge or the broker.
-            cleared[message.topic] = .now
-            context.outbox.publishRaw(MQTTMessage(topic: message.topic, payload: [], qos: .atLeastOnce, retain: true))
+        case .refuse:
             return fail(message.topic, "commands must not be retained; the retained message was removed")
+        case .handle:
+            break
         }
         guard let entity = context.names.entity(named: name) else {
             return fail(message.topic, "no device or group named '\(name)'")

@@ -11,17 +11,15 @@ import TradfriModel
 /// `{"ok": true, "data": …}` or `{"ok": false, "error": "…"}`. After `{"command":"watch"}` the
 /// connection stays open and carries events `{"event": "...", "data": …}` until it is closed.
 public final class ControlServer: @unchecked Sendable {
-    // @unchecked: `source` is guarded by `lock`; the rest is immutable.
+    // @unchecked: every stored property is immutable (`listener` is thread-safe).
     public typealias Handler = @Sendable (JSON) async -> JSON
     /// Registers a watcher; the watcher's `send` returns false once the client is gone.
     public typealias Watch = @Sendable (_ send: @escaping @Sendable (JSON) -> Bool) async -> Void
 
     public let path: String
-    private let listener: Int32
+    private let listener: AcceptLoop
     private let handler: Handler
     private let watch: Watch
-    private let lock = NSLock()
-    private var source: (any DispatchSourceRead)?
     private let logger = Logger(label: "pairing.control")
 
     public struct Failure: Error, CustomStringConvertible {
@@ -60,34 +58,21 @@ public final class ControlServer: @unchecked Sendable {
             throw Failure(description: "cannot create the control socket \(path): \(reason)")
         }
         chmod(path, 0o600)
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        listener = fd
+        listener = AcceptLoop(descriptor: fd, label: "tradfri.control")
     }
 
     public func start() {
-        let source = DispatchSource.makeReadSource(
-            fileDescriptor: listener, queue: DispatchQueue(label: "tradfri.control"))
-        source.setEventHandler { [weak self] in self?.acceptAll() }
-        let fd = listener
         let path = self.path
-        source.setCancelHandler {
-            close(fd)
-            unlink(path)
-        }
-        lock.withLock { self.source = source }
-        source.resume()
+        listener.start(onReadable: { [weak self] in self?.acceptAll() }, onClose: { unlink(path) })
     }
 
     public func stop() {
-        lock.withLock {
-            source?.cancel()
-            source = nil
-        }
+        listener.stop()
     }
 
     private func acceptAll() {
         while true {
-            let client = accept(listener, nil, nil)
+            let client = accept(listener.descriptor, nil, nil)
             guard client >= 0 else { return }
             var credentials = PeerCredentials()
             var length = socklen_t(MemoryLayout<PeerCredentials>.size)

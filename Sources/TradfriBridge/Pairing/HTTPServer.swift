@@ -60,19 +60,17 @@ public struct HTTPResponse: Sendable {
 /// - The handler is async and may take its time (it runs in a task); the connection's thread
 ///   waits for it.
 public final class HTTPServer: @unchecked Sendable {
-    // @unchecked: `active` and `source` are guarded by `lock`; the rest is immutable.
+    // @unchecked: `active` is guarded by `lock`; the rest is immutable (`listener` is thread-safe).
     public typealias Handler = @Sendable (HTTPRequest) async -> HTTPResponse
 
     public let port: UInt16
-    private let listener: Int32
+    private let listener: AcceptLoop
     private let tls: TLSServerContext?
     private let handler: Handler
     private let maxConnections: Int
     private let lock = NSLock()
     private var active = 0
-    private var source: (any DispatchSourceRead)?
     private let logger = Logger(label: "pairing.http")
-    private let queue = DispatchQueue(label: "tradfri.pairing.accept")
 
     public struct BindError: Error, CustomStringConvertible {
         public let description: String
@@ -111,24 +109,15 @@ public final class HTTPServer: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
         self.port = UInt16(bigEndian: address.sin_port)
-        listener = fd
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        listener = AcceptLoop(descriptor: fd, label: "tradfri.pairing.accept")
     }
 
     public func start() {
-        let source = DispatchSource.makeReadSource(fileDescriptor: listener, queue: queue)
-        source.setEventHandler { [weak self] in self?.acceptAll() }
-        let fd = listener
-        source.setCancelHandler { close(fd) }
-        lock.withLock { self.source = source }
-        source.resume()
+        listener.start(onReadable: { [weak self] in self?.acceptAll() })
     }
 
     public func stop() {
-        lock.withLock {
-            source?.cancel()
-            source = nil
-        }
+        listener.stop()
     }
 
     private func acceptAll() {
@@ -136,7 +125,7 @@ public final class HTTPServer: @unchecked Sendable {
             var peer = sockaddr_in()
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
             let client = withUnsafeMutablePointer(to: &peer) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listener, $0, &length) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listener.descriptor, $0, &length) }
             }
             guard client >= 0 else { return }
             var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
