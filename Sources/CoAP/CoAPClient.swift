@@ -481,8 +481,11 @@ public final class CoAPClient {
         guard !runningObserverWork else { return }
         runningObserverWork = true
         defer { runningObserverWork = false }
+        // In batches, in order: work queued while a batch runs goes into the next one.
         while !observerWork.isEmpty {
-            observerWork.removeFirst()()
+            let batch = observerWork
+            observerWork.removeAll(keepingCapacity: true)
+            for work in batch { work() }
         }
     }
 

@@ -70,7 +70,8 @@ final class BridgeTopics: BridgeFeature {
             publishGroups()
             context.event("group_removed", ["id": .int(group.id), "name": .string(group.name)])
         case .gateway(.groupChanged(let group, let previous)):
-            if synced { publishGroups() }
+            // bridge/groups lists names, members and scenes, not state.
+            if synced, group.name != previous.name || group.memberIDs != previous.memberIDs { publishGroups() }
             if group.name != previous.name {
                 context.event(
                     "group_renamed",

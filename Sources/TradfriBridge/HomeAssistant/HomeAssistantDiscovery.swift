@@ -66,7 +66,8 @@ final class HomeAssistantDiscovery: BridgeFeature {
             publish(device)
             for group in groups(containing: device.id) { publish(group) }
         case .gateway(.deviceChanged(let device, let previous)):
-            guard synced else { return }
+            // Most notifications are state (on/off, dimming, last_seen): no config changes then.
+            guard synced, ConfigInputs(device) != ConfigInputs(previous) else { return }
             publish(device)
             if device.light?.spectrum != previous.light?.spectrum || device.kind != previous.kind {
                 for group in groups(containing: device.id) { publish(group) }
@@ -80,7 +81,8 @@ final class HomeAssistantDiscovery: BridgeFeature {
             publish(group)
             for id in group.memberIDs { if let device = context.mirror.devices[id] { publish(device) } }
         case .gateway(.groupChanged(let group, let previous)):
-            guard synced else { return }
+            // A room's configs (and its members' area) follow its name and members only.
+            guard synced, group.name != previous.name || group.memberIDs != previous.memberIDs else { return }
             publish(group)
             // Members' suggested area follows their room.
             for id in Set(group.memberIDs).union(previous.memberIDs) {
@@ -193,5 +195,27 @@ final class HomeAssistantDiscovery: BridgeFeature {
     private func announce() {
         let first = [context.topic("bridge/state")] + allPublished.sorted()
         context.outbox.republishAll(first: first)
+    }
+}
+
+/// What a device's discovery configs are built from (see HomeAssistantConfigBuilder): name,
+/// the info block, the kind, the light's spectrum and which capabilities it has. Its state is
+/// not part of it.
+private struct ConfigInputs: Equatable {
+    let name: String
+    let info: DeviceInfo
+    let kind: DeviceKind
+    let spectrum: LightSpectrum?
+    let capabilities: [Bool]
+
+    init(_ device: Device) {
+        name = device.name
+        // The battery level is published as state; only whether there is one shapes a config.
+        var info = device.info
+        info.battery = info.battery.map { _ in 0 }
+        self.info = info
+        kind = device.kind
+        spectrum = device.light?.spectrum
+        capabilities = [device.plug != nil, device.blind != nil, device.airPurifier != nil]
     }
 }
