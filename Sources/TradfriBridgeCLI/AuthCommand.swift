@@ -70,7 +70,7 @@ struct AuthCommand: AsyncParsableCommand {
         do {
             paired = try await GatewayPairing.pair(
                 host: host, port: port, securityCode: securityCode,
-                identity: identity, timeout: .milliseconds(Int(timeout * 1000)))
+                identity: identity, timeout: try timeoutDuration(timeout))
         } catch {
             throw Failure("pairing failed: \(error)")
         }
@@ -97,7 +97,7 @@ struct AuthCommand: AsyncParsableCommand {
             throw Failure("cannot look for gateways: \(error); give the address with --gateway HOST")
         }
         defer { client.close() }
-        let gateways = await GatewayLocator.browse(client, timeout: .milliseconds(Int(seconds * 1000)))
+        let gateways = await GatewayLocator.browse(client, timeout: .seconds(seconds))
         guard let first = gateways.first else {
             throw Failure("no TRÅDFRI gateway found by mDNS; give its address with --gateway HOST")
         }

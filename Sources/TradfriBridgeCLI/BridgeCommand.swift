@@ -46,3 +46,12 @@ struct Failure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// A `--timeout` in seconds as a Duration; a clear error for values no one means (negative,
+/// zero, not a number, or longer than an hour) instead of a trap or an instant timeout.
+func timeoutDuration(_ seconds: Double) throws -> Duration {
+    guard seconds.isFinite, seconds > 0, seconds <= 3600 else {
+        throw ValidationError("--timeout must be a number of seconds above 0 and at most 3600 (got \(seconds))")
+    }
+    return .seconds(seconds)
+}

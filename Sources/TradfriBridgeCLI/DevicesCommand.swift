@@ -40,7 +40,7 @@ struct DevicesCommand: AsyncParsableCommand {
             }
             (host, port) = (overrideHost, overridePort)
         }
-        let limit = Duration.milliseconds(Int(timeout * 1000))
+        let limit = try timeoutDuration(timeout)
         let session = CoAPClient(
             .init(
                 host: host, port: port, identity: stored.identity, key: stored.psk,

@@ -25,7 +25,7 @@ struct DiscoverCommand: AsyncParsableCommand {
         } catch {
             throw Failure("cannot browse: \(error) (is avahi-daemon running?)")
         }
-        let limit = Duration.milliseconds(Int(timeout * 1000))
+        let limit = try timeoutDuration(timeout)
         async let gatewaysFound = GatewayLocator.browse(client, timeout: limit)
         async let plain = (try? client.browse(type: "_mqtt._tcp", timeout: limit)) ?? []
         async let secure = (try? client.browse(type: "_secure-mqtt._tcp", timeout: limit)) ?? []

@@ -47,8 +47,11 @@ public enum Color {
 
     // MARK: Temperature
 
+    /// Mireds of a colour temperature; anything outside 1000…20000 K (or not a number) is taken
+    /// as the nearest end of that range.
     public static func mireds(fromKelvin kelvin: Double) -> Int {
-        Int((1_000_000 / max(kelvin, 1)).rounded())
+        let kelvin = kelvin.isNaN ? 4000 : min(max(kelvin, 1000), 20000)
+        return Int((1_000_000 / kelvin).rounded())
     }
 
     public static func kelvin(fromMireds mireds: Int) -> Int {
@@ -76,7 +79,9 @@ public enum Color {
         return XY(x: x, y: y)
     }
 
-    /// Correlated colour temperature of an xy point (McCamy), in Kelvin.
+    /// Correlated colour temperature of an xy point (McCamy), in Kelvin. Points far from the
+    /// white curve, where the formula has no meaning (it divides by 0.1858 - y), give NaN or
+    /// infinity: callers clamp (see `mireds(fromKelvin:)`).
     public static func kelvin(fromXY xy: XY) -> Double {
         let n = (xy.x - 0.3320) / (0.1858 - xy.y)
         return 449 * n * n * n + 3525 * n * n + 6823.3 * n + 5520.33

@@ -201,8 +201,9 @@ public enum CommandParser {
         return number
     }
 
+    /// "254" for whole numbers a person would type; anything else (1e300) as Swift prints a Double.
     private static func format(_ value: Double) -> String {
-        value.rounded() == value ? String(Int(value)) : String(value)
+        value.rounded() == value && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 
     private static func readBrightness(

@@ -93,7 +93,8 @@ public enum LightSpectrum: String, Sendable, Hashable {
 
 public struct LightState: Sendable, Hashable {
     public var on: Bool
-    /// 0–254 as the gateway reports it (it often reports 1 while off).
+    /// 0–254 as the gateway reports it (it often reports 1 while off); clamped to that range
+    /// when read, so nothing downstream meets a value outside it.
     public var brightness: Int
     public var colorHex: String?
     public var hue: Int?
@@ -108,7 +109,7 @@ public struct LightState: Sendable, Hashable {
     init(_ json: JSON, _ what: String) throws(ModelError) {
         let reader = try ObjectReader(json, what)
         on = reader.bool(GatewayKey.on) ?? false
-        brightness = reader.int(GatewayKey.dimmer) ?? 0
+        brightness = min(max(reader.int(GatewayKey.dimmer) ?? 0, 0), 254)
         colorHex = reader.string(GatewayKey.colorHex)
         hue = reader.int(GatewayKey.hue)
         saturation = reader.int(GatewayKey.saturation)
@@ -135,8 +136,15 @@ public struct PlugState: Sendable, Hashable {
 }
 
 public struct BlindState: Sendable, Hashable {
-    /// The gateway's scale: 0 = fully open, 100 = fully closed.
+    /// The gateway's scale: 0 = fully open, 100 = fully closed (clamped to 0…100 when read).
     public var position: Double
+
+    public init(position: Double) {
+        self.position = min(max(position, 0), 100)
+    }
+
+    /// Zigbee2MQTT's scale: 100 = fully open.
+    public var openPercent: Int { Int((100 - position).rounded()) }
 }
 
 public struct AirPurifierState: Sendable, Hashable {
@@ -234,7 +242,7 @@ public struct Device: GatewayResource, Sendable, Hashable, Identifiable {
             return "on \(Int((Double(light.brightness) / 254 * 100).rounded()))%"
         }
         if let plug { return plug.on ? "on" : "off" }
-        if let blind { return "\(Int((100 - blind.position).rounded()))% open" }
+        if let blind { return "\(blind.openPercent)% open" }
         if let airPurifier {
             switch airPurifier.fanMode {
             case 0: return "off"

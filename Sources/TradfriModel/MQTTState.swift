@@ -15,8 +15,8 @@ public enum MQTTState {
             state["state"] = .string(plug.on ? "ON" : "OFF")
         }
         if let blind = device.blind {
-            let position = Int((100 - blind.position).rounded())
-            state["position"] = .int(min(max(position, 0), 100))
+            let position = blind.openPercent
+            state["position"] = .int(position)
             state["state"] = .string(position > 0 ? "OPEN" : "CLOSE")
         }
         if let purifier = device.airPurifier {
@@ -34,7 +34,7 @@ public enum MQTTState {
     static func lightState(_ light: LightState) -> [String: JSON] {
         var state: [String: JSON] = [
             "state": .string(light.on ? "ON" : "OFF"),
-            "brightness": .int(min(max(light.brightness, 0), 254)),
+            "brightness": .int(light.brightness),
         ]
         if let behaviour = light.powerOnBehavior {
             state["power_on_behavior"] = .string(behaviour == 4 ? "previous" : "on")
@@ -125,7 +125,7 @@ public enum MQTTState {
         }
         let blinds = members.compactMap(\.blind)
         if !blinds.isEmpty {
-            let open = blinds.map { Int((100 - $0.position).rounded()) }
+            let open = blinds.map(\.openPercent)
             if Set(open).count == 1 { state["position"] = .int(open[0]) }
         }
         if let activeScene { state["scene"] = .string(activeScene) }

@@ -26,6 +26,10 @@ import TradfriModel
             ("tradfri/living_room/set", #"{"scene":"DISCO"}"#, "has no scene"),
             ("tradfri/bedroom_blind/set", #"{"position":-1}"#, "out of range"),
             ("tradfri/air_purifier/set", #"{"fan_mode":"turbo"}"#, "fan_mode must be"),
+            // Finite but far out of range: the error names the value instead of trapping on it.
+            ("tradfri/hallway/set", #"{"brightness":1e300}"#, "brightness 1e+300 is out of range"),
+            ("tradfri/hallway/set/transition", "-1e300", "out of range"),
+            ("tradfri/bedroom_blind/set", #"{"position":99999999999999999999}"#, "out of range"),
         ]
         for item in cases {
             let before = events.lineCount
@@ -40,6 +44,12 @@ import TradfriModel
         let before = events.lineCount
         try await harness.broker.publish(["-t", "tradfri/hallway/set", "-f", file.path])
         #expect(try await commandError(for: "tradfri/hallway/set", from: events, after: before).contains("too large"))
+
+        // A colour far from the white curve sent to a white-spectrum bulb (where the colour
+        // temperature formula divides by zero) ends at the nearest temperature the bulb has.
+        let ceiling = try await harness.subscribe(["tradfri/living_room_ceiling"])
+        try await harness.publish("tradfri/living_room_ceiling/set", #"{"color":{"x":0.332,"y":0.1858}}"#)
+        try await message(on: "tradfri/living_room_ceiling", from: ceiling) { $0["color_temp"] == 250 }
 
         // Still alive and serving.
         try await harness.publish("tradfri/hallway/set", "ON")
@@ -78,6 +88,30 @@ import TradfriModel
         _ = try await harness.coap("put", "15001/65543", #"{"3312":[{"5850":1}]}"#)
         try await message(on: "tradfri/coffee_maker", from: watcher) { $0["state"] == "ON" }
         #expect(watcher.output.filter { $0.hasPrefix("tradfri/coffee_maker ") }.count == 2)
+        #expect(harness.bridge?.isRunning == true)
+        await harness.shutdown()
+    }
+
+    @Test func outOfRangeValuesFromTheGatewayAreClampedAndBreakNothing() async throws {
+        let harness = try await BridgeHarness()
+        try await harness.startBridge()
+        let watcher = try await harness.subscribe(["tradfri/hallway", "tradfri/bedroom_blind"])
+        try await message(on: "tradfri/hallway", from: watcher)
+        try await message(on: "tradfri/bedroom_blind", from: watcher)
+
+        // The gateway reports a blind at -1e300 % closed and a bulb at brightness Int.max.
+        let blind = try await harness.coap("get", "15001/65546")
+        try await harness.control("odd-answer 65546 " + blind.replacing(/"5536":[0-9.]+/, with: #""5536":-1e300"#))
+        try await message(on: "tradfri/bedroom_blind", from: watcher) { $0["position"] == 100 }
+        let bulb = try await harness.coap("get", "15001/65537")
+        let odd = bulb.replacing(/"5851":[0-9]+/, with: #""5851":9223372036854775807"#)
+            .replacing(/"5850":[01]/, with: #""5850":1"#)
+        try await harness.control("odd-answer 65537 " + odd)
+        try await message(on: "tradfri/hallway", from: watcher) { $0["brightness"] == 254 && $0["state"] == "ON" }
+
+        // A relative step from there works from the clamped level.
+        try await harness.publish("tradfri/hallway/set", #"{"brightness_step":-54}"#)
+        try await message(on: "tradfri/hallway", from: watcher) { $0["brightness"] == 200 }
         #expect(harness.bridge?.isRunning == true)
         await harness.shutdown()
     }

@@ -270,6 +270,13 @@ struct PairingTests {
                 "3000", "30", "200",
             ], within: .seconds(120))
         #expect(flood.output.contains("429="), "rate limits answered the flood: \(flood.output)")
+        // Odd query strings are just requests.
+        for query in ["?=", "?&=&", "?a=1&=x", "?"] {
+            _ = try await runCommand(
+                "curl",
+                ["-s", "-o", "/dev/null", "http://127.0.0.1:\(pairing.legacyPort)/device/auth/request.json\(query)"],
+                check: false)
+        }
         let pending = try await pairing.pendingIDs()
         #expect(pending.count == 16, "capped: \(pending.count)")
         // Still serving: the control channel and the lights.

@@ -276,11 +276,12 @@ public final class HTTPServer: @unchecked Sendable {
             body += chunk
         }
         let target = String(parts[1])
-        let pathPart = target.split(separator: "?", maxSplits: 1)
+        // Empty pieces are kept ("?=", "?a&&b", "/x?"), so every split has the parts indexed below.
+        let pathPart = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         var query: [String: String] = [:]
         if pathPart.count == 2 {
             for pair in pathPart[1].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1)
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 query[String(kv[0])] = kv.count == 2 ? String(kv[1]).removingPercentEncoding ?? String(kv[1]) : ""
             }
         }
