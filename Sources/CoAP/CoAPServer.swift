@@ -112,7 +112,7 @@ public final class CoAPServer {
             throw .setup("coap_context_set_psk2 failed")
         }
 
-        guard let address = try? ResolvedAddress.literalAddress(host: host, port: port) else {
+        guard let address = ResolvedAddress.literal(host: host, port: port) else {
             io.close()
             throw .setup("'\(host)' is not an IP address")
         }
@@ -177,10 +177,6 @@ public final class CoAPServer {
         }
     }
 
-    public func hasResource(_ path: String) -> Bool {
-        resources[path] != nil
-    }
-
     /// Marks the resource changed: every observer gets a notification built by its GET handler.
     public func notifyObservers(_ path: String) {
         guard let native = resources[path]?.native else { return }
@@ -226,13 +222,6 @@ public final class CoAPServer {
 
     fileprivate func handle(_ resource: Resource, _ request: CoAPRequest) -> CoAPServerResponse {
         resource.handler(request)
-    }
-}
-
-extension ResolvedAddress {
-    static func literalAddress(host: String, port: UInt16) throws -> ResolvedAddress {
-        guard let address = literal(host: host, port: port) else { throw CoAPError.unresolvableHost(host) }
-        return address
     }
 }
 

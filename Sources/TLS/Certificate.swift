@@ -71,11 +71,7 @@ public struct CertificateBundle: Sendable, Equatable {
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         guard X509_digest(certificate, EVP_sha256(), &digest, &length) == 1 else { throw .lastError("X509_digest") }
-        return "SHA256:"
-            + digest.prefix(Int(length)).map { byte in
-                let text = String(byte, radix: 16, uppercase: true)
-                return byte < 16 ? "0" + text : text
-            }.joined(separator: ":")
+        return "SHA256:" + Crypto.hex(digest.prefix(Int(length)), uppercase: true, separator: ":")
     }
 
     static func readCertificate(_ pem: String) throws(TLSError) -> OpaquePointer {

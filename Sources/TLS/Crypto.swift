@@ -32,11 +32,12 @@ public enum Crypto {
         return Array(digest.prefix(Int(length)))
     }
 
-    public static func hex(_ bytes: [UInt8]) -> String {
+    /// Two hex digits per byte: "0a1b…", or "0A:1B:…" as certificate fingerprints are written.
+    public static func hex(_ bytes: some Sequence<UInt8>, uppercase: Bool = false, separator: String = "") -> String {
         bytes.map { byte in
-            let text = String(byte, radix: 16)
+            let text = String(byte, radix: 16, uppercase: uppercase)
             return byte < 16 ? "0" + text : text
-        }.joined()
+        }.joined(separator: separator)
     }
 
     /// Equality of two secrets without timing differences.

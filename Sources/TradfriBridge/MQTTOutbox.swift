@@ -73,10 +73,6 @@ public final class MQTTOutbox {
         send(message)
     }
 
-    public var stateTopics: [String] { Array(state.keys) }
-
-    public func currentState(_ topic: String) -> [UInt8]? { state[topic]?.payload }
-
     /// After a (re)connection: every remembered state again, then the buffered events.
     public func republishAll(first: [String] = []) {
         let ordered = first.filter { state[$0] != nil } + state.keys.sorted().filter { !first.contains($0) }

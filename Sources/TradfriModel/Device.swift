@@ -18,21 +18,6 @@ public enum DeviceKind: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    public var code: Int {
-        switch self {
-        case .remote: 0
-        case .slaveRemote: 1
-        case .light: 2
-        case .plug: 3
-        case .motionSensor: 4
-        case .repeater: 6
-        case .blind: 7
-        case .soundRemote: 8
-        case .airPurifier: 10
-        case .unknown(let code): code
-        }
-    }
-
     /// A lower-case name for listings and MQTT (`light`, `air_purifier`, …).
     public var description: String {
         switch self {

@@ -423,10 +423,6 @@ extension JSON: CustomStringConvertible {
         return output
     }
 
-    public func write(to output: inout String) {
-        output += description
-    }
-
     public func write(to output: inout [UInt8]) {
         switch self {
         case .null: output.append(contentsOf: "null".utf8)

@@ -110,8 +110,6 @@ public struct PairingBook: Sendable {
         isOpen(now: now) && window?.legacy == true
     }
 
-    public var grantCount: Int { grants.count }
-
     // MARK: Legacy (EmonESP) requests
 
     /// A legacy request: the device is identified by its IPv4 address only.

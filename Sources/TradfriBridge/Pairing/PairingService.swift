@@ -155,15 +155,10 @@ public actor PairingService {
         }
         let host = BridgeConfiguration.hostName
         let bundle = try CertificateBundle.selfSigned(commonName: "\(host).local", dnsNames: [host, "\(host).local"])
-        try FileManager.default.createDirectory(
-            atPath: stateDirectory, withIntermediateDirectories: true,
-            attributes: [.posixPermissions: 0o700])
-        _ = FileManager.default.createFile(
-            atPath: keyPath, contents: Data(bundle.privateKeyPEM.utf8),
-            attributes: [.posixPermissions: 0o600])
-        _ = FileManager.default.createFile(
-            atPath: certificatePath, contents: Data(bundle.certificatePEM.utf8),
-            attributes: [.posixPermissions: 0o644])
+        // Both written or the start fails: a certificate that is not kept would change its
+        // fingerprint at every start and break devices that pinned it.
+        try AtomicFile.write(Data(bundle.privateKeyPEM.utf8), to: keyPath, mode: 0o600)
+        try AtomicFile.write(Data(bundle.certificatePEM.utf8), to: certificatePath, mode: 0o644)
         Logger(label: "pairing").info(
             "created the pairing certificate",
             metadata: ["pairing.fingerprint": "\((try? bundle.fingerprint()) ?? "?")"])
