@@ -529,6 +529,22 @@ public enum CommandPlanner {
     /// The group PUT (flat keys) and the per-member commands a group command needs: on/off,
     /// brightness and scenes go to the group (one Zigbee group command); colour and blind
     /// positions, which the gateway does not apply through groups, go to each member.
+    /// A group command as the bridge queues it: the part for the group resource (on/off,
+    /// brightness, scene, and the transition unless it is the members' colour that fades: one
+    /// attribute fades at a time), and a command for each member that needs its own (colour,
+    /// blind position). The group part is planned again into its write when its turn comes.
+    public static func split(
+        _ command: Command, for group: Group, members: [Device]
+    ) -> (group: Command?, members: [Int: Command]) {
+        let (write, memberCommands) = plan(command, for: group, members: members)
+        guard write != nil else { return (nil, memberCommands) }
+        var groupPart = command
+        groupPart.colour = nil
+        groupPart.position = nil
+        if command.colour != nil, command.on != false { groupPart.transition = nil }
+        return (groupPart, memberCommands)
+    }
+
     public static func plan(
         _ command: Command, for group: Group, members: [Device]
     )

@@ -77,6 +77,19 @@ import TradfriModel
                 $0["path"] == "15004/131073" && $0["payload"]?.stringValue?.contains("9039") == true
             })
 
+        // Brightness and colour temperature with a transition: one attribute fades at a time, the
+        // members' colour temperature; the room's brightness is set without a transition.
+        try await harness.publish(
+            "tradfri/living_room/set", #"{"brightness":100,"color_temp":300,"transition":2}"#)
+        try await message(on: "tradfri/living_room_ceiling", from: watcher) {
+            $0["color_temp"] == 300 && $0["brightness"] == 100
+        }
+        let puts = try harness.requests().filter { $0["method"] == "PUT" }
+        let roomPut = try #require(puts.last { $0["path"] == "15004/131073" }?["payload"]?.stringValue)
+        let memberPut = try #require(puts.last { $0["path"] == "15001/65538" }?["payload"]?.stringValue)
+        #expect(roomPut.contains(#""5851":100"#) && !roomPut.contains("5712"), "\(roomPut)")
+        #expect(memberPut.contains(#""5711":300"#) && memberPut.contains(#""5712":20"#), "\(memberPut)")
+
         try await harness.publish("tradfri/living_room/set", "OFF")
         try await message(on: "tradfri/living_room", from: watcher) { $0["state"] == "OFF" }
         #expect(try await harness.device(65550).light?.on == false)

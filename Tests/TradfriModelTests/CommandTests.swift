@@ -227,4 +227,24 @@ import Testing
         #expect(plan.write == nil)
         #expect(Set(plan.memberCommands.keys) == [spot.id, colour.id])
     }
+
+    @Test func aGroupFadesOneAttributeAtATime() throws {
+        let group = try Group(payload: Array(GatewayPayloads.group.utf8))
+        var command = Command()
+        command.on = true
+        command.brightness = 100
+        command.colour = .temperature(mireds: 300)
+        command.transition = 2
+        let split = CommandPlanner.split(command, for: group, members: [spot])
+        // The colour fades on the members; the group's brightness is set without a transition,
+        // also when the group part is planned again at its turn in the queue.
+        let groupPart = try #require(split.group)
+        #expect(CommandPlanner.plan(groupPart, for: group, members: []).write?.body == ["5850": 1, "5851": 100])
+        #expect(split.members[spot.id]?.transition == 2)
+        // Without a colour the group's brightness fades.
+        command.colour = nil
+        let dimming = try #require(CommandPlanner.split(command, for: group, members: [spot]).group)
+        #expect(
+            CommandPlanner.plan(dimming, for: group, members: []).write?.body == ["5850": 1, "5851": 100, "5712": 20])
+    }
 }

@@ -93,14 +93,11 @@ final class CommandHandler: BridgeFeature {
             let command = try CommandParser.command(
                 from: attributes, for: .group(group, members: members, scenes: context.scenes(ofGroup: id)),
                 expected: ExpectedState(on: anyOn, brightness: level))
-            let split = CommandPlanner.plan(command, for: group, members: members)
-            if split.write != nil {
-                var groupPart = command
-                groupPart.colour = nil
-                groupPart.position = nil
+            let split = CommandPlanner.split(command, for: group, members: members)
+            if let groupPart = split.group {
                 context.queue.enqueue(groupPart, for: .group(id), topic: topic)
             }
-            for (member, memberCommand) in split.memberCommands.sorted(by: { $0.key < $1.key }) {
+            for (member, memberCommand) in split.members.sorted(by: { $0.key < $1.key }) {
                 context.queue.enqueue(memberCommand, for: .device(member), topic: topic)
             }
         }
