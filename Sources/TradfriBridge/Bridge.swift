@@ -65,10 +65,8 @@ public final class Bridge: Service {
                 return CommandPlanner.plan(command, for: device)
             case .group(let id):
                 guard let group = mirror.groups[id] else { return (nil, nil) }
-                return (
-                    CommandPlanner.plan(command, for: group, members: group.memberIDs.compactMap { mirror.devices[$0] })
-                        .write, nil
-                )
+                // A group part (CommandPlanner.split) becomes one write; members have their own commands.
+                return (CommandPlanner.plan(command, for: group, members: []).write, nil)
             }
         }
         let context = BridgeContext(
