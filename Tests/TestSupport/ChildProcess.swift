@@ -47,10 +47,33 @@ public final class ChildProcess: @unchecked Sendable {
             process.standardInput = FileHandle.nullDevice
         }
         process.terminationHandler = { [weak self] process in
+            Survivors.shared.remove(process.processIdentifier)
             self?.exited(process.terminationStatus)
         }
         try Self.runWithSignalsUnblocked(process)
+        Survivors.shared.add(process.processIdentifier)
+        if !process.isRunning { Survivors.shared.remove(process.processIdentifier) }  // exited already
         startReading(pipe.fileHandleForReading)
+    }
+
+    /// Every child still running, killed when the test process exits: a test that fails before
+    /// its clean-up, or an object kept alive to the end, must not leave a broker or a
+    /// mosquitto_sub behind on the machine.
+    private final class Survivors: @unchecked Sendable {
+        // @unchecked: `running` is guarded by `lock`.
+        static let shared: Survivors = {
+            let survivors = Survivors()
+            atexit { Survivors.shared.killAll() }
+            return survivors
+        }()
+        private let lock = NSLock()
+        private var running: Set<pid_t> = []
+
+        func add(_ pid: pid_t) { lock.withLock { _ = running.insert(pid) } }
+        func remove(_ pid: pid_t) { lock.withLock { _ = running.remove(pid) } }
+        func killAll() {
+            for pid in lock.withLock({ running }) { kill(pid, SIGKILL) }
+        }
     }
 
     /// Reads the output with blocking reads on a thread of its own until end of file. Not with
