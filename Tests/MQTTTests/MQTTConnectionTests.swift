@@ -154,10 +154,16 @@ import Testing
         client = nil
         try await broker.waitForLog(containing: "Client \(clientID) disconnected")
         try await events.end()
-        for thread in threads {
-            try await ProcessThreads.waitForExit(of: thread, within: .seconds(5))
+        do {
+            for thread in threads {
+                try await ProcessThreads.waitForExit(of: thread, within: .seconds(5))
+            }
+            #expect(ProcessThreads.ids(named: "mqtt \(clientID)").isEmpty)
+        } catch let unsupported as ProcessThreads.Unsupported {
+            // Kernels before 6.9 cannot signal a thread's exit; the stream's end above is then
+            // the last thing the test can wait for.
+            print("skipped the thread-exit check: \(unsupported)")
         }
-        #expect(ProcessThreads.ids(named: "mqtt \(clientID)").isEmpty)
     }
 
     @Test func publishingWithoutConnectionFailsClearly() async throws {
