@@ -96,13 +96,13 @@ public actor PairingService {
         try await dynsec.start()
         try await rebuildBroker()
         let context = try TLSServerContext(certificate)
-        let (secureHost, securePort) = try listenAddress(settings.listen, defaultPort: 8443)
+        let (secureHost, securePort) = try listenAddress(settings.listen, defaultPort: 8443, key: "pairing.listen")
         secureServer = try HTTPServer(host: secureHost, port: securePort, tls: context) { [weak self] request in
             await self?.secure(request) ?? .text(503, "stopping")
         }
         secureServer?.start()
         if settings.legacy {
-            let (host, port) = try listenAddress(settings.legacyListen, defaultPort: 80)
+            let (host, port) = try listenAddress(settings.legacyListen, defaultPort: 80, key: "pairing.legacy_listen")
             legacyServer = try HTTPServer(host: host, port: port, tls: nil) { [weak self] request in
                 await self?.legacy(request) ?? .text(503, "stopping")
             }
@@ -136,10 +136,10 @@ public actor PairingService {
     public var securePort: UInt16? { secureServer?.port }
     public var legacyPort: UInt16? { legacyServer?.port }
 
-    private func listenAddress(_ text: String, defaultPort: UInt16) throws -> (String, UInt16) {
+    private func listenAddress(_ text: String, defaultPort: UInt16, key: String) throws -> (String, UInt16) {
         guard let (host, port) = splitHostPort(text, defaultPort: defaultPort) else {
             throw ConfigurationError(
-                file: "configuration", line: nil, key: "pairing.listen", message: "'\(text)' is not HOST:PORT")
+                file: "configuration", line: nil, key: key, message: "'\(text)' is not HOST:PORT")
         }
         return (host, port)
     }
