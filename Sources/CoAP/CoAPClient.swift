@@ -24,11 +24,25 @@ public final class CoAPClient {
         public var ackTimeout: Double
         /// CoAP MAX_RETRANSMIT (RFC 7252 default 4).
         public var maxRetransmit: Int
+        /// Retransmit on a timeout learnt from the answers (`RetransmissionTimeout`, starting at
+        /// `ackTimeout` or from the handshake) instead of libcoap's fixed one: libcoap 4.3.1
+        /// accepts no ACK_TIMEOUT below 1 s, so on a LAN every lost datagram would cost 1 to 3 s
+        /// (2 to 3 s with RFC 7252's defaults) and hold up every request behind it. libcoap then
+        /// sends each copy once and the client repeats the message itself, same message ID (a
+        /// retransmission as RFC 7252 §4.2 defines it), after the learnt timeout and twice as long
+        /// each further time, until the request's deadline. One request is sent at a time as
+        /// before; libcoap's NSTART is raised only so that copies it still tracks (it forgets one
+        /// only 1 s after sending it) never hold a retransmission back.
+        public var adaptiveRetransmission: Bool
+        /// The session is declared dead when the server sends nothing at all for this long while
+        /// a request or ping of ours waits for its answer (nil: only each request's own deadline).
+        public var silenceLimit: Duration?
 
         public init(
             host: String, port: UInt16 = 5684, identity: String, key: String,
             handshakeTimeout: Duration = .seconds(10), requestTimeout: Duration = .seconds(15),
-            ackTimeout: Double = 2, maxRetransmit: Int = 4
+            ackTimeout: Double = 2, maxRetransmit: Int = 4, adaptiveRetransmission: Bool = true,
+            silenceLimit: Duration? = nil
         ) {
             self.host = host
             self.port = port
@@ -38,6 +52,8 @@ public final class CoAPClient {
             self.requestTimeout = requestTimeout
             self.ackTimeout = ackTimeout
             self.maxRetransmit = maxRetransmit
+            self.adaptiveRetransmission = adaptiveRetransmission
+            self.silenceLimit = silenceLimit
         }
     }
 
@@ -56,7 +72,48 @@ public final class CoAPClient {
     private enum Pending {
         case request(CheckedContinuation<CoAPResponse, any Error>)
         case observeRegistration(CheckedContinuation<CoAPResponse, any Error>, ObserverSink)
-        case observing(ObserverSink)
+        case observing(ObserverSink, Freshness)
+        /// Observing, and a re-registration with the same token awaits its answer.
+        case refreshing(CheckedContinuation<CoAPResponse, any Error>, ObserverSink, Freshness)
+    }
+
+    /// The newest notification of an observation (RFC 7641 §3.4: an older one arriving later is
+    /// not applied).
+    private struct Freshness {
+        var sequence: UInt32?
+        var time: ContinuousClock.Instant
+
+        /// Whether a notification with `next` arriving now is newer than the last one. An answer
+        /// to a re-registration (`isAnswer`) may carry the same number as the last notification:
+        /// the server built it after that one, from the state it holds now.
+        func admits(_ next: UInt32?, at now: ContinuousClock.Instant, isAnswer: Bool = false) -> Bool {
+            guard let sequence, let next else { return true }
+            if isAnswer, next == sequence { return true }
+            let window: UInt32 = 1 << 23
+            return (sequence < next && next - sequence < window) || (sequence > next && sequence - next > window)
+                || now - time > .seconds(128)
+        }
+    }
+
+    /// A request of ours in flight: what it is, when it left, and its next retransmission.
+    private struct Sent {
+        var method: CoAPMethod
+        var path: String
+        var payload: [UInt8]?
+        var observe: UInt32?
+        var messageID: coap_mid_t
+        var time: ContinuousClock.Instant
+        var timeout: Double
+        var transmissions = 1
+        var next: CoAPTimer?
+    }
+
+    /// A ping of ours in flight.
+    private struct Ping {
+        var continuation: CheckedContinuation<Void, any Error>
+        var timeout: Double
+        var transmissions = 1
+        var next: CoAPTimer?
     }
 
     private var state: State = .idle
@@ -66,9 +123,38 @@ public final class CoAPClient {
     private var session: OpaquePointer?
     private var localAddress = ""
     private var trace: HandshakeTrace?
+    private var handshakeStarted = ContinuousClock.now
     private var pending: [[UInt8]: Pending] = [:]
     private var deadlines: [[UInt8]: CoAPTimer] = [:]
-    private var pings: [Int32: CheckedContinuation<Void, any Error>] = [:]
+    private var sent: [[UInt8]: Sent] = [:]
+    private var pings: [coap_mid_t: Ping] = [:]
+    /// The retransmission timeout learnt from the answers so far.
+    public private(set) var retransmissionTimeout: RetransmissionTimeout
+    /// DTLS application records read (written by the C message callback, see `ccoap_count_records`);
+    /// allocated for the client's whole life, so the pointer OpenSSL holds is always valid.
+    /// nonisolated(unsafe): initialised in init, then written by the callback and read by the
+    /// client, both only on the libcoap queue; freed in deinit.
+    private nonisolated(unsafe) let recordsRead = UnsafeMutablePointer<UInt>.allocate(capacity: 1)
+    /// Records accounted for: all of them as of the end of the last I/O pass, plus each one a
+    /// handler of ours saw since.
+    private var recordsAccounted: UInt = 0
+    /// The message ID of the last confirmable response our handler got (what a drop repeats).
+    private var lastConfirmableMID: coap_mid_t?
+    /// Acknowledges the last confirmable response once more if nothing newer follows it soon.
+    private var reacknowledgement: CoAPTimer?
+    /// When the server was last heard from (any record), and since when something of ours waits.
+    public private(set) var lastHeard = ContinuousClock.now
+    private var waitingSince: ContinuousClock.Instant?
+    private var silenceWatchdog: CoAPTimer?
+    /// How often a dropped duplicate was acknowledged again (libcoap 4.3.1 workaround), and how
+    /// many notifications were older than one already delivered.
+    public private(set) var duplicatesAcknowledged = 0
+    /// Acknowledgements sent once more because nothing followed a notification (see
+    /// `confirmableReceived`).
+    public private(set) var acknowledgementsRepeated = 0
+    /// Messages sent again because no answer came within the retransmission timeout.
+    public private(set) var retransmissions = 0
+    public private(set) var staleNotificationsDropped = 0
     /// Observer callbacks waiting for the end of the current I/O pass (see `toObserver`).
     private var observerWork: [@CoAPActor () -> Void] = []
     private var runningObserverWork = false
@@ -76,11 +162,14 @@ public final class CoAPClient {
     public nonisolated init(_ configuration: Configuration) {
         self.configuration = configuration
         (events, eventSink) = AsyncStream.makeStream(of: CoAPSessionEvent.self)
+        retransmissionTimeout = RetransmissionTimeout(initial: configuration.ackTimeout)
+        recordsRead.initialize(to: 0)
     }
 
     isolated deinit {
         // A client dropped without close() must not leave a context behind.
         teardown(error: .sessionClosed, notify: false)
+        recordsRead.deallocate()
     }
 
     public var isConnected: Bool {
@@ -90,7 +179,8 @@ public final class CoAPClient {
 
     // MARK: Connecting
 
-    /// Performs the DTLS handshake; returns once the session is established.
+    /// Performs the DTLS handshake; returns once the session is established. The handshake's
+    /// three round trips give the retransmission timeout its first sample.
     /// - Throws: `CoAPError` naming why the handshake failed (unknown identity, key rejected,
     ///   no answer, unreachable) or `.timeout`.
     public func connect() async throws {
@@ -128,7 +218,10 @@ public final class CoAPClient {
             throw error
         }
         self.io = io
-        io.afterProcess = { [weak self] in self?.runObserverWork() }
+        io.afterProcess = { [weak self] in
+            self?.afterIO()
+            self?.runObserverWork()
+        }
         let context = io.context
         coap_register_response_handler(context, clientResponseHandler)
         coap_register_nack_handler(context, clientNackHandler)
@@ -154,14 +247,21 @@ public final class CoAPClient {
             throw error
         }
         session = created
-        coap_session_set_ack_timeout(
-            created,
-            coap_fixed_point_t(
-                integer_part: UInt16(configuration.ackTimeout),
-                fractional_part: UInt16((configuration.ackTimeout.truncatingRemainder(dividingBy: 1)) * 1000)))
-        coap_session_set_max_retransmit(created, UInt16(clamping: configuration.maxRetransmit))
+        if configuration.adaptiveRetransmission {
+            // libcoap sends every copy once; it forgets an unanswered one after 1 s (its minimum
+            // ACK_TIMEOUT), and until then counts it against NSTART (see adaptiveRetransmission).
+            setAckTimeout(1)
+            coap_session_set_max_retransmit(created, 0)
+            coap_session_set_nstart(created, 16)
+        } else {
+            setAckTimeout(configuration.ackTimeout)
+            coap_session_set_max_retransmit(created, UInt16(clamping: configuration.maxRetransmit))
+        }
+        // The counter outlives the session (freed in deinit); counting stops in teardown.
+        _ = ccoap_count_records(created, recordsRead)
         localAddress = Libcoap.describe(coap_session_get_addr_local(created))
         trace = Libcoap.beginHandshakeTrace(localAddress: localAddress)
+        handshakeStarted = .now
         do {
             try io.start()
         } catch {
@@ -205,7 +305,7 @@ public final class CoAPClient {
                 do {
                     // The entry is registered before the PDU leaves: the answer can arrive within
                     // the same coap_io_process call that sends it.
-                    holder.token = try send(method, path, payload: payload, observe: nil) { token in
+                    holder.token = try send(method, path, payload: payload, observe: nil, token: nil) { token in
                         pending[token] = .request(continuation)
                         armDeadline(token, timeout ?? configuration.requestTimeout, what: "\(method.rawValue) \(path)")
                     }
@@ -239,7 +339,7 @@ public final class CoAPClient {
     public func observe(_ path: String, timeout: Duration? = nil) async throws -> CoAPObservation {
         let (stream, sink) = AsyncThrowingStream.makeStream(of: CoAPResponse.self, throwing: (any Error).self)
         let observer = ObserverSink(
-            deliver: { sink.yield($0) },
+            deliver: { response, _ in sink.yield(response) },
             end: { error in
                 if let error { sink.finish(throwing: error) } else { sink.finish() }
             })
@@ -256,7 +356,7 @@ public final class CoAPClient {
         _ path: String, timeout: Duration? = nil, handler: @escaping @CoAPActor (CoAPObservationEvent) -> Void
     ) async throws -> (token: [UInt8], initial: CoAPResponse) {
         let observer = ObserverSink(
-            deliver: { handler(.notification($0)) },
+            deliver: { response, refreshed in handler(refreshed ? .refreshed(response) : .notification(response)) },
             end: { error in handler(.ended(error.map { ($0 as? CoAPError) ?? .sessionClosed })) })
         return try await register(path, observer, timeout: timeout)
     }
@@ -270,7 +370,7 @@ public final class CoAPClient {
         let initial = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 do {
-                    holder.token = try send(.get, path, payload: nil, observe: 0) { token in
+                    holder.token = try send(.get, path, payload: nil, observe: 0, token: nil) { token in
                         pending[token] = .observeRegistration(continuation, observer)
                         armDeadline(token, timeout ?? configuration.requestTimeout, what: "observe \(path)")
                     }
@@ -286,6 +386,42 @@ public final class CoAPClient {
         return (holder.token ?? [], initial)
     }
 
+    /// Registers the observation `token` of `path` again, with the same token (RFC 7641 §3.3.1):
+    /// the server answers with the current representation and keeps (or, if it had dropped it,
+    /// re-creates) the observation. The answer also goes to the observation's handler, as
+    /// `.refreshed` (or to its stream). If no answer comes in time the observation stays as it
+    /// was and this throws `.timeout`; if the server refuses, the observation ends.
+    public func refreshObservation(token: [UInt8], path: String, timeout: Duration? = nil) async throws -> CoAPResponse
+    {
+        guard case .observing(let observer, let freshness) = pending[token] else {
+            throw CoAPError.sendFailed("no observation with that token")
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                do {
+                    _ = try send(.get, path, payload: nil, observe: 0, token: token) { token in
+                        pending[token] = .refreshing(continuation, observer, freshness)
+                        armDeadline(token, timeout ?? configuration.requestTimeout, what: "observe \(path) again")
+                    }
+                } catch {
+                    pending[token] = .observing(observer, freshness)
+                    continuation.resume(throwing: error)
+                }
+            }
+        } onCancel: {
+            Task { @CoAPActor [weak self] in self?.refreshFailed(token, CoAPError.timeout("cancelled")) }
+        }
+    }
+
+    /// A re-registration got no answer: the observation stays as it was.
+    private func refreshFailed(_ token: [UInt8], _ error: any Error) {
+        guard case .refreshing(let continuation, let observer, let freshness) = pending[token] else { return }
+        clearDeadline(token)
+        sent.removeValue(forKey: token)?.next?.cancel()
+        pending[token] = .observing(observer, freshness)
+        continuation.resume(throwing: error)
+    }
+
     /// Deregisters an observation (a GET with Observe = 1) and finishes its stream.
     public func cancelObservation(_ observation: CoAPObservation) {
         cancelObservation(token: observation.token)
@@ -293,7 +429,7 @@ public final class CoAPClient {
 
     /// Deregisters an observation; its handler gets `.ended(nil)`.
     public func cancelObservation(token: [UInt8]) {
-        guard case .observing(let observer) = pending[token] else { return }
+        guard let observer = observingSink(token) else { return }
         pending[token] = nil
         toObserver { observer.end(nil) }
         guard let session, case .connected = state else { return }
@@ -305,7 +441,34 @@ public final class CoAPClient {
         io?.process()
     }
 
-    /// Sends a CoAP ping (an empty confirmable message) and waits for the peer's reset.
+    /// Forgets an observation here without telling the server (its handler gets `.ended(nil)`).
+    /// For an observation replaced by a newer registration of the same resource, which the
+    /// server replaces too (RFC 7641 §4.1); a server that notifies the old token anyway gets a
+    /// reset, which ends it there (RFC 7641 §3.6).
+    public func forgetObservation(token: [UInt8]) {
+        guard let observer = observingSink(token) else { return }
+        pending[token] = nil
+        toObserver { observer.end(nil) }
+    }
+
+    /// The handler of an established observation (also while it is being refreshed), resuming a
+    /// waiting refresh with `.sessionClosed` (the observation is being ended).
+    private func observingSink(_ token: [UInt8]) -> ObserverSink? {
+        switch pending[token] {
+        case .observing(let observer, _):
+            return observer
+        case .refreshing(let continuation, let observer, _):
+            clearDeadline(token)
+            sent.removeValue(forKey: token)?.next?.cancel()
+            continuation.resume(throwing: CoAPError.sessionClosed)
+            return observer
+        default:
+            return nil
+        }
+    }
+
+    /// Sends a CoAP ping (an empty confirmable message) and waits for the peer's reset,
+    /// retransmitting it like a request.
     public func ping(timeout: Duration = .seconds(5)) async throws {
         guard let session, case .connected = state else { throw closeReason ?? CoAPError.sessionClosed }
         let midHolder = TokenHolder()
@@ -322,8 +485,25 @@ public final class CoAPClient {
             }
             // Registered before processing: the reset can arrive within the next coap_io_process.
             midHolder.mid = mid
-            pings[mid] = continuation
+            pings[mid] = Ping(continuation: continuation, timeout: retransmissionTimeout.seconds)
+            schedulePingRetransmission(mid)
+            startWaiting()
             io?.process()
+        }
+    }
+
+    private func schedulePingRetransmission(_ mid: coap_mid_t) {
+        guard configuration.adaptiveRetransmission, let ping = pings[mid] else { return }
+        let wait = backoff(ping.timeout, after: ping.transmissions)
+        pings[mid]?.next = CoAPTimer(after: wait) { [weak self] in
+            guard let self, let session = self.session, case .connected = self.state, self.pings[mid] != nil,
+                let copy = coap_pdu_init(COAP_MESSAGE_CON, COAP_EMPTY_CODE, mid, 0)
+            else { return }
+            // The same empty message again (same message ID): the peer answers each with a reset.
+            if coap_send(session, copy) != COAP_INVALID_MID { self.retransmissions += 1 }
+            self.pings[mid]?.transmissions += 1
+            self.schedulePingRetransmission(mid)
+            self.io?.process()
         }
     }
 
@@ -337,43 +517,121 @@ public final class CoAPClient {
 
     /// Builds and sends a request; `register` runs with the token before the PDU leaves.
     private func send(
-        _ method: CoAPMethod, _ path: String, payload: [UInt8]?, observe: UInt32?, register: ([UInt8]) -> Void
+        _ method: CoAPMethod, _ path: String, payload: [UInt8]?, observe: UInt32?, token given: [UInt8]?,
+        register: ([UInt8]) -> Void
     ) throws -> [UInt8] {
         guard let session, case .connected = state else { throw closeReason ?? CoAPError.sessionClosed }
-        guard let pdu = coap_new_pdu(COAP_MESSAGE_CON, method.pduCode, session) else {
-            throw CoAPError.sendFailed("no memory for a PDU")
-        }
-        var tokenLength = 0
-        var token = [UInt8](repeating: 0, count: 8)
-        coap_session_new_token(session, &tokenLength, &token)
-        token = Array(token.prefix(tokenLength))
-        _ = coap_add_token(pdu, token.count, token)
-        // Options in ascending number order: Observe (6), Uri-Path (11).
-        if let observe {
-            var value = [UInt8](repeating: 0, count: 4)
-            let length = coap_encode_var_safe(&value, value.count, observe)
-            _ = coap_add_option(pdu, coap_option_num_t(COAP_OPTION_OBSERVE), Int(length), value)
-        }
-        for segment in path.split(separator: "/", omittingEmptySubsequences: true) {
-            let bytes = Array(segment.utf8)
-            _ = coap_add_option(pdu, coap_option_num_t(COAP_OPTION_URI_PATH), bytes.count, bytes)
-        }
-        if let payload, !payload.isEmpty {
-            _ = coap_add_data(pdu, payload.count, payload)
+        var token: [UInt8]
+        if let given {
+            token = given
+        } else {
+            var tokenLength = 0
+            token = [UInt8](repeating: 0, count: 8)
+            coap_session_new_token(session, &tokenLength, &token)
+            token = Array(token.prefix(tokenLength))
         }
         register(token)
-        // After coap_send the PDU belongs to libcoap, even on failure.
-        guard coap_send(session, pdu) != COAP_INVALID_MID else {
+        var request = Sent(
+            method: method, path: path, payload: payload, observe: observe, messageID: COAP_INVALID_MID, time: .now,
+            timeout: retransmissionTimeout.seconds)
+        guard let mid = transmit(request, token: token, on: session) else {
             clearDeadline(token)
             pending[token] = nil
             throw CoAPError.sendFailed("\(method.rawValue) \(path)")
         }
+        request.messageID = mid
+        sent[token] = request
+        scheduleRetransmission(token)
+        startWaiting()
         io?.process()
         return token
     }
 
+    /// Builds and sends one CON message of `request` (a new message ID, or its own again for a
+    /// retransmission); the message ID, or nil if libcoap refused it.
+    private func transmit(_ request: Sent, token: [UInt8], on session: OpaquePointer) -> coap_mid_t? {
+        let pdu: OpaquePointer?
+        if request.messageID == COAP_INVALID_MID {
+            pdu = coap_new_pdu(COAP_MESSAGE_CON, request.method.pduCode, session)
+        } else {
+            pdu = coap_pdu_init(
+                COAP_MESSAGE_CON, request.method.pduCode, request.messageID, coap_session_max_pdu_size(session))
+        }
+        guard let pdu else { return nil }
+        _ = coap_add_token(pdu, token.count, token)
+        // Options in ascending number order: Observe (6), Uri-Path (11).
+        if let observe = request.observe {
+            var value = [UInt8](repeating: 0, count: 4)
+            let length = coap_encode_var_safe(&value, value.count, observe)
+            _ = coap_add_option(pdu, coap_option_num_t(COAP_OPTION_OBSERVE), Int(length), value)
+        }
+        for segment in request.path.split(separator: "/", omittingEmptySubsequences: true) {
+            let bytes = Array(segment.utf8)
+            _ = coap_add_option(pdu, coap_option_num_t(COAP_OPTION_URI_PATH), bytes.count, bytes)
+        }
+        if let payload = request.payload, !payload.isEmpty {
+            _ = coap_add_data(pdu, payload.count, payload)
+        }
+        // After coap_send the PDU belongs to libcoap, even on failure.
+        let mid = coap_send(session, pdu)
+        return mid == COAP_INVALID_MID ? nil : mid
+    }
+
+    /// Arms the next retransmission of the request `token`: after the learnt timeout, then twice
+    /// as long each time (at most 8 s between two), until the request's deadline.
+    private func scheduleRetransmission(_ token: [UInt8]) {
+        guard configuration.adaptiveRetransmission, let request = sent[token] else { return }
+        let wait = backoff(request.timeout, after: request.transmissions)
+        sent[token]?.next = CoAPTimer(after: wait) { [weak self] in self?.retransmit(token) }
+    }
+
+    private func retransmit(_ token: [UInt8]) {
+        guard let session, case .connected = state, let request = sent[token], isAwaitingAnswer(token) else { return }
+        if transmit(request, token: token, on: session) != nil { retransmissions += 1 }
+        sent[token]?.transmissions += 1
+        scheduleRetransmission(token)
+        io?.process()
+    }
+
+    private func backoff(_ timeout: Double, after transmissions: Int) -> Duration {
+        let factor = Double(1 << min(max(transmissions - 1, 0), 16))
+        return .milliseconds(Int(min(timeout * factor, 8) * 1000))
+    }
+
+    private func isAwaitingAnswer(_ token: [UInt8]) -> Bool {
+        switch pending[token] {
+        case .request, .observeRegistration, .refreshing: true
+        case .observing, nil: false
+        }
+    }
+
+    private func setAckTimeout(_ seconds: Double) {
+        guard let session else { return }
+        let milliseconds = Int((seconds * 1000).rounded())
+        coap_session_set_ack_timeout(
+            session,
+            coap_fixed_point_t(
+                integer_part: UInt16(clamping: milliseconds / 1000), fractional_part: UInt16(milliseconds % 1000)))
+    }
+
+    /// Takes a round-trip sample for the request `token` answered now.
+    private func answered(_ token: [UInt8]) {
+        guard let request = sent.removeValue(forKey: token) else { return }
+        request.next?.cancel()
+        let elapsed = ContinuousClock.now - request.time
+        let (whole, fraction) = elapsed.components
+        retransmissionTimeout.record(Double(whole) + Double(fraction) / 1e18, timeoutAtSend: request.timeout)
+    }
+
     private func armDeadline(_ token: [UInt8], _ timeout: Duration, what: String) {
-        deadlines[token] = CoAPTimer(after: timeout) { [weak self] in self?.fail(token, CoAPError.timeout(what)) }
+        deadlines[token] = CoAPTimer(after: timeout) { [weak self] in
+            guard let self else { return }
+            if case .refreshing = self.pending[token] {
+                self.refreshFailed(token, CoAPError.timeout(what))
+            } else {
+                self.fail(token, CoAPError.timeout(what))
+            }
+        }
     }
 
     private func clearDeadline(_ token: [UInt8]) {
@@ -382,37 +640,93 @@ public final class CoAPClient {
 
     // MARK: Callbacks (re-entered from libcoap on its queue)
 
-    fileprivate func received(token: [UInt8], response: CoAPResponse) {
-        guard let entry = pending[token] else { return }
+    /// A response or notification for `token`, in a message of `type` with message ID `mid`.
+    /// Returns false for a notification nobody observes any more: libcoap then answers with a
+    /// reset, which ends that observation at the server (RFC 7641 §3.6).
+    fileprivate func received(token: [UInt8], response: CoAPResponse, type: coap_pdu_type_t, mid: coap_mid_t) -> Bool {
+        recordsAccounted &+= 1
+        let confirmable = type == COAP_MESSAGE_CON
+        if confirmable { confirmableReceived(mid) }
+        guard let entry = pending[token] else {
+            // A late answer (in an ACK) to a request we gave up on is fine; a CON or NON message
+            // for a token we do not know is a notification nobody wants.
+            return type == COAP_MESSAGE_ACK
+        }
         switch entry {
         case .request(let continuation):
             pending[token] = nil
             clearDeadline(token)
+            answered(token)
             continuation.resume(returning: response)
         case .observeRegistration(let continuation, let observer):
             clearDeadline(token)
+            answered(token)
             if response.code.isSuccess, response.observe != nil {
-                pending[token] = .observing(observer)
+                pending[token] = .observing(observer, Freshness(sequence: response.observe, time: .now))
             } else {
                 // The server did not accept the observation: nothing more will come.
                 pending[token] = nil
                 toObserver { observer.end(nil) }
             }
             continuation.resume(returning: response)
-        case .observing(let observer):
-            toObserver { observer.deliver(response) }
+        case .observing(let observer, var freshness):
+            let now = ContinuousClock.now
+            guard freshness.admits(response.observe, at: now) else {
+                staleNotificationsDropped += 1
+                return true
+            }
+            freshness.sequence = response.observe ?? freshness.sequence
+            freshness.time = now
+            pending[token] = .observing(observer, freshness)
+            toObserver { observer.deliver(response, false) }
             if !response.code.isSuccess {
                 pending[token] = nil
                 toObserver { observer.end(nil) }
             }
+        case .refreshing(let continuation, let observer, var freshness):
+            // The answer to the re-registration, or a notification that crossed it.
+            let now = ContinuousClock.now
+            let isAnswer = type == COAP_MESSAGE_ACK
+            if isAnswer {
+                clearDeadline(token)
+                answered(token)
+            }
+            if freshness.admits(response.observe, at: now, isAnswer: isAnswer) {
+                freshness.sequence = response.observe ?? freshness.sequence
+                freshness.time = now
+                toObserver { observer.deliver(response, isAnswer) }
+            } else {
+                staleNotificationsDropped += 1
+            }
+            if !response.code.isSuccess || (isAnswer && response.observe == nil) {
+                // The server refused, or answered without observing: the observation is over.
+                pending[token] = nil
+                toObserver { observer.end(nil) }
+            } else if isAnswer {
+                pending[token] = .observing(observer, freshness)
+            } else {
+                pending[token] = .refreshing(continuation, observer, freshness)
+            }
+            if isAnswer { continuation.resume(returning: response) }
         }
+        return true
     }
 
     fileprivate func notDelivered(token: [UInt8], mid: Int32, reason: coap_nack_reason_t) {
+        // A reset is a record our handlers saw; the other reasons are decided locally.
+        if reason == COAP_NACK_RST { recordsAccounted &+= 1 }
+        // libcoap forgets a copy it sent once (adaptiveRetransmission): our own timers decide.
+        let ownRetransmission = configuration.adaptiveRetransmission && reason == COAP_NACK_TOO_MANY_RETRIES
         if pings[mid] != nil {
-            pingFinished(mid, error: reason == COAP_NACK_RST ? nil : CoAPError.timeout("ping"))
+            if reason == COAP_NACK_RST {
+                pingFinished(mid, error: nil)
+            } else if !ownRetransmission {
+                pingFinished(mid, error: CoAPError.timeout("ping"))
+            }
             return
         }
+        // Only about the request still waiting for this message (not a copy of an earlier one).
+        guard !ownRetransmission, isAwaitingAnswer(token), sent[token]?.messageID == mid else { return }
         let error: CoAPError
         switch reason {
         case COAP_NACK_TOO_MANY_RETRIES: error = .timeout("no acknowledgement after retransmissions")
@@ -426,6 +740,7 @@ public final class CoAPClient {
     }
 
     fileprivate func pong(mid: Int32) {
+        recordsAccounted &+= 1
         pingFinished(mid, error: nil)
     }
 
@@ -434,6 +749,13 @@ public final class CoAPClient {
         case COAP_EVENT_DTLS_CONNECTED:
             guard case .connecting(let continuation) = state else { return }
             endTrace()
+            // Three round trips (cookie, key exchange, finished) if nothing was retransmitted:
+            // OpenSSL waits 1 s before repeating a flight.
+            let handshake = ContinuousClock.now - handshakeStarted
+            if handshake < .milliseconds(900) {
+                let (whole, fraction) = handshake.components
+                retransmissionTimeout.seed(roundTrip: (Double(whole) + Double(fraction) / 1e18) / 3)
+            }
             state = .connected
             eventSink.yield(.connected)
             continuation?.resume()
@@ -455,13 +777,110 @@ public final class CoAPClient {
 
     private func fail(_ token: [UInt8], _ error: any Error) {
         clearDeadline(token)
+        sent.removeValue(forKey: token)?.next?.cancel()
         guard let entry = pending.removeValue(forKey: token) else { return }
         switch entry {
         case .request(let continuation): continuation.resume(throwing: error)
         case .observeRegistration(let continuation, let observer):
             toObserver { observer.end(error) }
             continuation.resume(throwing: error)
-        case .observing(let observer): toObserver { observer.end(error) }
+        case .observing(let observer, _): toObserver { observer.end(error) }
+        case .refreshing(let continuation, let observer, _):
+            toObserver { observer.end(error) }
+            continuation.resume(throwing: error)
+        }
+    }
+
+    // MARK: After each I/O pass
+
+    /// Runs after every outermost `coap_io_process`: notes that the server spoke, and
+    /// acknowledges again a confirmable message libcoap dropped without acknowledging it.
+    private func afterIO() {
+        let read = recordsRead.pointee
+        if read != recordsHeard {
+            recordsHeard = read
+            lastHeard = .now
+        }
+        guard case .connected = state else { return }
+        // More records arrived than our handlers saw: libcoap 4.3.1 consumed some itself. The one
+        // that matters is a repeated confirmable response (our acknowledgement was lost, so the
+        // server sent it again and holds every later notification behind it until one arrives);
+        // acknowledging the last confirmable message once more is right for that and ignored by
+        // the server in every other case (an acknowledgement for a message it is not
+        // retransmitting, RFC 7252 §4.2).
+        // (`recordsAccounted` was `recordsRead` at the end of the last pass, plus one for every
+        // record a handler of ours saw during this one.)
+        if read > recordsAccounted, let session, let mid = lastConfirmableMID,
+            ccoap_acknowledge(session, mid) != COAP_INVALID_MID
+        {
+            duplicatesAcknowledged += 1
+        }
+        recordsAccounted = read
+        checkSilence()
+    }
+
+    /// A confirmable response (a notification) arrived; libcoap acknowledges it when our handler
+    /// returns. A server sends its next confirmable notification only once that acknowledgement
+    /// arrived (and holds every later one meanwhile), so when nothing newer comes within the
+    /// retransmission timeout, the acknowledgement is sent once more: if the first was lost, the
+    /// server is released about one round trip later instead of after its own retransmission
+    /// (2 to 3 s); if not, the server ignores the copy (RFC 7252 §4.2). Costs one small datagram
+    /// per notification in a quiet home.
+    private func confirmableReceived(_ mid: coap_mid_t) {
+        lastConfirmableMID = mid
+        reacknowledgement?.cancel()
+        guard configuration.adaptiveRetransmission else { return }
+        reacknowledgement = CoAPTimer(after: .milliseconds(Int(retransmissionTimeout.seconds * 1000))) {
+            [weak self] in
+            guard let self, let session = self.session, case .connected = self.state, self.lastConfirmableMID == mid
+            else { return }
+            self.reacknowledgement = nil
+            if ccoap_acknowledge(session, mid) != COAP_INVALID_MID { self.acknowledgementsRepeated += 1 }
+            self.io?.process()
+        }
+    }
+
+    /// Records read as of the last I/O pass (to see whether anything arrived since).
+    private var recordsHeard: UInt = 0
+
+    /// Something of ours now waits for an answer: the silence watchdog watches from here.
+    private func startWaiting() {
+        if waitingSince == nil { waitingSince = .now }
+        armSilenceWatchdog()
+    }
+
+    private var isWaiting: Bool {
+        !pings.isEmpty
+            || pending.values.contains { entry in
+                if case .observing = entry { return false }
+                return true
+            }
+    }
+
+    private func armSilenceWatchdog() {
+        guard let limit = configuration.silenceLimit, silenceWatchdog == nil, let since = waitingSince else { return }
+        let due = max(lastHeard, since) + limit
+        silenceWatchdog = CoAPTimer(after: max(due - .now, .milliseconds(1))) { [weak self] in
+            self?.silenceWatchdog = nil
+            self?.checkSilence()
+        }
+    }
+
+    /// Ends the session when the server has sent nothing for `silenceLimit` while we waited.
+    private func checkSilence() {
+        guard isWaiting else {
+            waitingSince = nil
+            silenceWatchdog?.cancel()
+            silenceWatchdog = nil
+            return
+        }
+        guard let limit = configuration.silenceLimit, let since = waitingSince, case .connected = state else { return }
+        if ContinuousClock.now - max(lastHeard, since) >= limit {
+            teardown(
+                error: .timeout("no answer from \(configuration.host):\(configuration.port) for \(limit)"), notify: true
+            )
+        } else {
+            armSilenceWatchdog()
         }
     }
 
@@ -490,8 +909,9 @@ public final class CoAPClient {
     }
 
     private func pingFinished(_ mid: Int32, error: (any Error)?) {
-        guard let continuation = pings.removeValue(forKey: mid) else { return }
-        if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+        guard let ping = pings.removeValue(forKey: mid) else { return }
+        ping.next?.cancel()
+        if let error { ping.continuation.resume(throwing: error) } else { ping.continuation.resume() }
     }
 
     private func endTrace() {
@@ -515,7 +935,13 @@ public final class CoAPClient {
         }
         for token in Array(pending.keys) { fail(token, failure) }
         for mid in Array(pings.keys) { pingFinished(mid, error: failure) }
+        silenceWatchdog?.cancel()
+        silenceWatchdog = nil
+        waitingSince = nil
+        reacknowledgement?.cancel()
+        reacknowledgement = nil
         if let session {
+            _ = ccoap_count_records(session, nil)
             coap_session_set_app_data(session, nil)
             coap_session_release(session)
             self.session = nil
@@ -540,9 +966,12 @@ private final class TokenHolder {
 /// Where an observation's notifications go (a stream, or a caller's handler).
 @CoAPActor
 final class ObserverSink {
-    let deliver: @CoAPActor (CoAPResponse) -> Void
+    /// A notification, or (true) the answer to a re-registration.
+    let deliver: @CoAPActor (CoAPResponse, Bool) -> Void
     let end: @CoAPActor ((any Error)?) -> Void
-    init(deliver: @escaping @CoAPActor (CoAPResponse) -> Void, end: @escaping @CoAPActor ((any Error)?) -> Void) {
+    init(
+        deliver: @escaping @CoAPActor (CoAPResponse, Bool) -> Void, end: @escaping @CoAPActor ((any Error)?) -> Void
+    ) {
         self.deliver = deliver
         self.end = end
     }
@@ -552,6 +981,8 @@ final class ObserverSink {
 public enum CoAPObservationEvent: Sendable {
     /// A notification (an error code such as 4.04 means the resource is gone; `.ended` follows).
     case notification(CoAPResponse)
+    /// The answer to `refreshObservation`: the current representation, as asked for.
+    case refreshed(CoAPResponse)
     /// The observation ended: nil when cancelled or ended by the server, else why the session failed.
     case ended(CoAPError?)
 }
@@ -610,15 +1041,18 @@ private func copyObserve(_ pdu: OpaquePointer?) -> UInt32? {
     return UInt32(coap_decode_var_bytes(coap_opt_value(option), Int(coap_opt_length(option))))
 }
 
-private let clientResponseHandler: coap_response_handler_t = { session, _, received, _ in
+private let clientResponseHandler: coap_response_handler_t = { session, _, received, mid in
     let target = client(of: session)
     let token = copyToken(received)
     let response = CoAPResponse(
         code: CoAPCode(rawValue: UInt8(truncatingIfNeeded: coap_pdu_get_code(received).rawValue)),
         payload: copyPayload(received),
         observe: copyObserve(received))
-    CoAPActor.assumeIsolated { target?.received(token: token, response: response) }
-    return COAP_RESPONSE_OK
+    let type = coap_pdu_get_type(received)
+    let wanted = CoAPActor.assumeIsolated {
+        target?.received(token: token, response: response, type: type, mid: mid) ?? true
+    }
+    return wanted ? COAP_RESPONSE_OK : COAP_RESPONSE_FAIL
 }
 
 private let clientNackHandler: coap_nack_handler_t = { session, sent, reason, mid in

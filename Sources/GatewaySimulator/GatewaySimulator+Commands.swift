@@ -15,6 +15,8 @@ import TradfriModel
 ///     end-observations <device id>               ends every observation of the device with 4.04
 ///                                                though it stays listed (as a gateway shutting
 ///                                                down does)
+///     drop <to-gateway|from-gateway> <count>     loses exactly the next datagrams of that
+///                                                direction (needs --relay or --drop-rate)
 ///     reboot
 ///
 /// Each command answers one line: `ok <command>` or `error: <reason>`.
@@ -99,6 +101,13 @@ extension GatewaySimulator {
             guard devices[id] != nil else { throw CommandError(description: "no device \(id)") }
             server?.removeResource(GatewayPath.device(id))
             server?.addResource(GatewayPath.device(id), handler: resourceHandler)
+        case "drop":
+            let pieces = rest.split(separator: " ")
+            guard pieces.count == 2, let count = Int(pieces[1]), count >= 0,
+                pieces[0] == "to-gateway" || pieces[0] == "from-gateway"
+            else { throw CommandError(description: "expected 'drop to-gateway|from-gateway <count>'") }
+            try dropNext(
+                toGateway: pieces[0] == "to-gateway" ? count : 0, fromGateway: pieces[0] == "from-gateway" ? count : 0)
         case "reboot":
             reboot(reason: -1)
         default:

@@ -31,6 +31,8 @@ public final class GatewaySimulator {
         public var dropRate: Double = 0
         /// Seed of the loss pattern; nil for a random one.
         public var dropSeed: UInt64?
+        /// Serve behind the relay even without random loss (for `dropNext`).
+        public var relay = false
 
         public init(securityCode: String, fixture: Fixture = .demoHome()) {
             self.securityCode = securityCode
@@ -86,7 +88,7 @@ public final class GatewaySimulator {
     /// lossy relay that owns the configured port.
     public func start() throws {
         let server: CoAPServer
-        if configuration.dropRate > 0 {
+        if configuration.dropRate > 0 || configuration.relay {
             server = CoAPServer(host: "127.0.0.1", port: 0) { [weak self] in self?.key(for: $0) }
             try server.start()
             relay = try LossyRelay(
@@ -100,6 +102,13 @@ public final class GatewaySimulator {
         }
         self.server = server
         registerResources()
+    }
+
+    /// Loses exactly the next datagrams between clients and the gateway (needs `relay` or a drop
+    /// rate): a lost acknowledgement, request or answer, on cue.
+    public func dropNext(toGateway: Int, fromGateway: Int) throws {
+        guard let relay else { throw Fixture.Error.invalid("the simulator runs without its relay (--relay)") }
+        relay.dropNext(toGateway: toGateway, fromGateway: fromGateway)
     }
 
     public func stop() {

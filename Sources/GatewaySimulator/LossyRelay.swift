@@ -2,8 +2,9 @@ import Dispatch
 import Foundation
 
 /// A UDP relay that loses a fraction of datagrams in each direction, in front of the simulator's
-/// DTLS endpoint (`--drop-rate`). Each client address gets its own upstream socket, so the
-/// endpoint sees one peer per client as it would without the relay.
+/// DTLS endpoint (`--drop-rate`), and on request exactly the next few of one direction
+/// (`dropNext`). Each client address gets its own upstream socket, so the endpoint sees one peer
+/// per client as it would without the relay.
 final class LossyRelay: @unchecked Sendable {
     // @unchecked: all state is touched only on `queue`.
     private let queue = DispatchQueue(label: "tradfri.sim.relay")
@@ -13,6 +14,9 @@ final class LossyRelay: @unchecked Sendable {
     private let upstreamPort: UInt16
     private var listenerSource: (any DispatchSourceRead)?
     private var peers: [String: Peer] = [:]
+    /// Datagrams still to lose on purpose, towards the gateway and from it.
+    private var scriptedToGateway = 0
+    private var scriptedFromGateway = 0
     let port: UInt16
 
     private final class Peer {
@@ -78,8 +82,25 @@ final class LossyRelay: @unchecked Sendable {
         }
     }
 
-    private func dropped() -> Bool {
-        Double(random.next() >> 11) / Double(1 << 53) < dropRate
+    /// Loses the next `toGateway` datagrams from clients and the next `fromGateway` datagrams to
+    /// them (on top of the random loss).
+    func dropNext(toGateway: Int, fromGateway: Int) {
+        queue.sync {
+            scriptedToGateway += max(toGateway, 0)
+            scriptedFromGateway += max(fromGateway, 0)
+        }
+    }
+
+    private func dropped(toGateway: Bool) -> Bool {
+        if toGateway, scriptedToGateway > 0 {
+            scriptedToGateway -= 1
+            return true
+        }
+        if !toGateway, scriptedFromGateway > 0 {
+            scriptedFromGateway -= 1
+            return true
+        }
+        return dropRate > 0 && Double(random.next() >> 11) / Double(1 << 53) < dropRate
     }
 
     private func fromClient() {
@@ -91,7 +112,7 @@ final class LossyRelay: @unchecked Sendable {
                 recvfrom(listener, &buffer, buffer.count, 0, $0, &length)
             }
         }
-        guard count > 0, !dropped() else { return }
+        guard count > 0, !dropped(toGateway: true) else { return }
         let key = "\(client.sin_addr.s_addr):\(client.sin_port)"
         let peer = peers[key] ?? connectPeer(client, key: key)
         _ = send(peer.socket, buffer, count, 0)
@@ -123,7 +144,7 @@ final class LossyRelay: @unchecked Sendable {
     private func fromServer(_ peer: Peer) {
         var buffer = [UInt8](repeating: 0, count: 65536)
         let count = recv(peer.socket, &buffer, buffer.count, 0)
-        guard count > 0, !dropped() else { return }
+        guard count > 0, !dropped(toGateway: false) else { return }
         var client = peer.client
         _ = withUnsafePointer(to: &client) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {

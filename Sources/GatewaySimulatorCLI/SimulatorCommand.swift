@@ -19,7 +19,7 @@ struct SimulatorCommand: AsyncParsableCommand {
             When ready it prints one line: "tradfri-gateway-sim listening on HOST:PORT ...".
             SIGUSR1 reboots the gateway; SIGTERM stops it. Control commands are read from standard \
             input, one per line (change, change-silently, add-device, remove-device, add-group, \
-            remove-group, add-scene, remove-scene, battery, reachable, odd-answer, end-observations, reboot).
+            remove-group, add-scene, remove-scene, battery, reachable, odd-answer, end-observations, drop, reboot).
             """)
 
     @Option(help: "Address and UDP port to serve on (port 0 picks a free one).")
@@ -48,6 +48,9 @@ struct SimulatorCommand: AsyncParsableCommand {
 
     @Option(help: "Seed of the loss pattern, so a run can be repeated exactly.")
     var dropSeed: UInt64?
+
+    @Flag(help: "Serve behind the lossy relay even with no random loss (for the 'drop' control command).")
+    var relay = false
 
     @Option(help: "Seconds the gateway stays away when rebooting.")
     var rebootDelay: Double = 3
@@ -110,6 +113,7 @@ struct SimulatorCommand: AsyncParsableCommand {
         configuration.stateDirectory = stateDir
         configuration.dropRate = dropRate
         configuration.dropSeed = dropSeed
+        configuration.relay = relay
         configuration.rebootDelay = .milliseconds(Int(rebootDelay * 1000))
         configuration.blindSpeed = blindSpeed
         configuration.requestLogPath = requestLog
