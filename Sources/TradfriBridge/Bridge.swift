@@ -51,7 +51,10 @@ public final class Bridge: Service {
         let link = GatewayLink(identity: credentials.identity, key: credentials.psk, settings: settings) {
             try await locator.resolve()
         }
-        let mirror = GatewayMirror(link: link)
+        var mirrorSettings = GatewayMirror.Settings()
+        let audit = configuration.gateway.auditInterval
+        mirrorSettings.auditInterval = audit > 0 ? .seconds(audit) : nil
+        let mirror = GatewayMirror(link: link, settings: mirrorSettings)
 
         let mqttConfiguration = try mqttConfiguration(configuration, broker: broker)
         let client = try MQTTClient(mqttConfiguration)
@@ -168,8 +171,9 @@ public final class Bridge: Service {
             context.gatewayAddress = "\(host):\(port)"
             Task { [locator] in await locator.connected(host: host, port: port) }
             dispatch(.gatewayConnected(address: "\(host):\(port)"))
-            Task { [weak self] in await self?.context.mirror.sync() }
+            context.mirror.connected()
         case .disconnected(let reason):
+            context.mirror.disconnected()
             dispatch(.gatewayDisconnected(reason: reason.map { "\($0)" } ?? "closed"))
         case .connectFailed(let error):
             if case .unknownIdentity = error {

@@ -58,6 +58,30 @@ public final class BridgeContext {
         dispatcher(event)
     }
 
+    /// How fresh the bridge's copy of the gateway is, for `bridge/info` and `health_check`:
+    /// when everything was last read in full, what still waits to be read, how long ago the least
+    /// recently confirmed item was heard from, and what re-reads found; plus what the session
+    /// learnt about the link.
+    public var viewFigures: JSON {
+        let mirror = self.mirror
+        var view: [String: JSON] = [
+            "observed": .int(mirror.observedCount),
+            "pending_rereads": .int(mirror.pendingRereads),
+            "rereads": .int(mirror.rereads),
+            "repairs": .int(mirror.repairs),
+        ]
+        if let read = mirror.lastFullRead { view["last_full_read"] = .string(read.formatted(.iso8601)) }
+        if let age = mirror.oldestCheck { view["oldest_check_seconds"] = .double((age.seconds * 10).rounded() / 10) }
+        if let link = self.link.statistics {
+            view["retransmission_timeout"] = .double((link.retransmissionTimeout * 1000).rounded() / 1000)
+            if let roundTrip = link.roundTrip { view["round_trip"] = .double((roundTrip * 10000).rounded() / 10000) }
+            view["retransmissions"] = .int(link.retransmissions)
+            view["duplicates_acknowledged"] = .int(link.duplicatesAcknowledged)
+            view["acknowledgements_repeated"] = .int(link.acknowledgementsRepeated)
+        }
+        return .object(view)
+    }
+
     /// Publishes `{"type": type, "data": data}` on `<base>/bridge/event`.
     public func event(_ type: String, _ data: [String: JSON]) {
         outbox.publishEvent(topic("bridge/event"), ["type": .string(type), "data": .object(data)])

@@ -141,4 +141,35 @@ import TradfriModel
         #expect(groups.arrayValue?.reduce(0) { $0 + ($1["scenes"]?.arrayValue?.count ?? 0) } == 4)
         await harness.shutdown()
     }
+
+    /// A device renamed to a room's name takes the room's topic; the room moves to
+    /// `<name>_group`, and `bridge/groups` says so (it kept the old topic before: two entries
+    /// claimed one topic).
+    @Test func aRoomPushedAsideByADeviceNameIsListedAtItsNewTopic() async throws {
+        let harness = try await BridgeHarness()
+        try await harness.startBridge()
+        let watcher = try await harness.subscribe(["tradfri/bridge/groups", "tradfri/bridge/devices"])
+        try await message(on: "tradfri/bridge/groups", from: watcher) { groups in
+            groups.arrayValue?.contains { $0["id"] == 131075 && $0["topic"] == "tradfri/bedroom" } == true
+        }
+        _ = try await harness.coap("put", "15001/65543", #"{"9001":"Bedroom"}"#)
+        try await message(on: "tradfri/bridge/devices", from: watcher) { devices in
+            devices.arrayValue?.contains { $0["id"] == 65543 && $0["topic"] == "tradfri/bedroom" } == true
+        }
+        let groups = try await message(on: "tradfri/bridge/groups", from: watcher) { groups in
+            groups.arrayValue?.contains { $0["id"] == 131075 && $0["topic"] == "tradfri/bedroom_group" } == true
+        }
+        let bedroom = groups.arrayValue?.first { $0["id"] == 131075 }
+        #expect(bedroom?["friendly_name"] == "bedroom_group")
+        #expect(
+            bedroom?["members"]?.arrayValue?.contains { $0["id"] == 65543 && $0["friendly_name"] == "bedroom" } == true)
+        // The same for a new device paired with a room's name.
+        try await harness.control(
+            #"add-device {"3":{"0":"IKEA of Sweden","1":"TRADFRI control outlet","6":1},"3312":[{"5850":0,"9003":0}],"5750":3,"9001":"Living room","9003":65610,"9019":1}"#
+        )
+        try await message(on: "tradfri/bridge/groups", from: watcher) { groups in
+            groups.arrayValue?.contains { $0["id"] == 131073 && $0["topic"] == "tradfri/living_room_group" } == true
+        }
+        await harness.shutdown()
+    }
 }

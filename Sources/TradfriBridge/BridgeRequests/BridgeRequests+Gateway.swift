@@ -38,6 +38,7 @@ extension BridgeRequests {
         ]
         if let address = context.gatewayAddress { gateway["address"] = .string(address) }
         if let firmware = context.mirror.details?.firmware { gateway["firmware"] = .string(firmware) }
+        gateway["view"] = context.viewFigures
         if let contact = context.link.lastContact {
             gateway["last_contact"] = .string(contact.formatted(.iso8601))
             gateway["seconds_since_contact"] = .double((Date().timeIntervalSince(contact) * 10).rounded() / 10)
@@ -63,9 +64,9 @@ extension BridgeRequests {
         try request.allowOnly([])
         guard context.gatewayConnected else { throw BridgeRequestError("the gateway is offline") }
         let started = ContinuousClock.now
-        guard await context.mirror.resync() else {
+        guard await context.mirror.resync(within: .seconds(120)) else {
             throw BridgeRequestError(
-                "the re-sync was interrupted (the gateway session ended, or another re-sync started); a reconnect syncs by itself"
+                "the re-sync did not finish within 120 s (the gateway is offline or not answering); the bridge keeps trying"
             )
         }
         let elapsed = ContinuousClock.now - started

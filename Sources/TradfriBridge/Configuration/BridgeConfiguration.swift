@@ -61,8 +61,10 @@ public struct BridgeConfiguration: Sendable, Equatable {
         public var address: GatewayAddress = .auto
         public var credentials: String = BridgeConfiguration.defaultStateDirectory + "/credentials.json"
         /// Seconds between CoAP pings while the session is quiet.
-        public var keepAlive: Double = 30
+        public var keepAlive: Double = 10
         public var requestTimeout: Double = 10
+        /// Seconds in which every observed item is read once again (0: never).
+        public var auditInterval: Double = 600
         /// Minimum seconds between two PUTs to the same device.
         public var commandSpacing: Double = 0.5
         /// Longest wait between reconnect attempts.
@@ -249,6 +251,7 @@ extension BridgeConfiguration.Gateway {
     mutating func read(_ node: ConfigNode) throws(ConfigurationError) {
         let keys = try node.members(allowed: [
             "address", "credentials", "keepalive", "request_timeout", "command_spacing", "reconnect_max_delay",
+            "audit_interval",
         ])
         if let value = keys["address"] {
             guard let address = BridgeConfiguration.GatewayAddress.parse(try value.string()) else {
@@ -261,6 +264,13 @@ extension BridgeConfiguration.Gateway {
         if let value = keys["request_timeout"] { requestTimeout = try value.seconds(in: 1...120) }
         if let value = keys["command_spacing"] { commandSpacing = try value.seconds(in: 0...10) }
         if let value = keys["reconnect_max_delay"] { reconnectMaxDelay = try value.seconds(in: 1...3600) }
+        if let value = keys["audit_interval"] {
+            auditInterval = try value.seconds(in: 0...86400)
+            if auditInterval > 0, auditInterval < 60 {
+                throw value.error(
+                    "must be 0 (off) or at least 60 seconds (reading every item more often strains the gateway)")
+            }
+        }
     }
 }
 

@@ -7,18 +7,27 @@ import TradfriModel
 ///
 /// Contract:
 /// - Connects with exponential backoff and jitter; reports `.connected` / `.disconnected`.
-/// - While connected, sends a CoAP ping when nothing was heard for `keepAlive`; after
-///   `pingFailuresBeforeReset` unanswered pings (or when the gateway announces a reboot, or
-///   the session fails), it tears the whole DTLS context down and connects afresh. Observations
-///   do not survive that; the owner re-registers them on `.connected`.
-/// - Runs one request at a time (the gateway drops requests sent in quick succession); commands
-///   go before background reads. Requests fail at once with `.sessionClosed` while disconnected.
+/// - While connected, sends a CoAP ping when nothing was heard for `keepAlive`. The session is
+///   declared dead, and the whole DTLS context torn down and connected afresh, when the gateway
+///   sends nothing at all for `silenceLimit` while a request or ping of ours waits (libcoap
+///   retransmits meanwhile, at the learnt retransmission timeout: several tries are lost), after
+///   `pingFailuresBeforeReset` unanswered pings, when the gateway announces a reboot, or when the
+///   session fails. Observations do not survive that; the owner re-registers them on `.connected`.
+/// - Runs one request at a time (the gateway drops requests sent in quick succession, and one
+///   outstanding request is the documented safe value); commands go before background reads.
+///   A lost datagram costs its exchange one retransmission, after the retransmission timeout
+///   learnt from the gateway's answers (`RetransmissionTimeout`: a fraction of a second on a
+///   LAN) instead of RFC 7252's fixed 2–3 s. Requests fail at once with `.sessionClosed` while
+///   disconnected.
 @CoAPActor
 public final class GatewayLink {
     public struct Settings: Sendable {
         public var keepAlive: Duration = .seconds(30)
         public var pingTimeout: Duration = .seconds(5)
-        public var pingFailuresBeforeReset = 2
+        public var pingFailuresBeforeReset = 1
+        /// Nothing at all from the gateway for this long while something of ours waits: the
+        /// session is dead (see `CoAPClient.Configuration.silenceLimit`).
+        public var silenceLimit: Duration = .seconds(6)
         public var requestTimeout: Duration = .seconds(10)
         public var handshakeTimeout: Duration = .seconds(10)
         public var reconnectInitialDelay: Duration = .seconds(1)
@@ -115,6 +124,41 @@ public final class GatewayLink {
         client?.cancelObservation(token: token)
     }
 
+    /// Registers an observation again with its token: the answer (the current representation)
+    /// goes to the observation's handler as `.refreshed` and is returned.
+    public func refresh(token: [UInt8], path: String, priority: Priority = .background) async throws -> CoAPResponse {
+        try await withTurn(priority) { client in
+            try await client.refreshObservation(token: token, path: path, timeout: settings.requestTimeout)
+        }
+    }
+
+    /// What the session has learnt and seen so far (nil while disconnected).
+    public var statistics: Statistics? {
+        guard let client, client.isConnected else { return nil }
+        return Statistics(
+            retransmissionTimeout: client.retransmissionTimeout.seconds,
+            roundTrip: client.retransmissionTimeout.smoothedRoundTrip,
+            duplicatesAcknowledged: client.duplicatesAcknowledged,
+            retransmissions: client.retransmissions,
+            acknowledgementsRepeated: client.acknowledgementsRepeated,
+            staleNotificationsDropped: client.staleNotificationsDropped)
+    }
+
+    public struct Statistics: Sendable {
+        /// Seconds before an unanswered request is sent again.
+        public var retransmissionTimeout: Double
+        /// Smoothed seconds from a request to its answer.
+        public var roundTrip: Double?
+        /// Repeated notifications acknowledged again (their first acknowledgement was lost).
+        public var duplicatesAcknowledged: Int
+        /// Messages sent again because their answer was late (a datagram was lost).
+        public var retransmissions: Int
+        /// Acknowledgements of notifications sent a second time (nothing newer followed soon).
+        public var acknowledgementsRepeated: Int
+        /// Notifications older than one already applied, left out.
+        public var staleNotificationsDropped: Int
+    }
+
     private func withTurn<T: Sendable>(
         _ priority: Priority, _ body: (CoAPClient) async throws -> T
     ) async throws -> T {
@@ -159,7 +203,8 @@ public final class GatewayLink {
                 attempt = CoAPClient(
                     .init(
                         host: address.host, port: address.port, identity: identity, key: key,
-                        handshakeTimeout: settings.handshakeTimeout, requestTimeout: settings.requestTimeout))
+                        handshakeTimeout: settings.handshakeTimeout, requestTimeout: settings.requestTimeout,
+                        silenceLimit: settings.silenceLimit))
                 try await attempt.connect()
             } catch {
                 let failure = (error as? CoAPError) ?? .setup("\(error)")
@@ -233,16 +278,19 @@ public final class GatewayLink {
 
     // MARK: Keep-alive
 
-    private func keepAlive(_ session: CoAPClient) async {
+    private func keepAlive(_ session: CoAPClient, pingAtOnce: Bool = false) async {
         var failures = 0
+        var pingNow = pingAtOnce
         while !Task.isCancelled, client === session {
-            let quiet = ContinuousClock.now - lastHeard
-            if quiet < settings.keepAlive {
+            // The client notes every datagram the gateway sends, acknowledgements included.
+            let quiet = ContinuousClock.now - max(lastHeard, session.lastHeard)
+            if !pingNow, quiet < settings.keepAlive {
                 // Cancelled on every session change; a cancelled CoAPTimer.sleep leaves no timer
                 // armed behind it (see CoAPTimer).
                 try? await CoAPTimer.sleep(for: settings.keepAlive - quiet)
                 continue
             }
+            pingNow = false
             do {
                 try await session.ping(timeout: min(settings.pingTimeout, settings.keepAlive))
                 failures = 0
@@ -255,7 +303,7 @@ public final class GatewayLink {
                     endSession(reason: .timeout("\(failures) pings unanswered"))
                     return
                 }
-                lastHeard = .now - settings.keepAlive  // ping again at once
+                pingNow = true
             }
         }
     }
@@ -263,10 +311,9 @@ public final class GatewayLink {
     /// After a request timed out, check the session with a ping instead of waiting for the next
     /// keep-alive round.
     private func checkSoon() {
-        lastHeard = .now - settings.keepAlive
         guard let session = client else { return }
         keepAliveTask?.cancel()
-        keepAliveTask = Task { [weak self] in await self?.keepAlive(session) }
+        keepAliveTask = Task { [weak self] in await self?.keepAlive(session, pingAtOnce: true) }
     }
 
     /// Notes that the gateway spoke (a notification arrived), postponing the next ping.

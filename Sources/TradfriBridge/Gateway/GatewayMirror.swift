@@ -1,16 +1,27 @@
 import CoAP
+import Foundation
 import Logging
 import TradfriModel
 
-/// The bridge's copy of everything on the gateway, kept equal to it by CoAP Observe.
+/// The bridge's copy of everything on the gateway, kept equal to it.
 ///
 /// Contract:
-/// - `sync()` runs after every (re)connect: it observes gateway details, notifications, the
-///   device, group and scene lists and every item on them, then drops what is no longer there, so
-///   after any outage the copy equals the gateway. Changes are reported as they are found.
-/// - List notifications are diffed: new ids are observed, vanished ids removed. A 4.04 on an item
-///   removes it once the list confirms it is gone (a gateway shutting down sends 4.04 too). Unparseable or odd bodies (`{"r":"06"}`, empty) are logged and ignored: the last
-///   good state stays.
+/// - Everything is observed (CoAP Observe): the gateway's details and notifications, the device,
+///   group and scene lists, and every item on them. After every connect (`connected()`) each
+///   observation is registered afresh, by one worker, one request at a time at background
+///   priority (`GatewayMirror+Work`); a registration that fails is tried again until the session
+///   ends, so an interrupted first sync completes. `.synced` is reported once per session, when
+///   every listed item is observed.
+/// - Convergence does not depend on every notification arriving. An item whose copy may be
+///   stale is read again by registering its observation once more (same token, so the gateway
+///   keeps a single observation and re-creates one it dropped): after a command the gateway did
+///   not confirm with a notification within `confirmWindow`, on request (`resync`,
+///   `<name>/get`), and on a slow rolling schedule (every item once per `auditInterval`). A
+///   difference found that way is applied like a notification and reported as `.repaired`.
+/// - List notifications are diffed: new ids are observed, vanished ids removed. A 4.04 on an
+///   item removes it once its list, read again, confirms it is gone (a gateway shutting down
+///   sends 4.04 too). Unparseable or odd bodies (`{"r":"06"}`, empty) are logged and ignored: the
+///   last good state stays.
 /// - Identical notifications report nothing.
 @CoAPActor
 public final class GatewayMirror {
@@ -27,6 +38,38 @@ public final class GatewayMirror {
         case rebootAnnounced
         /// A full sync finished: the copy equals the gateway.
         case synced
+        /// Everything was read again in full (after `.synced`, and after each `resync`).
+        case fullRead
+        /// Reading an item again found it different from the copy (the change above was reported
+        /// first): a notification had been lost or the observation had ended silently.
+        case repaired(Repair)
+    }
+
+    /// What a re-read corrected, and why the item was read.
+    public struct Repair: Sendable {
+        public var kind: String
+        public var id: Int
+        public var name: String?
+        public var reason: RereadReason
+    }
+
+    /// Why an item is read again.
+    public enum RereadReason: String, Sendable {
+        case command = "no notification after a command"
+        case audit = "periodic check"
+        case resync = "resync"
+        case request = "read on request"
+        case gone = "checking a 4.04"
+        case ended = "the observation ended"
+    }
+
+    public struct Settings: Sendable {
+        /// How long after a command's answer the gateway has to notify the change before the
+        /// device is read again.
+        public var confirmWindow: Duration = .seconds(2)
+        /// Every observed item is read again once in this time (nil: never).
+        public var auditInterval: Duration? = .seconds(600)
+        public init() {}
     }
 
     public private(set) var details: GatewayDetails?
@@ -34,119 +77,66 @@ public final class GatewayMirror {
     public private(set) var groups: [Int: Group] = [:]
     public private(set) var scenes: [Int: [Int: Scene]] = [:]
 
-    private let link: GatewayLink
-    private let logger = Logger(label: "gateway")
-    private var onChange: @CoAPActor (Change) -> Void = { _ in }
-    /// Observation tokens by path for the current session.
-    private var observed: [String: [UInt8]] = [:]
-    /// Bumped on every sync: work belonging to an older session is abandoned.
-    private var generation = 0
+    let link: GatewayLink
+    public var settings: Settings
+    let logger = Logger(label: "gateway")
+    var onChange: @CoAPActor (Change) -> Void = { _ in }
     private var seenNotifications: Set<Int> = []
-    /// While a sync runs, list notifications only record the ids; the sync observes them.
-    private var syncing = false
-    /// Items whose observation ended with 4.04, by list path, while the list is read to confirm.
-    private var goneUnconfirmed: [String: [[Int]]] = [:]
+    /// The ids the lists named last (an item not listed any more is not observed again).
+    var listedDevices: Set<Int> = []
+    var listedGroups: Set<Int> = []
+    var listedScenes: [Int: Set<Int>] = [:]
 
-    public init(link: GatewayLink) {
+    // State of the work (GatewayMirror+Work).
+    var observations: [ObservedResource: Observation] = [:]
+    var queue: [Work] = []
+    var queued: Set<ObservedResource> = []
+    var worker: Task<Void, Never>?
+    var generation = 0
+    var isConnected = false
+    var isSynced = false
+    var rereadReasons: [ObservedResource: RereadReason] = [:]
+    var confirmations: [ObservedResource: CoAPTimer] = [:]
+    var auditTimer: CoAPTimer?
+    var drainWaiters: [Int: CheckedContinuation<Bool, Never>] = [:]
+    var waiterCount = 0
+    var fullReadPending = false
+    var syncStarted = ContinuousClock.now
+    var notFoundCounts: [ObservedResource: Int] = [:]
+    /// When the last full read (sync or resync) completed.
+    public internal(set) var lastFullRead: Date?
+    /// Differences found by reading items again, since start.
+    public internal(set) var repairs = 0
+    /// Items read again, since start (commands not confirmed, audit, resync, requests).
+    public internal(set) var rereads = 0
+
+    public init(link: GatewayLink, settings: Settings = Settings()) {
         self.link = link
+        self.settings = settings
     }
 
     public func onChange(_ handler: @escaping @CoAPActor (Change) -> Void) {
         onChange = handler
     }
 
-    // MARK: Sync
+    // MARK: Content
 
-    /// Observes everything afresh (after a connect). Returns false if the session ended midway.
+    /// Applies a notification or a re-read answer of `resource`; true when the copy changed.
     @discardableResult
-    public func sync() async -> Bool {
-        generation += 1
-        let current = generation
-        observed.removeAll()
-        goneUnconfirmed.removeAll()
-        syncing = true
-        defer { if current == generation { syncing = false } }
-        do {
-            try await observeDetails()
-            try await observe(GatewayPath.notifications) { [weak self] payload in self?.notificationsChanged(payload) }
-            var deviceIDs: [Int] = []
-            try await observe(GatewayPath.devices) { [weak self] payload in
-                if current == self?.generation, let ids = self?.ids(payload, "device") {
-                    deviceIDs = ids
-                    self?.listChanged(ids, GatewayPath.devices)
-                }
-            }
-            // Observe every listed device; the list may grow while we do.
-            while current == generation, let id = deviceIDs.first(where: { observed[GatewayPath.device($0)] == nil }) {
-                try await observeDevice(id)
-            }
-            var groupIDs: [Int] = []
-            try await observe(GatewayPath.groups) { [weak self] payload in
-                if current == self?.generation, let ids = self?.ids(payload, "group") {
-                    groupIDs = ids
-                    self?.listChanged(ids, GatewayPath.groups)
-                }
-            }
-            while current == generation, let id = groupIDs.first(where: { observed[GatewayPath.group($0)] == nil }) {
-                try await observeGroup(id)
-            }
-            guard current == generation else { return false }
-            // What the gateway no longer has.
-            for id in Set(devices.keys).subtracting(deviceIDs) { removeDevice(id) }
-            for id in Set(groups.keys).subtracting(groupIDs) { removeGroup(id) }
-            onChange(.synced)
-            return true
-        } catch {
-            logger.warning("sync with the gateway interrupted", metadata: ["error": "\(error)"])
-            return false
+    func apply(_ payload: [UInt8], of resource: ObservedResource) -> Bool {
+        switch resource {
+        case .details: return detailsChanged(payload)
+        case .notifications: return notificationsChanged(payload)
+        case .deviceList: return listed(payload, "device").map { devicesListed($0) } ?? false
+        case .groupList: return listed(payload, "group").map { groupsListed($0) } ?? false
+        case .device(let id): return deviceChanged(id, payload)
+        case .group(let id): return groupChanged(id, payload)
+        case .sceneList(let group): return listed(payload, "scene").map { scenesListed($0, group: group) } ?? false
+        case .scene(let id, let group): return sceneChanged(id, group: group, payload)
         }
     }
 
-    /// Re-reads and re-observes everything on a live session (`bridge/request/resync`): cancels
-    /// every current observation (the gateway forgets them), then runs `sync()`. Changes found
-    /// are reported like any others. Returns false if the session ended midway.
-    @discardableResult
-    public func resync() async -> Bool {
-        for path in observed.keys.sorted() { stopObserving(path) }
-        return await sync()
-    }
-
-    /// Observes `path`; `handler` gets each good payload (the first response included).
-    /// Returns false if the resource does not exist.
-    @discardableResult
-    private func observe(_ path: String, handler: @escaping @CoAPActor ([UInt8]) -> Void) async throws -> Bool {
-        let current = generation
-        let (token, initial) = try await link.observe(path) { [weak self] event in
-            guard let self, current == self.generation else { return }
-            switch event {
-            case .notification(let response):
-                self.link.heard()
-                if response.code.isSuccess {
-                    if !response.payload.isEmpty { handler(response.payload) }
-                } else if response.code == .notFound {
-                    self.resourceGone(path)
-                }
-            case .ended:
-                break
-            }
-        }
-        guard initial.code.isSuccess else {
-            if initial.code != .notFound {
-                logger.warning(
-                    "gateway refused an observation", metadata: ["path": "\(path)", "code": "\(initial.code)"])
-            }
-            return false
-        }
-        observed[path] = token
-        if !initial.payload.isEmpty { handler(initial.payload) }
-        return true
-    }
-
-    private func stopObserving(_ path: String) {
-        if let token = observed.removeValue(forKey: path) { link.cancelObservation(token: token) }
-    }
-
-    private func ids(_ payload: [UInt8], _ what: String) -> [Int]? {
+    private func listed(_ payload: [UInt8], _ what: String) -> [Int]? {
         do {
             return try IDList.parse(payload, what: what)
         } catch {
@@ -155,28 +145,26 @@ public final class GatewayMirror {
         }
     }
 
-    // MARK: Gateway details and notifications
-
-    private func observeDetails() async throws {
-        try await observe(GatewayPath.gatewayDetails) { [weak self] payload in
-            guard let self else { return }
-            do {
-                let details = try GatewayDetails(payload: payload)
-                // The clock (9059) ticks on every read; report only real changes.
-                var comparable = details
-                comparable.time = nil
-                var previous = self.details
-                previous?.time = nil
-                self.details = details
-                if previous != comparable { self.onChange(.details(details)) }
-            } catch {
-                self.logger.warning("ignoring unreadable gateway details", metadata: ["error": "\(error)"])
-            }
+    private func detailsChanged(_ payload: [UInt8]) -> Bool {
+        do {
+            let details = try GatewayDetails(payload: payload)
+            // The clock (9059) ticks on every read; report only real changes.
+            var comparable = details
+            comparable.time = nil
+            var previous = self.details
+            previous?.time = nil
+            self.details = details
+            guard previous != comparable else { return false }
+            onChange(.details(details))
+            return true
+        } catch {
+            logger.warning("ignoring unreadable gateway details", metadata: ["error": "\(error)"])
+            return false
         }
     }
 
-    private func notificationsChanged(_ payload: [UInt8]) {
-        guard let list = try? GatewayNotification.list(payload: payload) else { return }
+    private func notificationsChanged(_ payload: [UInt8]) -> Bool {
+        guard let list = try? GatewayNotification.list(payload: payload) else { return false }
         for notification in list where notification.event == GatewayEvent.rebooting && notification.isActive {
             let stamp = notification.timestamp ?? 0
             guard !seenNotifications.contains(stamp) else { continue }
@@ -185,42 +173,80 @@ public final class GatewayMirror {
                 "the gateway announced a reboot", metadata: ["reason": "\(notification.details["9052"] ?? "?")"])
             onChange(.rebootAnnounced)
         }
+        return false
     }
 
-    // MARK: Devices
+    // MARK: Lists
 
-    /// The device or group list (`list`) was notified: forget what left it; observe what joined
-    /// it, unless the sync loop is still going through the first listing itself.
-    private func listChanged(_ ids: [Int], _ list: String) {
-        let isDevices = list == GatewayPath.devices
-        let held = isDevices ? Set(devices.keys) : Set(groups.keys)
-        for id in held.subtracting(ids) {
-            if isDevices { removeDevice(id) } else { removeGroup(id) }
+    /// The device list: what left it goes, what joined it is observed.
+    private func devicesListed(_ ids: [Int]) -> Bool {
+        listedDevices = Set(ids)
+        var changed = false
+        for id in Set(devices.keys).subtracting(ids) {
+            removeDevice(id)
+            changed = true
         }
-        let observedIDs = observed.keys.compactMap { path -> Int? in
-            let parts = path.split(separator: "/")
-            return parts.count == 2 && parts[0] == list ? Int(parts[1]) : nil
+        for id in ids.sorted() where observations[.device(id)] == nil { enqueue(.device(id)) }
+        return changed
+    }
+
+    private func groupsListed(_ ids: [Int]) -> Bool {
+        listedGroups = Set(ids)
+        var changed = false
+        for id in Set(groups.keys).subtracting(ids) {
+            removeGroup(id)
+            changed = true
         }
-        let added = Set(ids).subtracting(held.union(observedIDs))
-        guard !added.isEmpty, !syncing else { return }
-        let current = generation
-        Task { [weak self] in
-            for id in added.sorted() {
-                guard let self, current == self.generation else { return }
-                if isDevices { try? await self.observeDevice(id) } else { try? await self.observeGroup(id) }
-            }
+        for id in ids.sorted() where observations[.group(id)] == nil { enqueue(.group(id)) }
+        return changed
+    }
+
+    private func scenesListed(_ ids: [Int], group: Int) -> Bool {
+        listedScenes[group] = Set(ids)
+        var changed = false
+        for id in Set(scenes[group]?.keys ?? [:].keys).subtracting(ids) {
+            stopObserving(.scene(id, group: group))
+            scenes[group]?[id] = nil
+            changed = true
+        }
+        if changed { onChange(.scenesChanged(groupID: group)) }
+        for id in ids.sorted() where observations[.scene(id, group: group)] == nil {
+            enqueue(.scene(id, group: group))
+        }
+        return changed
+    }
+
+    /// Whether `resource` is still on its list (the gateway's own resources and lists always are).
+    func isListed(_ resource: ObservedResource) -> Bool {
+        switch resource {
+        case .device(let id): listedDevices.contains(id)
+        case .group(let id): listedGroups.contains(id)
+        case .sceneList(let group): listedGroups.contains(group)
+        case .scene(let id, let group): listedScenes[group]?.contains(id) ?? false
+        default: true
         }
     }
 
-    private func observeDevice(_ id: Int) async throws {
-        let path = GatewayPath.device(id)
-        guard observed[path] == nil else { return }
-        try await observe(path) { [weak self] payload in self?.deviceChanged(id, payload) }
-    }
+    // MARK: Items
 
-    private func deviceChanged(_ id: Int, _ payload: [UInt8]) {
-        guard let (device, previous) = store(payload, id, in: &devices, "device") else { return }
+    private func deviceChanged(_ id: Int, _ payload: [UInt8]) -> Bool {
+        guard let (device, previous) = store(payload, id, in: &devices, "device") else { return false }
         onChange(previous.map { .deviceChanged(device, previous: $0) } ?? .deviceAdded(device))
+        return true
+    }
+
+    private func groupChanged(_ id: Int, _ payload: [UInt8]) -> Bool {
+        guard let (group, previous) = store(payload, id, in: &groups, "group") else { return false }
+        onChange(previous.map { .groupChanged(group, previous: $0) } ?? .groupAdded(group))
+        return true
+    }
+
+    private func sceneChanged(_ id: Int, group: Int, _ payload: [UInt8]) -> Bool {
+        guard let scene = try? Scene(payload: payload), scene.id == id else { return false }
+        guard scenes[group]?[id] != scene else { return false }
+        scenes[group, default: [:]][id] = scene
+        onChange(.scenesChanged(groupID: group))
+        return true
     }
 
     /// Decodes a notified device or group and stores it. Returns it and what it replaced, or nil
@@ -242,157 +268,42 @@ public final class GatewayMirror {
         return previous == item ? nil : (item, previous)
     }
 
-    private func removeDevice(_ id: Int) {
-        stopObserving(GatewayPath.device(id))
+    func removeDevice(_ id: Int) {
+        stopObserving(.device(id))
         guard let device = devices.removeValue(forKey: id) else { return }
         onChange(.deviceRemoved(device))
     }
 
-    /// Asks the gateway for a device again (for `<name>/get`); the answer is handled like a
-    /// notification and returned.
-    public func reread(device id: Int) async throws -> Device? {
-        let response = try await link.request(.get, GatewayPath.device(id), priority: .command)
-        guard response.code == .content else {
-            if response.code == .notFound { removeDevice(id) }
-            return nil
-        }
-        deviceChanged(id, response.payload)
-        return devices[id]
-    }
-
-    // MARK: Groups and scenes
-
-    private func observeGroupItself(_ id: Int) async throws {
-        let path = GatewayPath.group(id)
-        guard observed[path] == nil else { return }
-        try await observe(path) { [weak self] payload in self?.groupChanged(id, payload) }
-    }
-
-    private func observeGroup(_ id: Int) async throws {
-        guard observed[GatewayPath.group(id)] == nil else { return }
-        try await observeGroupItself(id)
-        let current = generation
-        var sceneIDs: [Int] = []
-        let hasScenes = try await observe(GatewayPath.scenes(ofGroup: id)) { [weak self] payload in
-            guard let self, current == self.generation, let list = self.ids(payload, "scene") else { return }
-            sceneIDs = list
-            self.sceneListChanged(group: id, list)
-        }
-        if !hasScenes, scenes.removeValue(forKey: id) != nil { onChange(.scenesChanged(groupID: id)) }
-        for sceneID in sceneIDs where current == generation { try await observeScene(sceneID, group: id) }
-        let stale = Set(scenes[id]?.keys ?? [:].keys).subtracting(sceneIDs)
-        if !stale.isEmpty {
-            for sceneID in stale { scenes[id]?[sceneID] = nil }
-            onChange(.scenesChanged(groupID: id))
-        }
-    }
-
-    private func groupChanged(_ id: Int, _ payload: [UInt8]) {
-        guard let (group, previous) = store(payload, id, in: &groups, "group") else { return }
-        onChange(previous.map { .groupChanged(group, previous: $0) } ?? .groupAdded(group))
-    }
-
-    private func removeGroup(_ id: Int) {
-        stopObserving(GatewayPath.group(id))
-        stopObserving(GatewayPath.scenes(ofGroup: id))
-        for sceneID in scenes[id]?.keys ?? [:].keys { stopObserving(GatewayPath.scene(sceneID, ofGroup: id)) }
+    func removeGroup(_ id: Int) {
+        stopObserving(.group(id))
+        stopObserving(.sceneList(group: id))
+        for sceneID in scenes[id]?.keys ?? [:].keys { stopObserving(.scene(sceneID, group: id)) }
         scenes[id] = nil
+        listedScenes[id] = nil
         guard let group = groups.removeValue(forKey: id) else { return }
         onChange(.groupRemoved(group))
     }
 
-    private func sceneListChanged(group: Int, _ ids: [Int]) {
-        var changed = false
-        for sceneID in Set(scenes[group]?.keys ?? [:].keys).subtracting(ids) {
-            stopObserving(GatewayPath.scene(sceneID, ofGroup: group))
-            scenes[group]?[sceneID] = nil
-            changed = true
-        }
-        if changed { onChange(.scenesChanged(groupID: group)) }
-        let added = ids.filter { observed[GatewayPath.scene($0, ofGroup: group)] == nil && scenes[group]?[$0] == nil }
-        guard !added.isEmpty, !syncing else { return }
-        let current = generation
-        Task { [weak self] in
-            for sceneID in added {
-                guard let self, current == self.generation else { return }
-                try? await self.observeScene(sceneID, group: group)
-            }
-        }
+    func removeScene(_ id: Int, group: Int) {
+        stopObserving(.scene(id, group: group))
+        if scenes[group]?.removeValue(forKey: id) != nil { onChange(.scenesChanged(groupID: group)) }
     }
 
-    private func observeScene(_ id: Int, group: Int) async throws {
-        let path = GatewayPath.scene(id, ofGroup: group)
-        guard observed[path] == nil else { return }
-        try await observe(path) { [weak self] payload in
-            guard let self, let scene = try? Scene(payload: payload), scene.id == id else { return }
-            guard self.scenes[group]?[id] != scene else { return }
-            self.scenes[group, default: [:]][id] = scene
-            self.onChange(.scenesChanged(groupID: group))
-        }
+    /// A group has no scene list (4.04 on 15005/<group>): it has no scenes.
+    func sceneListMissing(group: Int) {
+        listedScenes[group] = []
+        guard let gone = scenes.removeValue(forKey: group) else { return }
+        for id in gone.keys { stopObserving(.scene(id, group: group)) }
+        onChange(.scenesChanged(groupID: group))
     }
 
-    /// An item's observation ended with 4.04. A gateway also says that to every observer as it
-    /// shuts down, so the item goes only once its list confirms it (one read per list for a burst
-    /// of them); an item still listed is observed again. If the list cannot be read, the
-    /// connection is going: the sync after the reconnect settles it.
-    private func resourceGone(_ path: String) {
-        observed[path] = nil
-        let parts = path.split(separator: "/").compactMap { Int($0) }
-        let list: String
-        switch parts.count {
-        case 2 where parts[0] == 15001: list = GatewayPath.devices
-        case 2 where parts[0] == 15004: list = GatewayPath.groups
-        case 3 where parts[0] == 15005: list = GatewayPath.scenes(ofGroup: parts[1])
-        default: return
-        }
-        let first = goneUnconfirmed[list] == nil
-        goneUnconfirmed[list, default: []].append(parts)
-        guard first else { return }
-        let current = generation
-        Task { [weak self] in await self?.confirmGone(list: list, generation: current) }
-    }
-
-    private func confirmGone(list path: String, generation current: Int) async {
-        let listed: [Int]?
-        do {
-            let response = try await link.request(.get, path)
-            if response.code == .notFound {
-                listed = []
-            } else if response.code.isSuccess {
-                listed = ids(response.payload, "item")
-            } else {
-                listed = nil
-            }
-        } catch {
-            listed = nil
-        }
-        guard current == generation else { return }  // the sync of the new session settles it
-        let items = goneUnconfirmed.removeValue(forKey: path) ?? []
-        guard let listed else {
-            logger.debug(
-                "an observation ended with 4.04 and its list is unreadable; the next sync decides",
-                metadata: ["path": "\(path)"])
-            return
-        }
-        for parts in items {
-            let id = parts[parts.count - 1]
-            if listed.contains(id) {
-                logger.info(
-                    "an observation ended with 4.04 but the item is still listed; observing it again",
-                    metadata: ["path": "\(parts.map(String.init).joined(separator: "/"))"])
-                switch parts.count {
-                case 2 where parts[0] == 15001: try? await observeDevice(id)
-                case 2: try? await observeGroupItself(id)
-                default: try? await observeScene(id, group: parts[1])
-                }
-                continue
-            }
-            switch parts.count {
-            case 2 where parts[0] == 15001: removeDevice(id)
-            case 2: removeGroup(id)
-            default:
-                if scenes[parts[1]]?.removeValue(forKey: id) != nil { onChange(.scenesChanged(groupID: parts[1])) }
-            }
+    /// The name of an item, for reports.
+    func name(of resource: ObservedResource) -> String? {
+        switch resource {
+        case .device(let id): devices[id]?.name
+        case .group(let id): groups[id]?.name
+        case .scene(let id, let group): scenes[group]?[id]?.name
+        default: nil
         }
     }
 }

@@ -34,7 +34,7 @@ final class BridgeTopics: BridgeFeature {
             publishInfo()
             publishDevices()
             publishGroups()
-        case .gateway(.details), .optionsChanged:
+        case .gateway(.details), .gateway(.fullRead), .optionsChanged:
             publishInfo()
         // Until the first full sync the lists are incomplete: they are published once, at .synced,
         // instead of once per device found (which made the start-up quadratic in the devices).
@@ -82,6 +82,24 @@ final class BridgeTopics: BridgeFeature {
             }
         case .gateway(.scenesChanged):
             if synced { publishGroups() }
+        case .namesChanged:
+            // A name taken or given up elsewhere moves other topics too (a room becomes
+            // `<name>_group` when a device takes its name): the lists say where each one is now.
+            if synced {
+                publishDevices()
+                publishGroups()
+            }
+        case .gateway(.repaired(let repair)):
+            var data: [String: JSON] = [
+                "kind": .string(repair.kind), "id": .int(repair.id), "reason": .string(repair.reason.rawValue),
+            ]
+            if let name = repair.name { data["name"] = .string(name) }
+            if repair.kind == "device", let name = context.names[.device(repair.id)] {
+                data["friendly_name"] = .string(name)
+            } else if repair.kind == "group", let name = context.names[.group(repair.id)] {
+                data["friendly_name"] = .string(name)
+            }
+            context.event("divergence_repaired", data)
         default:
             break
         }
@@ -95,6 +113,7 @@ final class BridgeTopics: BridgeFeature {
         ]
         if let details = context.mirror.details { gateway["firmware"] = .string(details.firmware) }
         if let address = context.gatewayAddress { gateway["address"] = .string(address) }
+        gateway["view"] = context.viewFigures
         // Configuration without secrets: no passwords, keys or credential contents.
         let info: JSON = [
             "version": .string(BridgeVersion.current),

@@ -132,6 +132,11 @@ final class CommandHandler: BridgeFeature {
     }
 
     private func finished(_ result: CommandQueue.Result) {
+        // The effect is confirmed by the gateway, not assumed: what it changed must notify, or
+        // it is read again (also after a failure: a command that timed out may have arrived).
+        if !result.write.path.isEmpty {
+            context.mirror.expectNotification(from: context.mirror.affected(by: result.target))
+        }
         if let error = result.error {
             fail(result.topic, error)
         } else {
