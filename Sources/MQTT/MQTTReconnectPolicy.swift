@@ -2,7 +2,10 @@
 ///
 /// The n-th consecutive retry waits `minimumDelay * 2^n`, capped at `maximumDelay`, minus a random
 /// share of up to `jitter` of that (so a fleet of clients does not reconnect in lockstep after a
-/// broker restart). The count starts again at 0 once a connection has stayed up for `stableAfter`.
+/// broker restart). The count starts again at 0 once a connection has stayed up for `stableAfter`
+/// (5 s): a broker restarted several times in a row is reconnected to within a second or two each
+/// time, while a connection the broker drops at once (another client with the same id, an ACL
+/// that kicks) still backs off.
 public struct MQTTReconnectPolicy: Sendable, Hashable {
     public var minimumDelay: Duration
     public var maximumDelay: Duration
@@ -13,7 +16,7 @@ public struct MQTTReconnectPolicy: Sendable, Hashable {
 
     public init(
         minimumDelay: Duration = .seconds(1), maximumDelay: Duration = .seconds(60), jitter: Double = 0.5,
-        stableAfter: Duration = .seconds(30)
+        stableAfter: Duration = .seconds(5)
     ) {
         self.minimumDelay = minimumDelay
         self.maximumDelay = max(minimumDelay, maximumDelay)
@@ -31,6 +34,13 @@ public struct MQTTReconnectPolicy: Sendable, Hashable {
         let base = min(maximum, minimum * growth)
         let jittered = base * (1 - jitter * min(max(random, 0), 1))
         return .seconds(jittered)
+    }
+
+    /// The count of consecutive failures after an attempt that ended: reset by a connection that
+    /// lasted `stableAfter` (`connectedFor` is nil for an attempt that never connected).
+    public func failures(after previous: Int, connectedFor: Duration?) -> Int {
+        if let connectedFor, connectedFor >= stableAfter { return 0 }
+        return previous + 1
     }
 
     /// The delay with a fresh random number.

@@ -280,14 +280,11 @@ final class MosquittoSession: @unchecked Sendable {
         while name.utf8.count > 15 { name.removeLast() }
         try? name.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
         logger.debug("MQTT network thread started")
-        var failures = 0
+        var failures = -1
         while beginAttempt() {
             let error = connectAndServe()
-            if let connectedFor = endAttempt(error: error), connectedFor >= configuration.reconnect.stableAfter {
-                failures = 0
-            }
+            failures = configuration.reconnect.failures(after: failures, connectedFor: endAttempt(error: error))
             let delay = configuration.reconnect.delay(afterFailures: failures)
-            failures += 1
             guard waitBeforeReconnecting(delay) else { break }
         }
         finish()

@@ -61,6 +61,32 @@ import Testing
         #expect(policy.delay(afterFailures: 10_000, random: 0.7) == .seconds(60))
     }
 
+    /// Six broker restarts 8–10 s apart (the measurement was 3.5, 2.8, 6.0, 13.5, 24.5,
+    /// 53.1 s with a backoff reset only after 30 s connected): each reconnect waits the minimum.
+    @Test func aBrokerRestartedAgainAndAgainIsReconnectedAtOnceEachTime() {
+        let policy = MQTTReconnectPolicy(minimumDelay: .seconds(1), maximumDelay: .seconds(60), jitter: 0)
+        var failures = -1
+        var delays: [Duration] = []
+        for uptime in [8, 9, 10, 8, 9, 10] {
+            failures = policy.failures(after: failures, connectedFor: .seconds(uptime))
+            delays.append(policy.delay(afterFailures: failures, random: 0))
+        }
+        #expect(delays == Array(repeating: .seconds(1), count: 6))
+    }
+
+    /// A connection the broker drops at once (another client with our id) still backs off, as do
+    /// attempts that never connect.
+    @Test func aConnectionDroppedAtOnceStillBacksOff() {
+        let policy = MQTTReconnectPolicy(minimumDelay: .seconds(1), maximumDelay: .seconds(60), jitter: 0)
+        var failures = -1
+        var delays: [Duration] = []
+        for uptime: Duration? in [.milliseconds(300), nil, .milliseconds(200), nil] {
+            failures = policy.failures(after: failures, connectedFor: uptime)
+            delays.append(policy.delay(afterFailures: failures, random: 0))
+        }
+        #expect(delays == [1, 2, 4, 8].map { Duration.seconds($0) })
+    }
+
     @Test func jitterTakesOffAtMostItsShare() {
         let policy = MQTTReconnectPolicy(minimumDelay: .seconds(1), maximumDelay: .seconds(60), jitter: 0.5)
         #expect(policy.delay(afterFailures: 3, random: 0) == .seconds(8))
