@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the dependencies, builds everything and runs every test (unit and integration through
 # the real mosquitto, coap-client-openssl, avahi-daemon in private network namespaces, and the
-# gateway simulator). Needs root for apt and network namespaces.
+# gateway simulator), then a bounded soak: the bridge binary under datagram loss, mixed load and
+# every kind of fault, its end state compared with the gateway's light by light (README,
+# Reliability). Needs root for apt and network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,3 +15,9 @@ swift format lint --strict --recursive Sources Tests Package.swift
 swift build --build-tests
 # Bound the whole run; on timeout kill the test process group so no child is left behind.
 timeout --kill-after=30 3000 swift test --skip-build 2>&1 | tee .build/test-output.txt
+
+# The soak, bounded: 104 lights, 5 % loss each way, 150 s of load, a fault every 30 s (one of
+# each kind). scripts/soak.sh runs the long version. Logs stay in .build/soak-ci.
+rm -rf .build/soak-ci
+timeout --kill-after=30 900 "$(swift build --show-bin-path)/tradfri-bench" soak --seed 1 --lights 100 \
+  --duration 150 --fault-interval 30 --keep .build/soak-ci

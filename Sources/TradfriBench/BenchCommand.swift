@@ -17,7 +17,7 @@ struct BenchCommand: AsyncParsableCommand {
             and CPU. Build the bridge as it ships first (scripts/bench.sh does): \
             swift build -c release --static-swift-stdlib.
             """,
-        subcommands: [RunBench.self, ObserveCommand.self],
+        subcommands: [RunBench.self, SoakCommand.self, ObserveCommand.self],
         defaultSubcommand: RunBench.self)
 }
 

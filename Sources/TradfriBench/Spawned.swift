@@ -6,13 +6,14 @@ import Foundation
 /// Started with `posix_spawn` and an empty signal mask: the threads Swift concurrency runs on
 /// block SIGTERM, and a child inherits that mask, so it could not be stopped gracefully.
 final class Spawned: @unchecked Sendable {
-    // @unchecked: `lines`, `waiters` and `exitStatus` are guarded by `lock`; the rest is immutable.
+    // @unchecked: `lines`, `waiters`, `closed` and `reaped` are guarded by `lock`; the rest is immutable.
     let name: String
     let pid: pid_t
     private let lock = NSLock()
     private var lines: [String] = []
     private var waiters: [(predicate: (String) -> Bool, continuation: CheckedContinuation<String?, Never>)] = []
     private var closed = false
+    private var reaped: Int32?
     private let onLine: (@Sendable (String) -> Void)?
 
     /// - Parameter onLine: called on the reader thread for every line, as it arrives.
@@ -58,9 +59,11 @@ final class Spawned: @unchecked Sendable {
     }
 
     deinit {
-        kill(pid, SIGKILL)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        if reaped == nil {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
     }
 
     private func readLines(_ fd: Int32) {
@@ -135,23 +138,44 @@ final class Spawned: @unchecked Sendable {
     }
 
     func signal(_ number: Int32) {
-        kill(pid, number)
+        if exitStatus() == nil { kill(pid, number) }
+    }
+
+    /// The exit status once the process has ended (a negative signal number if a signal ended
+    /// it), nil while it runs. Never blocks; reaps the process once and remembers the status.
+    func exitStatus() -> Int32? {
+        lock.withLock {
+            if let reaped { return reaped }
+            var status: Int32 = 0
+            guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+            reaped = (status & 0x7f) == 0 ? (status >> 8) & 0xff : -(status & 0x7f)
+            return reaped
+        }
+    }
+
+    /// Waits up to `limit` for the process to end by itself; its exit status, or nil if it still runs.
+    func waitForExit(within limit: Duration) async -> Int32? {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if let status = exitStatus() { return status }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return exitStatus()
     }
 
     /// Sends SIGTERM and waits up to `limit` for the exit (then SIGKILL). Returns the exit status.
     @discardableResult
     func stop(within limit: Duration = .seconds(10)) async -> Int32? {
-        kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now + limit
-        var status: Int32 = 0
-        while ContinuousClock.now < deadline {
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid { return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -(status & 0x7f) }
-            if result < 0 { return nil }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        signal(SIGTERM)
+        if let status = await waitForExit(within: limit) { return status }
         kill(pid, SIGKILL)
         return nil
+    }
+
+    /// Kills the process at once (SIGKILL, as a power cut or `kill -9`) and reaps it.
+    func killNow() async {
+        signal(SIGKILL)
+        _ = await waitForExit(within: .seconds(10))
     }
 
     // MARK: /proc
