@@ -141,7 +141,7 @@ public final class CoAPClient {
     /// The message ID of the last confirmable response our handler got (what a drop repeats).
     private var lastConfirmableMID: coap_mid_t?
     /// Acknowledges the last confirmable response once more if nothing newer follows it soon.
-    private var reacknowledgement: CoAPTimer?
+    private var reacknowledgement: ReusableCoAPTimer?
     /// When the server was last heard from (any record), and since when something of ours waits.
     public private(set) var lastHeard = ContinuousClock.now
     private var waitingSince: ContinuousClock.Instant?
@@ -828,16 +828,17 @@ public final class CoAPClient {
     /// per notification in a quiet home.
     private func confirmableReceived(_ mid: coap_mid_t) {
         lastConfirmableMID = mid
-        reacknowledgement?.cancel()
         guard configuration.adaptiveRetransmission else { return }
-        reacknowledgement = CoAPTimer(after: .milliseconds(Int(retransmissionTimeout.seconds * 1000))) {
-            [weak self] in
-            guard let self, let session = self.session, case .connected = self.state, self.lastConfirmableMID == mid
-            else { return }
-            self.reacknowledgement = nil
-            if ccoap_acknowledge(session, mid) != COAP_INVALID_MID { self.acknowledgementsRepeated += 1 }
-            self.io?.process()
+        if reacknowledgement == nil {
+            reacknowledgement = ReusableCoAPTimer { [weak self] in self?.acknowledgeAgain() }
         }
+        reacknowledgement?.arm(after: .milliseconds(Int(retransmissionTimeout.seconds * 1000)))
+    }
+
+    private func acknowledgeAgain() {
+        guard let session, case .connected = state, let mid = lastConfirmableMID else { return }
+        if ccoap_acknowledge(session, mid) != COAP_INVALID_MID { acknowledgementsRepeated += 1 }
+        io?.process()
     }
 
     /// Records read as of the last I/O pass (to see whether anything arrived since).
@@ -938,7 +939,7 @@ public final class CoAPClient {
         silenceWatchdog?.cancel()
         silenceWatchdog = nil
         waitingSince = nil
-        reacknowledgement?.cancel()
+        reacknowledgement?.disarm()
         reacknowledgement = nil
         if let session {
             _ = ccoap_count_records(session, nil)

@@ -88,6 +88,35 @@ public final class CoAPTimer: @unchecked Sendable {
     }
 }
 
+/// A timer armed again and again, each arming replacing the last deadline, on one dispatch
+/// source created once: for a deadline renewed per message on the hot path (a timer source per
+/// notification would be created and cancelled thousands of times a second).
+final class ReusableCoAPTimer: @unchecked Sendable {
+    // @unchecked: the only stored property is a dispatch source, which is thread-safe.
+    private let source: any DispatchSourceTimer
+
+    /// `handler` runs on the libcoap queue each time an armed deadline passes.
+    init(_ handler: @escaping @CoAPActor () -> Void) {
+        source = DispatchSource.makeTimerSource(queue: CoAPActor.queue)
+        source.setEventHandler { CoAPActor.assumeIsolated { handler() } }
+        source.schedule(deadline: .distantFuture)
+        source.resume()
+    }
+
+    deinit {
+        source.cancel()
+    }
+
+    /// Fires once after `delay` (replacing any deadline armed before).
+    func arm(after delay: Duration) {
+        source.schedule(deadline: .now() + delay.dispatchInterval, leeway: .milliseconds(1))
+    }
+
+    func disarm() {
+        source.schedule(deadline: .distantFuture)
+    }
+}
+
 extension Duration {
     var dispatchInterval: DispatchTimeInterval {
         let (seconds, attoseconds) = components
