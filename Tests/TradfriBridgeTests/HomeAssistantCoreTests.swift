@@ -378,6 +378,17 @@ struct World: Sendable {
         try await harness.startBridge(extraConfiguration: "homeassistant:\n  republish_delay: 1")
         try await all(true)
         try await everythingEqualsTheSimulator(ws, harness)
+
+        // The gateway's reboot button: the gateway goes away (its devices with it) and comes back.
+        let gateway = configs.filter { $0.nodeID.hasSuffix("_gateway") }
+        let reboot = Self.entityID(try #require(gateway.first { $0.objectID == "reboot" }))
+        let connection = Self.entityID(try #require(gateway.first { $0.objectID == "connectivity" }))
+        let ceiling = entity(65538, "light")
+        try await ws.call("button", "press", reboot)
+        try await expectState(ws, connection, "off")
+        try await ws.waitForState(ceiling, "unavailable while the gateway reboots") { $0?["state"] == "unavailable" }
+        try await ws.waitForState(connection, within: .seconds(30), "back") { $0?["state"] == "on" }
+        try await all(true)
     }
 
     // MARK: Renames
