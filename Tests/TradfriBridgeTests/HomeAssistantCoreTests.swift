@@ -29,7 +29,7 @@ import TradfriModel
             // What Home Assistant said about it helps more than the deadline alone.
             try? await core.stop()
             let problems = world.problems(in: core.log)
-            Issue.record("Home Assistant logged:\n\(problems.joined(separator: "\n"))")
+            if !problems.isEmpty { Issue.record("Home Assistant logged:\n\(problems.joined(separator: "\n"))") }
             await harness.shutdown()
             await core.shutdown()
             throw error
