@@ -57,7 +57,6 @@ fi
 
 started=$(date +%s)
 # Built in place (a venv cannot move); "ready" marks a complete installation.
-
 rm -rf "$target"
 mkdir -p "$target"
 

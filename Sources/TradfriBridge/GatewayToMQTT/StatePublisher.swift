@@ -7,8 +7,9 @@ import TradfriModel
 /// Only real changes are published (the outbox drops identical payloads). A device or group that
 /// is renamed moves to its new topics at once, and its old retained topics are cleared
 /// `renameClearDelay` (2 s) later, once subscribers have moved (see `moveRenamedTopics`); a
-/// removed one has its topics cleared. Availability: online while the gateway session is up and the gateway
-/// reports the device reachable (9019, published as-is); a group is online when any member is.
+/// removed one has its topics cleared the same way. Availability: online while the gateway
+/// session is up and the gateway reports the device reachable (9019, published as-is); a group is
+/// online when any member is.
 ///
 /// A group's state follows its members `groupDelay` (20 ms) after the first member change: a
 /// scene or a remote changes all members within a few milliseconds, and the group is then
