@@ -9,8 +9,11 @@ packages=(
   libcoap3-dev libmosquitto-dev libavahi-client-dev libssl-dev pkg-config
   # run and test through the real parts
   libcoap3-bin mosquitto mosquitto-clients avahi-daemon avahi-utils dbus iproute2 curl tmux coreutils openssl
-  # tests render Home Assistant's discovery templates with Jinja2, as Home Assistant does
-  python3 python3-jinja2
+  # tests render Home Assistant's discovery templates with Jinja2, as Home Assistant does, and run
+  # a real Home Assistant Core in a venv (scripts/ha-install.sh)
+  python3 python3-jinja2 python3-venv util-linux
+  # the newest Home Assistant needs Python 3.14: a Debian sid root (scripts/ha-newest.sh)
+  debootstrap
 )
 
 install_packages() {

@@ -3,7 +3,7 @@ import Foundation
 /// Gateway state → the JSON a device or group publishes on `<base>/<name>`, following
 /// Zigbee2MQTT's conventions so existing tools (Home Assistant, Node-RED, dashboards) work
 /// unchanged: `state` ON/OFF, `brightness` 0–254, `color_temp` mireds and `color_temp_kelvin`,
-/// `color` {x, y, hue, saturation, hex}, `color_mode`, blinds `position` 100 = open, `battery`,
+/// `color` {x, y, hue, saturation, hex}, `color_mode` (always, for lights and rooms), blinds `position` 100 = open, `battery`,
 /// `last_seen`, air purifier fan and filter values.
 public enum MQTTState {
     public static func payload(for device: Device) -> JSON {
@@ -31,6 +31,9 @@ public enum MQTTState {
         return .object(state)
     }
 
+    /// A light's state always names its `color_mode` with that mode's colour data (Home Assistant
+    /// shows brightness and colour only then): `brightness` for dimmable bulbs, `color_temp` (plus
+    /// `color_temp_kelvin`) for white spectrum, `xy` with `color` for colour bulbs.
     static func lightState(_ light: LightState) -> [String: JSON] {
         var state: [String: JSON] = [
             "state": .string(light.on ? "ON" : "OFF"),
@@ -41,24 +44,46 @@ public enum MQTTState {
         }
         switch light.spectrum {
         case .white:
-            break
+            state["color_mode"] = .string(ColorMode.brightness.rawValue)
         case .whiteSpectrum:
-            state["color_mode"] = "color_temp"
-            if let mireds = light.colorTemperature {
-                state["color_temp"] = .int(mireds)
-                state["color_temp_kelvin"] = .int(Color.kelvin(fromMireds: mireds))
+            if let mireds = mireds(of: light) {
+                state.merge(colorTemperature(mireds)) { _, new in new }
             }
-            if let x = light.x, let y = light.y {
-                state["color"] = colour(xy: Color.xy(gatewayX: x, gatewayY: y), hueSaturation: nil)
+            if let xy = xy(of: light) {
+                state["color"] = colour(xy: xy, hueSaturation: nil)
             }
         case .color:
-            state["color_mode"] = "xy"
-            if let x = light.x, let y = light.y {
+            if let xy = xy(of: light) {
                 let hs = light.hue.flatMap { hue in light.saturation.map { (hue, $0) } }
-                state["color"] = colour(xy: Color.xy(gatewayX: x, gatewayY: y), hueSaturation: hs)
+                state["color_mode"] = .string(ColorMode.xy.rawValue)
+                state["color"] = colour(xy: xy, hueSaturation: hs)
             }
         }
         return state
+    }
+
+    static func colorTemperature(_ mireds: Int) -> [String: JSON] {
+        [
+            "color_mode": .string(ColorMode.colorTemperature.rawValue), "color_temp": .int(mireds),
+            "color_temp_kelvin": .int(Color.kelvin(fromMireds: mireds)),
+        ]
+    }
+
+    /// The light's CIE xy: as reported, else from hue and saturation.
+    static func xy(of light: LightState) -> Color.XY? {
+        if let x = light.x, let y = light.y { return Color.xy(gatewayX: x, gatewayY: y) }
+        guard let hue = light.hue, let saturation = light.saturation else { return nil }
+        return Color.xy(
+            fromRGB: Color.rgb(
+                hue: Color.degrees(gatewayHue: hue), saturation: Color.percent(gatewaySaturation: saturation) / 100))
+    }
+
+    /// A white-spectrum bulb's mireds: as reported, else the nearest temperature of its xy.
+    static func mireds(of light: LightState) -> Int? {
+        if let mireds = light.colorTemperature { return mireds }
+        guard let xy = xy(of: light) else { return nil }
+        let mireds = Color.mireds(fromKelvin: Color.kelvin(fromXY: xy))
+        return min(max(mireds, Color.whiteSpectrumMireds.lowerBound), Color.whiteSpectrumMireds.upperBound)
     }
 
     static func colour(xy: Color.XY, hueSaturation: (Int, Int)?) -> JSON {
@@ -105,7 +130,8 @@ public enum MQTTState {
 
     /// A group's state derived from its members, because the gateway never notifies a group's
     /// on/off or level: ON when any member light or plug is on, `brightness` the highest among the
-    /// lit members, `color_temp` (with `color_mode`) when all lit white-spectrum members agree.
+    /// lit members, and for a room with lights or plugs always a `color_mode` it supports (see
+    /// `groupColour`), `position` when its blinds agree.
     public static func payload(for group: Group, members: [Device], activeScene: String?) -> JSON {
         let switches = members.filter { $0.light != nil || $0.plug != nil }
         let lit = members.filter { $0.light?.on == true || $0.plug?.on == true }
@@ -117,11 +143,8 @@ public enum MQTTState {
         if let highest = levels.max() {
             state["brightness"] = .int(highest)
         }
-        let temperatures = Set(lit.compactMap(\.light?.colorTemperature))
-        if temperatures.count == 1, let mireds = temperatures.first {
-            state["color_mode"] = "color_temp"
-            state["color_temp"] = .int(mireds)
-            state["color_temp_kelvin"] = .int(Color.kelvin(fromMireds: mireds))
+        if let modes = ColorMode.supported(byGroupOf: members) {
+            state.merge(groupColour(modes, lights: members.compactMap(\.light))) { _, new in new }
         }
         let blinds = members.compactMap(\.blind)
         if !blinds.isEmpty {
@@ -130,6 +153,34 @@ public enum MQTTState {
         }
         if let activeScene { state["scene"] = .string(activeScene) }
         return .object(state)
+    }
+
+    /// The colour a room shows, in one of its `modes`, from its lit colour-capable bulbs (all of
+    /// them while none is lit):
+    /// - `color_temp` when the white-spectrum bulbs agree and the colour bulbs show that white
+    ///   (what a colour temperature sent to the room leaves);
+    /// - otherwise `xy` of the first colour bulb (or of the first bulb with an xy);
+    /// - otherwise (white spectrum only, disagreeing) the temperature most of them have.
+    /// A room of dimmable bulbs is `brightness`, a room of plugs `onoff`.
+    static func groupColour(_ modes: [ColorMode], lights: [LightState]) -> [String: JSON] {
+        if modes == [.onOff] || modes == [.brightness] { return ["color_mode": .string(modes[0].rawValue)] }
+        let capable = lights.filter { $0.spectrum != .white }
+        let candidates = capable.contains(where: \.on) ? capable.filter(\.on) : capable
+        let temperatures = candidates.filter { $0.spectrum == .whiteSpectrum }.compactMap(mireds(of:))
+        let colours = candidates.filter { $0.spectrum == .color }.compactMap(xy(of:))
+        if modes.contains(.colorTemperature), let first = temperatures.first, Set(temperatures).count == 1 {
+            let white = Color.xy(fromKelvin: Double(Color.kelvin(fromMireds: first)))
+            let showWhite = colours.allSatisfy { abs($0.x - white.x) < 0.02 && abs($0.y - white.y) < 0.02 }
+            if showWhite || !modes.contains(.xy) { return colorTemperature(first) }
+        }
+        if modes.contains(.xy), let xy = colours.first ?? candidates.lazy.compactMap(xy(of:)).first {
+            return ["color_mode": .string(ColorMode.xy.rawValue), "color": colour(xy: xy, hueSaturation: nil)]
+        }
+        let counts = Dictionary(temperatures.map { ($0, 1) }, uniquingKeysWith: +)
+        if let common = temperatures.first(where: { counts[$0] == counts.values.max() }) {
+            return colorTemperature(common)
+        }
+        return [:]
     }
 
     /// "2022-01-13T22:09:23Z" (UTC), as Foundation's `.iso8601` style prints it; computed by hand

@@ -99,6 +99,14 @@ final class BridgeHarness: @unchecked Sendable {
         return status
     }
 
+    /// Kills the bridge (SIGKILL): no `offline` of its own, the broker publishes its MQTT will.
+    func killBridge() async {
+        guard let bridge else { return }
+        bridge.signal(SIGKILL)
+        _ = try? await bridge.waitForExit(within: .seconds(10))
+        self.bridge = nil
+    }
+
     // MARK: The gateway
 
     /// Stops the simulator (killed outright unless `signal` says otherwise) and starts it again

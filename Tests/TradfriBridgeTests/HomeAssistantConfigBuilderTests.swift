@@ -113,11 +113,31 @@ struct DemoInventory {
             let config = try #require(light(id))
             #expect(config["schema"] == "json" && config["brightness_scale"] == 254 && config["effect"] == false)
             #expect(config["flash"] == false, "the gateway cannot flash; Home Assistant must not offer it")
+            // Home Assistant 2024.3 refuses supported_color_modes without the flag, and sends no
+            // brightness without brightness: true.
+            #expect(config["color_mode"] == true && config["brightness"] == true)
         }
+        #expect(light(131075)?["brightness"] == nil && light(131075)?["color_mode"] == true)
         let ceiling = try #require(light(65538))
         #expect(ceiling["command_topic"] == "tradfri/living_room_ceiling/set")
         #expect(ceiling["state_topic"] == "tradfri/living_room_ceiling")
         #expect(ceiling["name"] == .null, "the entity takes the device's name")
+        // The entity id a new entity gets: object_id up to Home Assistant 2026.3, default_entity_id from 2025.10.
+        #expect(ceiling["object_id"] == "living_room_ceiling")
+        #expect(ceiling["default_entity_id"] == "light.living_room_ceiling")
+        #expect(light(131074)?["default_entity_id"] == "light.hallway_group", "the room, not the bulb named alike")
+        func entityID(_ node: String, _ object: String) -> JSON? {
+            configs.first { $0.nodeID == "tradfri_7e11515204400072_\(node)" && $0.objectID == object }?
+                .payload["default_entity_id"]
+        }
+        #expect(entityID("65546", "battery") == "sensor.bedroom_blind_battery")
+        #expect(entityID("131073", "scene_196609") == "scene.living_room_relax")
+        #expect(entityID("gateway", "reboot") == "button.tradfri_gateway_reboot")
+        for config in configs {
+            let id = try #require(config.payload["object_id"]?.stringValue)
+            #expect(config.payload["default_entity_id"]?.stringValue == "\(config.component).\(id)")
+        }
+        #expect(Set(configs.compactMap { $0.payload["default_entity_id"]?.stringValue }).count == configs.count)
         #expect(ceiling["device"]?["suggested_area"] == "Living room")
         #expect(ceiling["availability_mode"] == "all")
         #expect(

@@ -5,8 +5,11 @@ import TradfriModel
 /// (home-assistant.io `light.mqtt` JSON schema, `switch.mqtt`, `cover.mqtt`, `fan.mqtt`,
 /// `sensor.mqtt`, `binary_sensor.mqtt`, `button.mqtt`, `scene.mqtt`, and the shared entity,
 /// availability, device and origin options), written down from Home Assistant core's
-/// `components/mqtt/*` voluptuous schemas (2025.x). Home Assistant silently drops keys it does
+/// `components/mqtt/*` schemas (2024.3 to 2026.11). Home Assistant silently drops keys it does
 /// not know, so a typo would go unnoticed without this check.
+///
+/// A quick check only: what proves the configs is `HomeAssistantCoreTests`, which runs the real
+/// Home Assistant.
 enum HomeAssistantSchema {
     // MARK: Keys
 
@@ -31,7 +34,8 @@ enum HomeAssistantSchema {
         "light": Platform(
             required: ["command_topic", "schema"],
             optional: [
-                "name", "optimistic", "retain", "state_topic", "brightness", "brightness_scale", "color_temp_kelvin",
+                "name", "optimistic", "retain", "state_topic", "brightness", "brightness_scale", "color_mode",
+                "color_temp_kelvin",
                 "effect", "effect_list", "flash", "flash_time_long", "flash_time_short", "max_mireds", "min_mireds",
                 "max_kelvin", "min_kelvin", "supported_color_modes", "transition", "white_scale",
             ]),
@@ -87,7 +91,8 @@ enum HomeAssistantSchema {
     ]
 
     static let deviceKeys: Set<String> = [
-        "identifiers", "connections", "manufacturer", "model", "model_id", "name", "hw_version", "serial_number",
+        // Not `model_id`: Home Assistant 2024.3 refuses the whole entity for it.
+        "identifiers", "connections", "manufacturer", "model", "name", "hw_version", "serial_number",
         "sw_version", "via_device", "suggested_area", "configuration_url",
     ]
     static let originKeys: Set<String> = ["name", "sw_version", "support_url"]
@@ -183,6 +188,14 @@ enum HomeAssistantSchema {
                 problem("onoff and brightness must be the only color mode")
             }
             if Set(modes).count != modes.count { problem("color modes repeat") }
+            // Home Assistant 2024.3 takes supported_color_modes only with the color_mode flag, and
+            // sends brightness in its commands only with brightness: true.
+            if payload["color_mode"] != true { problem("color_mode: true must go with supported_color_modes") }
+            if modes != ["onoff"], payload["brightness"] != true { problem("brightness: true is missing") }
+            // Kelvin options are read as mireds by 2024.3.
+            for key in ["color_temp_kelvin", "min_kelvin", "max_kelvin"] where payload[key] != nil {
+                problem("\(key) is not understood by Home Assistant 2024.3")
+            }
             if modes.contains("white"), modes.count == 1 { problem("white needs another mode") }
             if let scale = payload["brightness_scale"], (scale.intValue ?? 0) < 1 { problem("brightness_scale") }
             if let low = payload["min_mireds"]?.intValue, let high = payload["max_mireds"]?.intValue, low >= high {

@@ -27,10 +27,28 @@ import Testing
         #expect(state["color_temp"] == nil)
     }
 
-    @Test func dimmableWhiteHasNoColourKeys() throws {
+    @Test func dimmableWhiteNamesItsOnlyModeAndNoColour() throws {
         let state = MQTTState.payload(for: try device(GatewayPayloads.dimmableWhite))
         #expect(state["state"] == "OFF")
-        #expect(state["color"] == nil && state["color_mode"] == nil)
+        #expect(state["color_mode"] == "brightness", "Home Assistant shows brightness only with a colour mode")
+        #expect(state["color"] == nil && state["color_temp"] == nil)
+    }
+
+    /// A white-spectrum bulb that reports only xy still names its temperature (the nearest on
+    /// the white curve, within the bulb's range); a colour bulb with only hue and saturation its xy.
+    @Test func lightsWithPartialColourDataStillNameTheirMode() throws {
+        var spot = try device(GatewayPayloads.whiteSpectrumSpot)
+        spot.light?.colorTemperature = nil
+        let white = MQTTState.payload(for: spot)
+        #expect(white["color_mode"] == "color_temp")
+        let mireds = try #require(white["color_temp"]?.intValue)
+        #expect((330...360).contains(mireds), "xy (0.4439, 0.4078) is about 2900 K: \(mireds)")
+        var lamp = try device(GatewayPayloads.colorBulb)
+        lamp.light?.x = nil
+        lamp.light?.y = nil
+        let colour = MQTTState.payload(for: lamp)
+        #expect(colour["color_mode"] == "xy")
+        #expect(colour["color"]?["x"]?.doubleValue != nil && colour["color"]?["y"]?.doubleValue != nil)
     }
 
     @Test func blindPositionIsInvertedSo100IsOpen() throws {
@@ -68,6 +86,55 @@ import Testing
         state = MQTTState.payload(for: group, members: [off, remote], activeScene: nil)
         #expect(state["state"] == "OFF")
         #expect(state["brightness"] == nil)
+        #expect(state["color_mode"] == "brightness", "a room of dimmable bulbs")
+    }
+
+    /// A room always names a colour mode it supports (Home Assistant shows no brightness
+    /// otherwise), with that mode's colour data, also when its bulbs disagree.
+    @Test func aRoomAlwaysNamesOneOfItsColourModes() throws {
+        let group = try Group(payload: Array(GatewayPayloads.group.utf8))
+        var spot = try device(GatewayPayloads.whiteSpectrumSpot)  // 345 mireds, on
+        var ceiling = spot
+        ceiling.id = 65538
+        ceiling.light?.colorTemperature = 400
+        let lamp = try device(GatewayPayloads.colorBulb)  // xy (0.3067, 0.1241), on
+        let hallway = try device(GatewayPayloads.dimmableWhite)
+        let plug = try device(GatewayPayloads.plug)
+        func state(_ members: [Device]) -> JSON { MQTTState.payload(for: group, members: members, activeScene: nil) }
+
+        // White-spectrum bulbs that disagree, with a colour bulb: the colour bulb's xy.
+        var mixed = state([spot, ceiling, lamp, hallway])
+        #expect(mixed["color_mode"] == "xy")
+        #expect(mixed["color"]?["x"]?.doubleValue == 0.3067 && mixed["color"]?["y"]?.doubleValue == 0.1241)
+        #expect(mixed["brightness"] == 254)
+        // Without the colour bulb: the temperature most of them have (the first on a tie).
+        #expect(state([spot, ceiling])["color_mode"] == "color_temp" && state([spot, ceiling])["color_temp"] == 345)
+        var third = ceiling
+        third.id = 65551
+        #expect(state([spot, ceiling, third])["color_temp"] == 400)
+        // They agree, and the colour bulb shows that white (a temperature sent to the room): color_temp.
+        ceiling.light?.colorTemperature = 345
+        var white = lamp
+        let xy = Color.gatewayXY(Color.xy(fromKelvin: Double(Color.kelvin(fromMireds: 345))))
+        white.light?.x = xy.x
+        white.light?.y = xy.y
+        mixed = state([spot, ceiling, white])
+        #expect(mixed["color_mode"] == "color_temp" && mixed["color_temp"] == 345)
+        // They agree but the colour bulb shows a colour: xy.
+        #expect(state([spot, ceiling, lamp])["color_mode"] == "xy")
+        // Everything off: the same choice from every bulb, so the mode is never missing.
+        spot.light?.on = false
+        ceiling.light?.on = false
+        let off = state([spot, ceiling])
+        #expect(off["state"] == "OFF" && off["color_mode"] == "color_temp" && off["color_temp"] == 345)
+        // Only a dimmable bulb lit in a room with white-spectrum bulbs: still their temperature.
+        var lit = hallway
+        lit.light?.on = true
+        #expect(state([spot, lit])["color_mode"] == "color_temp")
+        // A room of plugs.
+        #expect(state([plug])["color_mode"] == "onoff" && state([plug])["state"] == "ON")
+        // A room without lights or plugs has no light, and no colour mode.
+        #expect(state([try device(GatewayPayloads.remote)])["color_mode"] == nil)
     }
 
     @Test func samePayloadGivesIdenticalBytes() throws {

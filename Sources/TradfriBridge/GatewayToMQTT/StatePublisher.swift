@@ -5,9 +5,11 @@ import TradfriModel
 /// state derived from its members, and `<base>/<name>/availability` for both.
 ///
 /// Only real changes are published (the outbox drops identical payloads). A device or group that
-/// is renamed moves to its new topic and its old retained topics are cleared; a removed one has
-/// its topics cleared. Availability: online while the gateway session is up and the gateway
-/// reports the device reachable (9019, published as-is); a group is online when any member is.
+/// is renamed moves to its new topics at once, and its old retained topics are cleared
+/// `renameClearDelay` (2 s) later, once subscribers have moved (see `moveRenamedTopics`); a
+/// removed one has its topics cleared the same way. Availability: online while the gateway
+/// session is up and the gateway reports the device reachable (9019, published as-is); a group is
+/// online when any member is.
 ///
 /// A group's state follows its members `groupDelay` (20 ms) after the first member change: a
 /// scene or a remote changes all members within a few milliseconds, and the group is then
@@ -20,10 +22,16 @@ final class StatePublisher: BridgeFeature {
     /// Groups whose members changed since their state was last published.
     private var staleGroups: Set<Int> = []
     private var groupTimer: CoAPTimer?
+    private let renameClearDelay: Duration
+    /// Old topics of renamed devices and groups, cleared when their timer fires.
+    private var pendingClears: [String: CoAPTimer] = [:]
 
-    init(context: BridgeContext, groupDelay: Duration = .milliseconds(20)) {
+    init(
+        context: BridgeContext, groupDelay: Duration = .milliseconds(20), renameClearDelay: Duration = .seconds(2)
+    ) {
         self.context = context
         self.groupDelay = groupDelay
+        self.renameClearDelay = renameClearDelay
     }
 
     func handle(_ event: BridgeEvent) {
@@ -42,6 +50,9 @@ final class StatePublisher: BridgeFeature {
             publishAllAvailability()
         case .gateway(.synced):
             publishAll()
+        case .stopping:
+            // Nothing stale is left retained on the broker.
+            for topic in pendingClears.keys.sorted() { clearOldTopic(topic) }
         default:
             break
         }
@@ -105,19 +116,38 @@ final class StatePublisher: BridgeFeature {
         context.mirror.groups.values.filter { $0.memberIDs.contains(deviceID) }
     }
 
-    /// Clears the topics of names that disappeared or changed, and publishes under new names.
+    /// Publishes under new names at once, and clears the retained topics of names that changed
+    /// or disappeared `renameClearDelay` later.
+    ///
+    /// Why later: Home Assistant reads the old topics until it has processed the new discovery
+    /// config (published right after this, by `HomeAssistantDiscovery`). It moves its
+    /// subscriptions in a task that runs after the batch of messages holding the config (core
+    /// `mqtt/entity.py` `_async_discovery_callback` → `discovery_update` →
+    /// `async_prepare_subscribe_topics`, which drops the old subscriptions at once; 2024.3 and
+    /// 2026.11 alike): an empty retained message sent in the same instant reaches the old
+    /// subscriptions first, and Home Assistant logs `'value_json' is undefined` and `Error parsing
+    /// value`. Two seconds is hundreds of times the few milliseconds that takes.
     private func moveRenamedTopics(from previous: FriendlyNames) {
-        for (entity, oldName) in previous.names where context.names[entity] != oldName {
-            let oldTopic = context.topic(oldName)
-            context.outbox.clearState(oldTopic)
-            context.outbox.clearState(oldTopic + "/availability")
-        }
         for (entity, name) in context.names.names where previous[entity] != name {
             switch entity {
             case .device(let id): if let device = context.mirror.devices[id] { publish(device) }
             case .group(let id): if let group = context.mirror.groups[id] { publish(group) }
             }
-            _ = name
         }
+        for (entity, oldName) in previous.names where context.names[entity] != oldName {
+            let oldTopic = context.topic(oldName)
+            pendingClears[oldTopic] = CoAPTimer(after: renameClearDelay) { [weak self] in
+                self?.clearOldTopic(oldTopic)
+            }
+        }
+    }
+
+    /// Clears a topic a device or group left, unless a device or group has taken that name since.
+    private func clearOldTopic(_ topic: String) {
+        pendingClears.removeValue(forKey: topic)?.cancel()
+        let inUse = context.names.names.values.contains { context.topic($0) == topic }
+        guard !inUse else { return }
+        context.outbox.clearState(topic)
+        context.outbox.clearState(topic + "/availability")
     }
 }

@@ -9,7 +9,11 @@ import TradfriModel
 ///   IKEA app keep the entity);
 /// - a `device` block (`identifiers` `tradfri_<gatewayId>_<instanceId>`, manufacturer, model,
 ///   firmware, serial, `via_device` = the gateway, `suggested_area` = the device's only room);
-/// - an `origin` block naming the bridge;
+/// - `object_id` and `default_entity_id` (`light.living_room_ceiling`, `sensor.bedroom_blind_battery`):
+///   the entity id Home Assistant gives a new entity (`object_id` up to 2026.3, `default_entity_id`
+///   from 2025.10); an existing entity keeps its id when the device is renamed;
+/// - an `origin` block naming the bridge (name, version and support URL only: Home Assistant
+///   2024.3 refuses any other key there, as it refuses `device.model_id`);
 /// - availability from both `<base>/bridge/state` and `<base>/<name>/availability`
 ///   (`availability_mode: all`): an entity is available only while the bridge runs and the
 ///   device is reachable through a live gateway session.
@@ -68,13 +72,16 @@ public struct HomeAssistantConfigBuilder: Sendable {
     }
 
     /// One entity's config: the common keys merged with `keys`.
+    /// - Parameter entityID: the object id of the entity id Home Assistant gives a new entity.
     private func config(
-        _ component: String, node: String, object: String, name: String?, device: JSON, stateTopic: String?,
-        _ keys: [String: JSON]
+        _ component: String, node: String, object: String, name: String?, entityID: String, device: JSON,
+        stateTopic: String?, _ keys: [String: JSON]
     ) -> HomeAssistantConfig {
         var payload = keys
         payload["unique_id"] = .string("\(node)_\(object)")
         payload["name"] = name.map(JSON.string) ?? .null
+        payload["object_id"] = .string(entityID)
+        payload["default_entity_id"] = .string("\(component).\(entityID)")
         payload["device"] = device
         payload["origin"] = origin
         payload.merge(availability(stateTopic)) { _, new in new }
@@ -97,20 +104,22 @@ public struct HomeAssistantConfigBuilder: Sendable {
         let info = topic("bridge/info")
         return [
             config(
-                "binary_sensor", node: node, object: "connectivity", name: "Connection", device: .object(device),
-                stateTopic: nil,
+                "binary_sensor", node: node, object: "connectivity", name: "Connection",
+                entityID: "tradfri_gateway_connection", device: .object(device), stateTopic: nil,
                 [
                     "state_topic": .string(info), "device_class": "connectivity", "entity_category": "diagnostic",
                     "value_template": "{{ 'ON' if value_json.gateway.connected else 'OFF' }}",
                 ]),
             config(
-                "sensor", node: node, object: "firmware", name: "Firmware", device: .object(device), stateTopic: nil,
+                "sensor", node: node, object: "firmware", name: "Firmware", entityID: "tradfri_gateway_firmware",
+                device: .object(device), stateTopic: nil,
                 [
                     "state_topic": .string(info), "entity_category": "diagnostic", "icon": "mdi:chip",
                     "value_template": "{{ value_json.gateway.firmware | default('None') }}",
                 ]),
             config(
-                "button", node: node, object: "reboot", name: "Reboot", device: .object(device), stateTopic: nil,
+                "button", node: node, object: "reboot", name: "Reboot", entityID: "tradfri_gateway_reboot",
+                device: .object(device), stateTopic: nil,
                 [
                     "command_topic": .string(topic("bridge/request/gateway/reboot")), "payload_press": "{}",
                     "device_class": "restart", "entity_category": "config",
@@ -146,14 +155,20 @@ public struct HomeAssistantConfigBuilder: Sendable {
         let node = nodeID(device.id)
         let state = topic(friendlyName)
         let block = deviceBlock(device, friendlyName: friendlyName, area: area)
+        // The main entity (no name of its own) is `<component>.<friendly name>`, the others
+        // `<component>.<friendly name>_<object>`.
         func entity(
             _ component: String, _ object: String, _ name: String?, _ keys: [String: JSON]
         ) -> HomeAssistantConfig {
-            config(component, node: node, object: object, name: name, device: block, stateTopic: state, keys)
+            config(
+                component, node: node, object: object, name: name,
+                entityID: name == nil ? friendlyName : "\(friendlyName)_\(object)", device: block, stateTopic: state,
+                keys)
         }
         var configs: [HomeAssistantConfig] = []
         if let light = device.light {
-            configs.append(entity("light", "light", nil, lightKeys(state, modes: Self.colorModes(light.spectrum))))
+            configs.append(
+                entity("light", "light", nil, lightKeys(state, modes: ColorMode.supported(by: light.spectrum))))
         }
         if device.plug != nil {
             configs.append(
@@ -204,25 +219,24 @@ public struct HomeAssistantConfigBuilder: Sendable {
         return configs
     }
 
-    /// The colour modes Home Assistant offers for a bulb: exactly what the gateway lets it do.
-    /// Colour bulbs have no colour temperature on the gateway (Home Assistant converts a
-    /// temperature to xy itself), and report their colour as xy.
-    static func colorModes(_ spectrum: LightSpectrum) -> [String] {
-        switch spectrum {
-        case .white: ["brightness"]
-        case .whiteSpectrum: ["color_temp"]
-        case .color: ["xy"]
-        }
-    }
-
-    /// A light with the JSON schema on `<name>` / `<name>/set`, brightness 0–254.
-    private func lightKeys(_ state: String, modes: [String]) -> [String: JSON] {
+    /// A light with the JSON schema on `<name>` / `<name>/set`, brightness 0–254, colour
+    /// temperature in mireds, the modes of `ColorMode`.
+    ///
+    /// Accepted as is by Home Assistant 2024.3 up to the newest release: 2024.3 takes
+    /// `supported_color_modes` only together with `color_mode: true` (later releases ignore that
+    /// flag; 2025.3–2026.2 log an error line about it and go on) and sends brightness in its
+    /// commands only with `brightness: true`; Kelvin options would be read as mireds by 2024.3.
+    private func lightKeys(_ state: String, modes: [ColorMode]) -> [String: JSON] {
         var keys: [String: JSON] = [
             "schema": "json", "command_topic": .string(state + "/set"), "state_topic": .string(state),
-            "supported_color_modes": .array(modes.map(JSON.string)), "effect": false, "flash": false,
+            "color_mode": true, "supported_color_modes": .array(modes.map { .string($0.rawValue) }),
+            "effect": false, "flash": false,
         ]
-        if modes != ["onoff"] { keys["brightness_scale"] = 254 }
-        if modes.contains("color_temp") {
+        if modes != [.onOff] {
+            keys["brightness"] = true
+            keys["brightness_scale"] = 254
+        }
+        if modes.contains(.colorTemperature) {
             keys["min_mireds"] = .int(Self.mireds.lowerBound)
             keys["max_mireds"] = .int(Self.mireds.upperBound)
         }
@@ -310,35 +324,23 @@ public struct HomeAssistantConfigBuilder: Sendable {
             "suggested_area": .string(group.name.isEmpty ? friendlyName : group.name),
         ]
         var configs: [HomeAssistantConfig] = []
-        if let modes = Self.groupColorModes(members) {
+        if let modes = ColorMode.supported(byGroupOf: members) {
             configs.append(
                 config(
-                    "light", node: node, object: "light", name: nil, device: block, stateTopic: state,
-                    lightKeys(state, modes: modes)))
+                    "light", node: node, object: "light", name: nil, entityID: friendlyName, device: block,
+                    stateTopic: state, lightKeys(state, modes: modes)))
         }
         for scene in scenes.sorted(by: { $0.id < $1.id }) {
             let press: JSON = ["scene": .string(scene.name)]
+            let entityID = "\(friendlyName)_\(FriendlyNames.slug(scene.name, fallback: String(scene.id)))"
             configs.append(
                 config(
-                    "scene", node: node, object: "scene_\(scene.id)", name: scene.name, device: block,
-                    stateTopic: state,
+                    "scene", node: node, object: "scene_\(scene.id)", name: scene.name, entityID: entityID,
+                    device: block, stateTopic: state,
                     [
                         "command_topic": .string(state + "/set"), "payload_on": .string(press.description),
                     ]))
         }
         return configs
-    }
-
-    /// What a group light can do: colour if any member has colour, colour temperature if any
-    /// member is white spectrum (the bridge sends each member what it can take), brightness for
-    /// dimmable lights only, on/off for plugs only; nil without lights or plugs.
-    static func groupColorModes(_ members: [Device]) -> [String]? {
-        let spectra = Set(members.compactMap(\.light?.spectrum))
-        var modes: [String] = []
-        if spectra.contains(.color) { modes.append("xy") }
-        if spectra.contains(.whiteSpectrum) { modes.append("color_temp") }
-        if !modes.isEmpty { return modes }
-        if !spectra.isEmpty { return ["brightness"] }
-        return members.contains { $0.plug != nil } ? ["onoff"] : nil
     }
 }

@@ -1,0 +1,471 @@
+import Foundation
+import TestSupport
+import Testing
+import TradfriBridge
+import TradfriModel
+
+/// The demo home in a real Home Assistant Core (2024.3, the oldest supported release, by default;
+/// `TRADFRI_HA_RELEASE=newest` or `scripts/ha-newest.sh` for the newest), with the real bridge,
+/// simulator, mosquitto and coap-client-openssl as the IKEA app. Everything is checked through
+/// Home Assistant's own websocket API, as its UI would show it, and its log must hold nothing
+/// about our payloads.
+@Suite(.serialized) struct HomeAssistantCoreTests {
+    static let gatewayID = "7e11515204400072"
+    let builder = HomeAssistantConfigBuilder(
+        discoveryPrefix: "homeassistant", baseTopic: "tradfri", gatewayID: HomeAssistantCoreTests.gatewayID)
+
+    @Test(.timeLimit(.minutes(30))) func theDemoHomeWorksInHomeAssistant() async throws {
+        let home = try await DemoInventory.load()
+        let world = World(builder: builder, home: home)
+        let core = try await HomeAssistantCore()
+        let harness = try await BridgeHarness()
+        try await harness.startBridge(extraConfiguration: "homeassistant:\n  republish_delay: 1")
+        try await core.start()
+        try await core.onboard()
+        try await core.addMQTT(host: harness.broker.host, port: harness.broker.port)
+        do {
+            try await run(core, harness, world)
+        } catch {
+            // What Home Assistant said about it helps more than the deadline alone.
+            try? await core.stop()
+            let problems = world.problems(in: core.log)
+            if !problems.isEmpty { Issue.record("Home Assistant logged:\n\(problems.joined(separator: "\n"))") }
+            await harness.shutdown()
+            await core.shutdown()
+            throw error
+        }
+    }
+
+    func run(_ core: HomeAssistantCore, _ harness: BridgeHarness, _ world: World) async throws {
+        var ws = try await core.websocket()
+        try await ws.follow()
+        let version = try await ws.request(["type": "get_config"])["version"]?.stringValue ?? "?"
+
+        // Every entity of the demo home, in the right domain, under the entity id we suggest.
+        try await world.everyEntityIsThere(ws)
+        try await world.everythingEqualsTheSimulator(ws, harness)
+
+        try await world.servicesChangeTheSimulator(ws, harness)
+        try await world.changesByAnotherClientReachHomeAssistant(ws, harness)
+        try await world.availabilityFollowsTheBridge(ws, harness)
+
+        // Home Assistant restarts (a change made meanwhile shows after it).
+        ws.close()
+        try await core.stop()
+        _ = try await harness.coap("put", "15001/65539", #"{"3311":[{"5850":0}]}"#)
+        try await core.start()
+        ws = try await core.websocket()
+        try await ws.follow()
+        for entityID in world.enabledEntityIDs {
+            try await ws.waitForState(entityID, within: .seconds(60), "available after Home Assistant's restart") {
+                $0 != nil && $0?["state"] != "unavailable"
+            }
+        }
+        try await world.everythingEqualsTheSimulator(ws, harness)
+
+        try await world.renamesKeepTheEntity(ws, harness)
+
+        // Home Assistant first: it would log the broker going away.
+        ws.close()
+        try await core.stop()
+        await harness.shutdown()
+        let log = core.log
+        let problems = world.problems(in: log)
+        #expect(problems.isEmpty, "Home Assistant \(version) logged:\n\(problems.joined(separator: "\n"))")
+        let others = log.filter { ($0.contains(" WARNING (") || $0.contains(" ERROR (")) && !problems.contains($0) }
+        print(
+            "Home Assistant \(version): \(world.configs.count) entities (\(world.enabledEntityIDs.count) enabled),",
+            "\(log.count) log lines checked, \(problems.count) about the bridge; not about it:\n\(others.joined(separator: "\n"))"
+        )
+        await core.shutdown()
+    }
+}
+
+/// What the test knows about the demo home, and the checks it makes.
+struct World: Sendable {
+    let builder: HomeAssistantConfigBuilder
+    let home: DemoInventory
+    /// Every config the bridge publishes for the demo home as it starts.
+    let configs: [HomeAssistantConfig]
+
+    init(builder: HomeAssistantConfigBuilder, home: DemoInventory) {
+        self.builder = builder
+        self.home = home
+        configs = home.configs(builder)
+    }
+
+    var enabledEntityIDs: [String] {
+        configs.filter { $0.payload["enabled_by_default"] != false }.map(Self.entityID)
+    }
+
+    static func entityID(_ config: HomeAssistantConfig) -> String {
+        config.payload["default_entity_id"]?.stringValue ?? ""
+    }
+
+    /// The entity id of a device's or group's entity (`object` as in the config topic).
+    func entity(_ id: Int, _ object: String) -> String {
+        configs.first { $0.nodeID.hasSuffix("_\(id)") && $0.objectID == object }.map(Self.entityID) ?? "?"
+    }
+
+    // MARK: Discovery
+
+    func everyEntityIsThere(_ ws: HomeAssistantWebSocket) async throws {
+        for entityID in enabledEntityIDs {
+            try await ws.waitForState(entityID, within: .seconds(90), "discovered and available") {
+                $0 != nil && $0?["state"] != "unavailable"
+            }
+        }
+        // The registry: every config (the disabled "last seen" sensors too) is an MQTT entity with
+        // its unique id, in its domain, under the entity id we suggested.
+        let expected = Dictionary(uniqueKeysWithValues: configs.map { ($0.uniqueID ?? "", Self.entityID($0)) })
+        let registry = try await ws.until(within: .seconds(30), "every config in the entity registry") {
+            let list = try await ws.request(["type": "config/entity_registry/list"]).arrayValue ?? []
+            let ours = list.filter { ($0["unique_id"]?.stringValue ?? "").hasPrefix("tradfri_") }
+            return ours.count >= expected.count ? ours : nil
+        }
+        #expect(registry.count == expected.count, "nothing else")
+        for entry in registry {
+            let uniqueID = entry["unique_id"]?.stringValue ?? ""
+            #expect(entry["platform"] == "mqtt")
+            #expect(entry["entity_id"]?.stringValue == expected[uniqueID], "\(uniqueID)")
+        }
+        let disabled = registry.filter { $0["disabled_by"] != .null }.compactMap { $0["entity_id"]?.stringValue }
+        #expect(
+            Set(disabled) == Set(configs.filter { $0.payload["enabled_by_default"] == false }.map(Self.entityID)))
+        // Every device and room is a device of its own, named as in the IKEA app.
+        let devices = try await ws.request(["type": "config/device_registry/list"]).arrayValue ?? []
+        for device in home.devices.values {
+            let entry = devices.first { $0["identifiers"]?.description.contains("_\(device.id)\"") == true }
+            #expect(entry?["name"]?.stringValue == device.name, "\(device.name)")
+        }
+        for group in home.groups.values {
+            let entry = devices.first { $0["identifiers"]?.description.contains("_\(group.id)\"") == true }
+            #expect(entry?["name"]?.stringValue == group.name, "\(group.name)")
+        }
+    }
+
+    // MARK: States
+
+    /// Every entity shows what the simulator holds (read by coap-client as another client).
+    func everythingEqualsTheSimulator(_ ws: HomeAssistantWebSocket, _ harness: BridgeHarness) async throws {
+        var devices: [Int: Device] = [:]
+        for id in home.devices.keys.sorted() { devices[id] = try await harness.device(id) }
+        for device in devices.values.sorted(by: { $0.id < $1.id }) {
+            if device.light != nil {
+                try await expectLight(ws, entity(device.id, "light"), MQTTState.payload(for: device), device.name)
+            }
+            if let plug = device.plug {
+                try await expectState(ws, entity(device.id, "switch"), plug.on ? "on" : "off")
+            }
+            if let blind = device.blind {
+                let open = blind.openPercent
+                try await ws.waitForState(entity(device.id, "cover"), "at \(open) %") {
+                    $0?["attributes"]?["current_position"]?.intValue == open
+                        && $0?["state"]?.stringValue == (open > 0 ? "open" : "closed")
+                }
+            }
+            if let purifier = device.airPurifier {
+                try await expectFan(ws, entity(device.id, "fan"), purifier)
+                if let pm25 = purifier.airQuality { try await expectState(ws, entity(device.id, "pm25"), "\(pm25)") }
+                if let remaining = purifier.filterRemaining {
+                    try await expectState(ws, entity(device.id, "filter_remaining"), "\(remaining)")
+                }
+                if let locked = purifier.controlsLocked {
+                    try await expectState(ws, entity(device.id, "child_lock"), locked ? "on" : "off")
+                }
+                if let ledsOff = purifier.ledsOff {
+                    try await expectState(ws, entity(device.id, "led_enable"), ledsOff ? "off" : "on")
+                }
+                if let replace = purifier.filterNeedsReplacement {
+                    try await expectState(ws, entity(device.id, "replace_filter"), replace ? "on" : "off")
+                }
+            }
+            if let battery = device.info.battery {
+                try await expectState(ws, entity(device.id, "battery"), "\(battery)")
+            }
+        }
+        // The repeater shows when it was last seen (the other devices have it disabled).
+        if let lastSeen = devices[65545]?.lastSeen {
+            let date = Date(timeIntervalSince1970: TimeInterval(lastSeen))
+            try await ws.waitForState(entity(65545, "last_seen"), "last seen") { state in
+                guard let text = state?["state"]?.stringValue else { return false }
+                return ISO8601DateFormatter().date(from: text) == date
+            }
+        }
+        for group in home.groups.values.sorted(by: { $0.id < $1.id }) {
+            let members = group.memberIDs.compactMap { devices[$0] }
+            guard ColorMode.supported(byGroupOf: members) != nil else { continue }
+            let payload = MQTTState.payload(for: group, members: members, activeScene: nil)
+            try await expectLight(ws, entity(group.id, "light"), payload, group.name)
+        }
+        let gateway = configs.filter { $0.nodeID.hasSuffix("_gateway") }
+        let connection = try #require(gateway.first { $0.objectID == "connectivity" })
+        try await expectState(ws, Self.entityID(connection), "on")
+        let firmware = try #require(gateway.first { $0.objectID == "firmware" })
+        try await expectState(ws, Self.entityID(firmware), home.details.firmware)
+    }
+
+    func expectState(_ ws: HomeAssistantWebSocket, _ entityID: String, _ value: String) async throws {
+        try await ws.waitForState(entityID, "= \(value)") { $0?["state"]?.stringValue == value }
+    }
+
+    /// Home Assistant shows the light as `payload` (the bridge's MQTT state) says: on/off,
+    /// brightness (0–254 → 0–255), the colour mode and its colour.
+    func expectLight(_ ws: HomeAssistantWebSocket, _ entityID: String, _ payload: JSON, _ what: String) async throws {
+        try await ws.waitForState(entityID, "shows \(what) as \(payload)") { Self.light($0, shows: payload) }
+    }
+
+    static func light(_ state: JSON?, shows payload: JSON) -> Bool {
+        guard let state, let attributes = state["attributes"] else { return false }
+        let on = payload["state"] == "ON"
+        guard state["state"]?.stringValue == (on ? "on" : "off") else { return false }
+        guard on else { return true }
+        let mode = payload["color_mode"]?.stringValue
+        guard attributes["color_mode"]?.stringValue == mode else { return false }
+        if mode != "onoff" {
+            guard let level = payload["brightness"]?.doubleValue, let shown = attributes["brightness"]?.doubleValue,
+                abs(shown - level * 255 / 254) <= 1.5
+            else { return false }
+        }
+        switch mode {
+        case "color_temp":
+            guard let mireds = payload["color_temp"]?.intValue, let kelvin = attributes["color_temp_kelvin"]?.intValue
+            else { return false }
+            return abs(kelvin - Color.kelvin(fromMireds: mireds)) <= 20
+        case "xy":
+            guard let x = payload["color"]?["x"]?.doubleValue, let y = payload["color"]?["y"]?.doubleValue,
+                let shown = attributes["xy_color"]?.arrayValue?.compactMap(\.doubleValue), shown.count == 2
+            else { return false }
+            return abs(shown[0] - x) <= 0.002 && abs(shown[1] - y) <= 0.002
+        default:
+            return true
+        }
+    }
+
+    func expectFan(_ ws: HomeAssistantWebSocket, _ entityID: String, _ purifier: AirPurifierState) async throws {
+        let mode = MQTTState.fanModeName(purifier.fanMode)
+        try await ws.waitForState(entityID, "fan mode \(mode)") { state in
+            guard let state, let attributes = state["attributes"] else { return false }
+            switch mode {
+            case "off": return state["state"] == "off"
+            case "auto": return state["state"] == "on" && attributes["preset_mode"] == "auto"
+            default:
+                return state["state"] == "on" && attributes["preset_mode"] == .null
+                    && attributes["percentage"]?.intValue == (Int(mode) ?? 0) * 20
+            }
+        }
+    }
+
+    // MARK: Home Assistant → simulator
+
+    func servicesChangeTheSimulator(_ ws: HomeAssistantWebSocket, _ harness: BridgeHarness) async throws {
+        // White spectrum: brightness, colour temperature and a transition at once.
+        let ceiling = entity(65538, "light")
+        try await ws.call("light", "turn_on", ceiling, ["brightness": 128, "color_temp_kelvin": 3000, "transition": 1])
+        try await ws.waitForState(ceiling, "dimmed to 3000 K") {
+            Self.light($0, shows: ["state": "ON", "brightness": 127, "color_mode": "color_temp", "color_temp": 333])
+        }
+        var light = try #require(try await harness.device(65538).light)
+        #expect((127...128).contains(light.brightness) && light.colorTemperature == 333 && light.on)
+
+        // Colour: xy, then hue/saturation (Home Assistant converts it to xy for this light).
+        let lamp = entity(65539, "light")
+        try await ws.call("light", "turn_on", lamp, ["xy_color": [0.17, 0.7], "brightness": 255])
+        try await ws.waitForState(lamp, "green") {
+            Self.light(
+                $0, shows: ["state": "ON", "brightness": 254, "color_mode": "xy", "color": ["x": 0.17, "y": 0.7]])
+        }
+        light = try #require(try await harness.device(65539).light)
+        #expect(abs(Double(light.x ?? 0) / 65535 - 0.17) < 0.002 && abs(Double(light.y ?? 0) / 65535 - 0.7) < 0.002)
+        #expect(light.brightness == 254)
+        try await ws.call("light", "turn_on", lamp, ["hs_color": [240, 100]])
+        try await ws.waitForState(lamp, "blue") { state in
+            let hs = state?["attributes"]?["hs_color"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+            return state?["attributes"]?["color_mode"] == "xy" && hs.count == 2 && abs(hs[0] - 240) < 10 && hs[1] > 90
+        }
+        light = try #require(try await harness.device(65539).light)
+        #expect(Double(light.x ?? 65535) / 65535 < 0.2 && Double(light.y ?? 65535) / 65535 < 0.1, "blue")
+
+        // Dimmable white.
+        let hallway = entity(65537, "light")
+        try await ws.call("light", "turn_on", hallway, ["brightness": 64])
+        try await ws.waitForState(hallway, "at 64") {
+            Self.light($0, shows: ["state": "ON", "brightness": 64, "color_mode": "brightness"])
+        }
+        light = try #require(try await harness.device(65537).light)
+        #expect(light.on && (63...64).contains(light.brightness))
+        try await ws.call("light", "turn_off", hallway, ["transition": 1])
+        try await expectState(ws, hallway, "off")
+        #expect(try await harness.device(65537).light?.on == false)
+
+        // A room: every bulb follows, and the room shows the colour temperature it was given.
+        let room = entity(131073, "light")
+        try await ws.call("light", "turn_on", room, ["brightness": 100, "color_temp_kelvin": 2500])
+        try await ws.waitForState(room, "at 2500 K") {
+            Self.light($0, shows: ["state": "ON", "brightness": 100, "color_mode": "color_temp", "color_temp": 400])
+        }
+        #expect(try await harness.device(65538).light?.colorTemperature == 400)
+        #expect(try await harness.device(65550).light?.colorTemperature == 400)
+        try await ws.call("light", "turn_off", room)
+        try await expectState(ws, room, "off")
+        for id in [65538, 65539, 65550] { #expect(try await harness.device(id).light?.on == false) }
+
+        // Plug, blind, purifier, scene.
+        let plug = entity(65543, "switch")
+        try await ws.call("switch", "turn_on", plug)
+        try await expectState(ws, plug, "on")
+        #expect(try await harness.device(65543).plug?.on == true)
+
+        let blind = entity(65546, "cover")
+        try await ws.call("cover", "set_cover_position", blind, ["position": 40])
+        try await ws.waitForState(blind, "at 40 %") { $0?["attributes"]?["current_position"] == 40 }
+        #expect(try await harness.device(65546).blind?.openPercent == 40)
+
+        let fan = entity(65547, "fan")
+        try await ws.call("fan", "set_percentage", fan, ["percentage": 60])
+        try await ws.waitForState(fan, "at 60 %") { $0?["attributes"]?["percentage"] == 60 }
+        #expect(try await harness.device(65547).airPurifier?.fanMode == 30, "60 % is level 3 of 5")
+        try await ws.call("fan", "set_preset_mode", fan, ["preset_mode": "auto"])
+        try await ws.waitForState(fan, "auto") { $0?["attributes"]?["preset_mode"] == "auto" }
+        #expect(try await harness.device(65547).airPurifier?.fanMode == 1)
+        let lock = entity(65547, "child_lock")
+        try await ws.call("switch", "turn_on", lock)
+        try await expectState(ws, lock, "on")
+        #expect(try await harness.device(65547).airPurifier?.controlsLocked == true)
+
+        try await ws.call("scene", "turn_on", entity(131073, "scene_196611"))
+        try await ws.waitForState(ceiling, "FOCUS") {
+            Self.light($0, shows: ["state": "ON", "brightness": 254, "color_mode": "color_temp", "color_temp": 250])
+        }
+        light = try #require(try await harness.device(65550).light)
+        #expect(light.on && light.brightness == 254 && light.colorTemperature == 250)
+        try await everythingEqualsTheSimulator(ws, harness)
+    }
+
+    // MARK: Simulator → Home Assistant
+
+    func changesByAnotherClientReachHomeAssistant(_ ws: HomeAssistantWebSocket, _ harness: BridgeHarness) async throws {
+        _ = try await harness.coap("put", "15001/65550", #"{"3311":[{"5851":60}]}"#)
+        try await ws.waitForState(entity(65550, "light"), "dimmed in the app") {
+            Self.light($0, shows: ["state": "ON", "brightness": 60, "color_mode": "color_temp", "color_temp": 250])
+        }
+        _ = try await harness.coap("put", "15001/65543", #"{"3312":[{"5850":0}]}"#)
+        try await expectState(ws, entity(65543, "switch"), "off")
+        _ = try await harness.coap("put", "15001/65546", #"{"15015":[{"5536":20}]}"#)
+        try await ws.waitForState(entity(65546, "cover"), "opened in the app") {
+            $0?["attributes"]?["current_position"] == 80
+        }
+        try await everythingEqualsTheSimulator(ws, harness)
+    }
+
+    // MARK: Availability
+
+    func availabilityFollowsTheBridge(_ ws: HomeAssistantWebSocket, _ harness: BridgeHarness) async throws {
+        func all(_ available: Bool) async throws {
+            for entityID in enabledEntityIDs {
+                try await ws.waitForState(entityID, within: .seconds(30), available ? "available" : "unavailable") {
+                    ($0?["state"] == "unavailable") != available && $0 != nil
+                }
+            }
+        }
+        _ = await harness.stopBridge()
+        try await all(false)
+        try await harness.startBridge(extraConfiguration: "homeassistant:\n  republish_delay: 1")
+        try await all(true)
+        try await everythingEqualsTheSimulator(ws, harness)
+        await harness.killBridge()
+        try await all(false)
+        try await harness.startBridge(extraConfiguration: "homeassistant:\n  republish_delay: 1")
+        try await all(true)
+        try await everythingEqualsTheSimulator(ws, harness)
+
+        // The gateway's reboot button: the gateway goes away (its devices with it) and comes back.
+        let gateway = configs.filter { $0.nodeID.hasSuffix("_gateway") }
+        let reboot = Self.entityID(try #require(gateway.first { $0.objectID == "reboot" }))
+        let connection = Self.entityID(try #require(gateway.first { $0.objectID == "connectivity" }))
+        let ceiling = entity(65538, "light")
+        try await ws.call("button", "press", reboot)
+        try await expectState(ws, connection, "off")
+        try await ws.waitForState(ceiling, "unavailable while the gateway reboots") { $0?["state"] == "unavailable" }
+        try await ws.waitForState(connection, within: .seconds(30), "back") { $0?["state"] == "on" }
+        try await all(true)
+    }
+
+    // MARK: Renames
+
+    /// Renamed in the IKEA app, over and over: the entity stays (same entity id), follows the new
+    /// topics each time, and its device takes the new name.
+    func renamesKeepTheEntity(_ ws: HomeAssistantWebSocket, _ harness: BridgeHarness) async throws {
+        let ceiling = entity(65538, "light")
+        let watcher = try await harness.subscribe(["homeassistant/light/+/light/config", "tradfri/+"])
+        var level = 30
+        for round in 1...10 {
+            let name = "Ceiling \(round)"
+            let before = watcher.lineCount
+            _ = try await harness.coap("put", "15001/65538", #"{"9001":"\#(name)"}"#)
+            try await message(
+                on: "homeassistant/light/\(builder.nodeID(65538))/light/config", from: watcher, after: before
+            ) { $0["state_topic"]?.stringValue == "tradfri/ceiling_\(round)" }
+            level += 10
+            _ = try await harness.coap("put", "15001/65538", #"{"3311":[{"5850":1,"5851":\#(level)}]}"#)
+            let expected = level
+            try await ws.waitForState(ceiling, "dimmed after the rename to \(name)") {
+                guard let shown = $0?["attributes"]?["brightness"]?.doubleValue else { return false }
+                return abs(shown - Double(expected) * 255 / 254) <= 1.5
+            }
+        }
+        // A room too.
+        let before = watcher.lineCount
+        _ = try await harness.coap("put", "15004/131073", #"{"9001":"Lounge"}"#)
+        try await message(
+            on: "homeassistant/light/\(builder.nodeID(131073))/light/config", from: watcher, after: before
+        ) { $0["state_topic"] == "tradfri/lounge" }
+        _ = try await harness.coap("put", "15004/131073", #"{"5850":0}"#)
+        try await expectState(ws, entity(131073, "light"), "off")
+        // The old topics are cleared once Home Assistant has moved (the last ones 2 s later).
+        try await watcher.waitForLine(within: .seconds(10), "the last old topic cleared") {
+            $0 == "tradfri/ceiling_9 (null)"
+        }
+        try await watcher.waitForLine(within: .seconds(10), "the room's old topic cleared") {
+            $0 == "tradfri/living_room (null)"
+        }
+        watcher.signal(SIGTERM)
+
+        let registry = try await ws.request(["type": "config/entity_registry/list"]).arrayValue ?? []
+        let entry = registry.first { $0["unique_id"]?.stringValue == "\(builder.nodeID(65538))_light" }
+        #expect(entry?["entity_id"]?.stringValue == ceiling, "the same entity")
+        #expect(registry.filter { ($0["unique_id"]?.stringValue ?? "").hasPrefix("tradfri_") }.count == configs.count)
+        let devices: [JSON] = try await ws.until(within: .seconds(10), "the device renamed") {
+            let list = try await ws.request(["type": "config/device_registry/list"]).arrayValue ?? []
+            let device = list.first { $0["id"] == entry?["device_id"] }
+            return device?["name"] == "Ceiling 10" ? list : nil
+        }
+        #expect(devices.contains { $0["name"] == "Lounge" })
+    }
+
+    // MARK: The log
+
+    /// Warnings and errors in Home Assistant's log that concern the bridge's payloads: anything
+    /// from or about MQTT or a template, or naming our topics or entities (with its traceback).
+    /// Others (the machine has no ffmpeg, say) are not ours; the test prints them.
+    func problems(in log: [String]) -> [String] {
+        let markers = ["mqtt", "tradfri", "template", "value_json", "error parsing", "color_mode"]
+        let entityIDs = configs.map(Self.entityID)
+        var problems: [String] = []
+        var inProblem = false
+        for line in log {
+            let isEntry = line.count > 24 && line.prefix(4).allSatisfy(\.isNumber) && line.dropFirst(4).first == "-"
+            guard isEntry else {
+                if inProblem { problems.append("    " + line) }
+                continue
+            }
+            let level = line.split(separator: " ").dropFirst(2).first ?? ""
+            let lowered = line.lowercased()
+            inProblem =
+                ["WARNING", "ERROR", "CRITICAL"].contains(level)
+                && (markers.contains { lowered.contains($0) } || entityIDs.contains { line.contains($0) })
+            if inProblem { problems.append(line) }
+        }
+        return problems
+    }
+}
