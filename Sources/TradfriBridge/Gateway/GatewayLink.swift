@@ -11,6 +11,7 @@ import TradfriModel
 ///   `pingFailuresBeforeReset` unanswered pings (or when the gateway announces a reboot, or
 ///   the session fails), it tears the whole DTLS context down and connects afresh. Observations
 ///   do not survive that; the owner re-registers them on `.connected`.
+/// - `run(_:)` owns the connection loop; cancelling its task stops it at once, in any state.
 /// - Runs one request at a time (the gateway drops requests sent in quick succession); commands
 ///   go before background reads. Requests fail at once with `.sessionClosed` while disconnected.
 @CoAPActor
@@ -46,7 +47,8 @@ public final class GatewayLink {
     private var onEvent: @CoAPActor (Event) -> Void = { _ in }
 
     private var client: CoAPClient?
-    private var runner: Task<Void, Never>?
+    /// The client whose handshake is under way.
+    private var attempt: CoAPClient?
     private var keepAliveTask: Task<Void, Never>?
     private var sessionEnded: CheckedContinuation<Void, Never>?
     private var lastHeard = ContinuousClock.now
@@ -67,21 +69,31 @@ public final class GatewayLink {
 
     public var isConnected: Bool { client?.isConnected ?? false }
 
-    /// Starts connecting; events go to `handler` (on the libcoap actor).
-    public func start(_ handler: @escaping @CoAPActor (Event) -> Void) {
+    /// Connects and keeps the session up (reconnecting with backoff) until the calling task is
+    /// cancelled; then closes the session (close_notify to the gateway) and returns at once,
+    /// whatever it was doing: a cancelled task ends a handshake in progress, the wait for the
+    /// session's end and the pause before the next attempt. Events go to `handler` (on the
+    /// libcoap actor). Run it as a child task of its owner (the bridge does).
+    public func run(_ handler: @escaping @CoAPActor (Event) -> Void) async {
         onEvent = handler
-        guard runner == nil else { return }
         stopping = false
-        runner = Task { [weak self] in await self?.run() }
+        await withTaskCancellationHandler {
+            await connectAndServe()
+        } onCancel: {
+            // The handler runs on the cancelling thread; the waits it ends belong to this actor.
+            Task { @CoAPActor [weak self] in self?.stopNow() }
+        }
+        stopNow()
     }
 
-    /// Closes the session (close_notify to the gateway) and stops reconnecting.
-    public func stop() async {
+    /// Stops reconnecting and ends what the connection loop waits on: the handshake of an
+    /// attempt (without it, a silent gateway held a stopping bridge for the whole handshake
+    /// timeout) and the current session. Idempotent.
+    private func stopNow() {
         stopping = true
-        runner?.cancel()
+        attempt?.close()
+        attempt = nil
         endSession(reason: nil)
-        await runner?.value
-        runner = nil
     }
 
     /// Drops the session now and reconnects (used when the gateway announces a reboot).
@@ -149,19 +161,23 @@ public final class GatewayLink {
 
     // MARK: Connecting
 
-    private func run() async {
+    private func connectAndServe() async {
         var delay = settings.reconnectInitialDelay
         while !stopping, !Task.isCancelled {
             let attempt: CoAPClient
             let address: (host: String, port: UInt16)
             do {
                 address = try await resolve()
+                guard !stopping, !Task.isCancelled else { return }
                 attempt = CoAPClient(
                     .init(
                         host: address.host, port: address.port, identity: identity, key: key,
                         handshakeTimeout: settings.handshakeTimeout, requestTimeout: settings.requestTimeout))
+                self.attempt = attempt
+                defer { if self.attempt === attempt { self.attempt = nil } }
                 try await attempt.connect()
             } catch {
+                guard !stopping, !Task.isCancelled else { return }
                 let failure = (error as? CoAPError) ?? .setup("\(error)")
                 logger.warning(
                     "cannot connect to the gateway",
