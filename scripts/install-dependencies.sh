@@ -11,6 +11,9 @@ packages=(
   libcoap3-bin mosquitto mosquitto-clients avahi-daemon avahi-utils dbus iproute2 curl tmux coreutils openssl
   # tests render Home Assistant's discovery templates with Jinja2, as Home Assistant does
   python3 python3-jinja2
+  # the simulator's interop test builds aiocoap's DTLS transport from PyPI (scripts/aiocoap-env.sh):
+  # DTLSSocket compiles tinydtls (autoconf, automake, gcc) and a Cython extension (python3-dev)
+  python3-venv python3-dev autoconf automake gcc libc6-dev
 )
 
 install_packages() {
