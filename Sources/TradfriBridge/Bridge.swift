@@ -138,7 +138,12 @@ public final class Bridge: Service {
                 }
             }
             await withDiscardingTaskGroup { gateway in
-                gateway.addTask { await link.run { [weak self] event in self?.linkEvent(event) } }
+                gateway.addTask {
+                    await link.run(
+                        { [weak self] event in self?.linkEvent(event) },
+                        // After every (re)connect: observe everything afresh.
+                        whileConnected: { [weak self] in await self?.context.mirror.sync() })
+                }
                 try? await gracefulShutdown()
                 logger.info("stopping")
                 dispatch(.stopping)
@@ -178,7 +183,6 @@ public final class Bridge: Service {
             context.gatewayAddress = "\(host):\(port)"
             Task { [locator] in await locator.connected(host: host, port: port) }
             dispatch(.gatewayConnected(address: "\(host):\(port)"))
-            Task { [weak self] in await self?.context.mirror.sync() }
         case .disconnected(let reason):
             dispatch(.gatewayDisconnected(reason: reason.map { "\($0)" } ?? "closed"))
         case .connectFailed(let error):

@@ -49,7 +49,11 @@ public final class GatewayLink {
     private var client: CoAPClient?
     /// The client whose handshake is under way.
     private var attempt: CoAPClient?
-    private var keepAliveTask: Task<Void, Never>?
+    /// The keep-alive loop's wait for the next ping, and its timer (`checkSoon()` ends it early).
+    private var keepAliveWake: CheckedContinuation<Void, Never>?
+    private var keepAliveTimer: CoAPTimer?
+    /// Work for each session (the owner's sync), run as a child task of the session.
+    private var whileConnected: @Sendable @CoAPActor () async -> Void = {}
     private var sessionEnded: CheckedContinuation<Void, Never>?
     private var lastHeard = ContinuousClock.now
     /// When the gateway last answered or notified anything (nil before the first session).
@@ -74,8 +78,14 @@ public final class GatewayLink {
     /// whatever it was doing: a cancelled task ends a handshake in progress, the wait for the
     /// session's end and the pause before the next attempt. Events go to `handler` (on the
     /// libcoap actor). Run it as a child task of its owner (the bridge does).
-    public func run(_ handler: @escaping @CoAPActor (Event) -> Void) async {
+    /// - Parameter whileConnected: started after each `.connected` as a child task of that
+    ///   session; cancelled and awaited when the session ends (its requests fail then).
+    public func run(
+        _ handler: @escaping @CoAPActor (Event) -> Void,
+        whileConnected: @escaping @Sendable @CoAPActor () async -> Void = {}
+    ) async {
         onEvent = handler
+        self.whileConnected = whileConnected
         stopping = false
         await withTaskCancellationHandler {
             await connectAndServe()
@@ -205,25 +215,31 @@ public final class GatewayLink {
         }
     }
 
-    /// Runs one established session until it ends; returns why it ended.
+    /// Runs one established session until it ends; returns why it ended. The session's watcher,
+    /// its keep-alive loop and the owner's `whileConnected` work are child tasks of this one,
+    /// cancelled and awaited when the session ends.
     private func serve(_ session: CoAPClient, address: (host: String, port: UInt16)) async -> CoAPError? {
-        let watcher = Task { [weak self] in
-            for await event in session.events {
-                if case .closed(let error) = event {
-                    self?.endSession(reason: error ?? .sessionClosed)
+        let work = whileConnected
+        await withDiscardingTaskGroup { group in
+            group.addTask { [weak self] in
+                for await event in session.events {
+                    if case .closed(let error) = event {
+                        await self?.endSession(reason: error ?? .sessionClosed)
+                    }
                 }
             }
-        }
-        keepAliveTask = Task { [weak self] in await self?.keepAlive(session) }
-        onEvent(.connected(host: address.host, port: address.port))
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            if client === session {
-                sessionEnded = continuation
-            } else {
-                continuation.resume()
+            group.addTask { [weak self] in await self?.keepAlive(session) }
+            onEvent(.connected(host: address.host, port: address.port))
+            group.addTask { await work() }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                if client === session {
+                    sessionEnded = continuation
+                } else {
+                    continuation.resume()
+                }
             }
+            group.cancelAll()
         }
-        watcher.cancel()
         return endReason
     }
 
@@ -234,8 +250,7 @@ public final class GatewayLink {
         guard let session = client else { return }
         client = nil
         endReason = reason
-        keepAliveTask?.cancel()
-        keepAliveTask = nil
+        wakeKeepAlive()
         session.close()
         for priority in [Priority.command, .background] {
             for waiter in waiting[priority] ?? [] { waiter.resume() }
@@ -254,9 +269,7 @@ public final class GatewayLink {
         while !Task.isCancelled, client === session {
             let quiet = ContinuousClock.now - lastHeard
             if quiet < settings.keepAlive {
-                // Cancelled on every session change; a cancelled CoAPTimer.sleep leaves no timer
-                // armed behind it (see CoAPTimer).
-                try? await CoAPTimer.sleep(for: settings.keepAlive - quiet)
+                await waitForKeepAlive(settings.keepAlive - quiet)
                 continue
             }
             do {
@@ -280,9 +293,29 @@ public final class GatewayLink {
     /// keep-alive round.
     private func checkSoon() {
         lastHeard = .now - settings.keepAlive
-        guard let session = client else { return }
-        keepAliveTask?.cancel()
-        keepAliveTask = Task { [weak self] in await self?.keepAlive(session) }
+        wakeKeepAlive()
+    }
+
+    /// Waits `delay`, less if `checkSoon()` or the session's end wakes it; at once when the task
+    /// is cancelled.
+    private func waitForKeepAlive(_ delay: Duration) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                guard !Task.isCancelled else { return continuation.resume() }
+                wakeKeepAlive()
+                keepAliveWake = continuation
+                keepAliveTimer = CoAPTimer(after: delay) { [weak self] in self?.wakeKeepAlive() }
+            }
+        } onCancel: {
+            Task { @CoAPActor [weak self] in self?.wakeKeepAlive() }
+        }
+    }
+
+    private func wakeKeepAlive() {
+        keepAliveTimer?.cancel()
+        keepAliveTimer = nil
+        keepAliveWake?.resume()
+        keepAliveWake = nil
     }
 
     /// Notes that the gateway spoke (a notification arrived), postponing the next ping.
