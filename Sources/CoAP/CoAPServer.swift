@@ -427,6 +427,13 @@ struct HandlerCall: @unchecked Sendable {
     let response: OpaquePointer?
 }
 
+/// A session pointer handed from a NACK or event callback to the server, which only compares it
+/// with the sessions of its observations. @unchecked Sendable for the same reason as `HandlerCall`.
+struct SessionPointer: @unchecked Sendable {
+    let pointer: OpaquePointer
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+}
+
 // MARK: - C callbacks (on the libcoap queue, inside coap_io_process)
 
 private let serverIdentityCallback: coap_dtls_id_callback_t = { identity, _, argument in
@@ -464,8 +471,8 @@ private let serverNackHandler: coap_nack_handler_t = { session, sent, reason, _ 
         let server = LibcoapContext.owner(of: coap_session_get_context(session), as: CoAPServer.self)
     else { return }
     let token = copyToken(sent)
-    let call = HandlerCall(native: session, session: session, request: nil, query: nil, response: nil)
-    CoAPActor.assumeIsolated { server.observationFailed(session: call.native, token: token) }
+    let failed = SessionPointer(session)
+    CoAPActor.assumeIsolated { server.observationFailed(session: failed.pointer, token: token) }
 }
 
 /// A DTLS session closed or failed: its observations kept here end (libcoap ends its own in
@@ -477,8 +484,8 @@ private let serverEventHandler: coap_event_handler_t = { session, event in
         guard let session,
             let server = LibcoapContext.owner(of: coap_session_get_context(session), as: CoAPServer.self)
         else { return 0 }
-        let call = HandlerCall(native: session, session: session, request: nil, query: nil, response: nil)
-        CoAPActor.assumeIsolated { server.observationFailed(session: call.native, token: nil) }
+        let ended = SessionPointer(session)
+        CoAPActor.assumeIsolated { server.observationFailed(session: ended.pointer, token: nil) }
     default:
         break
     }
