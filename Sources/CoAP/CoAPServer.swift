@@ -11,8 +11,8 @@ public struct CoAPRequest: Sendable {
     public var identity: String
     /// The client's address, e.g. "127.0.0.1:40123".
     public var peer: String
-    /// True when the request carries the Observe option: a registration, and every notification
-    /// libcoap builds from it by calling the GET handler again.
+    /// True when the request carries the Observe option: a registration (or deregistration), and
+    /// every notification built from a registration by calling the GET handler again.
     public var observe: Bool
     /// The CoAP message ID: a retransmitted request carries the same one (RFC 7252 §4.5).
     public var messageID: Int32
