@@ -14,6 +14,9 @@ packages=(
   python3 python3-jinja2 python3-venv util-linux
   # the newest Home Assistant needs Python 3.14: a Debian sid root (scripts/ha-newest.sh)
   debootstrap
+  # the simulator's interop test builds aiocoap's DTLS transport from PyPI (scripts/aiocoap-env.sh):
+  # DTLSSocket compiles tinydtls (autoconf, automake, gcc) and a Cython extension (python3-dev)
+  python3-dev autoconf automake gcc libc6-dev
 )
 
 install_packages() {

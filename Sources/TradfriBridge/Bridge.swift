@@ -124,33 +124,48 @@ public final class Bridge: Service {
 
     // MARK: Running
 
+    /// Runs until graceful shutdown: the gateway link and the MQTT event listener are child
+    /// tasks of this one. On shutdown the link's task is cancelled and awaited (the DTLS session
+    /// is closed, so devices go offline on MQTT while the broker is still there), then
+    /// `bridge/state` offline is published and the broker disconnected, which ends the listener.
     public func run() async throws {
         context.mirror.onChange { [weak self] change in self?.gatewayChanged(change) }
-        context.link.start { [weak self] event in self?.linkEvent(event) }
         try mqtt.start()
         let events = mqtt.events
-        let listener = Task { [weak self] in
-            for await event in events {
-                guard let self else { return }
-                await self.mqttEvent(event)
+        let link = context.link
+        await withDiscardingTaskGroup { group in
+            group.addTask { [weak self] in
+                for await event in events {
+                    guard let self else { return }
+                    await self.mqttEvent(event)
+                }
             }
+            await withDiscardingTaskGroup { gateway in
+                gateway.addTask {
+                    await link.run(
+                        { [weak self] event in self?.linkEvent(event) },
+                        // While each session lasts: observe everything afresh and keep it equal.
+                        whileConnected: { [weak self] in await self?.context.mirror.serve() })
+                }
+                try? await gracefulShutdown()
+                logger.info("stopping")
+                dispatch(.stopping)
+                gateway.cancelAll()
+            }
+            await disconnect()
         }
-        try? await gracefulShutdown()
-        await shutdown()
-        listener.cancel()
     }
 
-    private func shutdown() async {
-        logger.info("stopping")
-        dispatch(.stopping)
-        // Close the DTLS session first: devices go offline on MQTT while the broker is still there.
-        await context.link.stop()
+    /// Publishes `bridge/state` offline (if connected) and disconnects from the broker.
+    private func disconnect() async {
         let offline = MQTTMessage(
             topic: context.topic("bridge/state"), text: #"{"state":"offline"}"#, qos: .atLeastOnce,
             retain: true)
         if mqtt.isConnected {
             do {
-                try await mqtt.publish(offline, acknowledgedWithin: .seconds(3))
+                // A broker that is there acknowledges in milliseconds; the wait is bounded so a
+                // stop stays well within systemd's and the user's patience (2 s in the tests).
+                try await mqtt.publish(offline, acknowledgedWithin: .seconds(1))
             } catch {
                 logger.warning("could not publish offline before stopping", metadata: ["error": "\(error)"])
             }
@@ -171,9 +186,7 @@ public final class Bridge: Service {
             context.gatewayAddress = "\(host):\(port)"
             Task { [locator] in await locator.connected(host: host, port: port) }
             dispatch(.gatewayConnected(address: "\(host):\(port)"))
-            context.mirror.connected()
         case .disconnected(let reason):
-            context.mirror.disconnected()
             dispatch(.gatewayDisconnected(reason: reason.map { "\($0)" } ?? "closed"))
         case .connectFailed(let error):
             if case .unknownIdentity = error {

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CoAP
 import Logging
 import ServiceLifecycle
 import TradfriBridge
@@ -49,30 +48,11 @@ struct RunCommand: AsyncParsableCommand {
         if GatewayCredentials.isExposed(credentials ?? configuration.gateway.credentials) {
             logger.warning("the credentials file is readable by other users; chmod 600 it")
         }
-        let mdns = MDNSConnection(enabled: configuration.discovery.enabled)
-        let locator = GatewayLocator(configuration: configuration, credentials: stored, mdns: mdns)
-        let broker = await BrokerLocator.locate(configuration, mdns: mdns)
-        let bridge = try await Bridge.make(
-            configuration: configuration, credentials: stored, locator: locator,
-            broker: (broker.host, broker.port, broker.tls))
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
-        var pairingTXT: [String: String] = [:]
-        if configuration.pairing.enabled {
-            let pairing = try PairingService(configuration: configuration, broker: broker) { type, data in
-                Task { @CoAPActor in bridge.context.event(type, data) }
-            }
-            await bridge.enablePairing(pairing)
-            services.append(.init(service: PairingRunner(service: pairing)))
-            pairingTXT = ["fingerprint": pairing.fingerprint, "pairing_path": "/pairing/v1"]
-        }
-        let advertiser = Advertiser(
-            advertisements: Advertiser.advertisements(
-                for: configuration, gatewayID: stored.gatewayID, broker: broker,
-                extraTXT: pairingTXT),
-            mdns: mdns)
-        services.append(.init(service: advertiser))
+        let daemon = BridgeDaemon(configuration: configuration, credentials: stored, logger: logger)
+        // Signals are caught from here on, also while the daemon is still starting.
         let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: [.init(service: daemon)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

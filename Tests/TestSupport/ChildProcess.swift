@@ -34,6 +34,10 @@ public final class ChildProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: try Self.locate(executable))
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
+        // The test process's own bus switch (InProcessSystemBus) is for its in-process avahi
+        // clients: a child given no bus talks to this machine's system bus, not to whichever lab
+        // host the switch points at this instant.
+        if env["DBUS_SYSTEM_BUS_ADDRESS"] == InProcessSystemBus.address { env["DBUS_SYSTEM_BUS_ADDRESS"] = nil }
         env.merge(environment) { _, new in new }
         process.environment = env
         let pipe = Pipe()

@@ -18,17 +18,21 @@ import Foundation
 /// - The variable is set on first use of this type (`NetworkLab.availability` touches it too, so
 ///   it happens before tests run in parallel). If anything in the process used the system bus
 ///   before that, libdbus has cached the real address and lab connections will not work.
-/// - Child processes inherit the variable; commands run through `NetworkLab.Host` override it
-///   with their host's own bus.
+/// - Child processes do not inherit the variable: `ChildProcess` drops it, so a program a test
+///   starts talks to this machine's system bus (no avahi-daemon runs there) unless it is given
+///   another one; commands run through `NetworkLab.Host` get their host's own bus.
 public enum InProcessSystemBus {
     /// This process's switch symlink.
     public static let linkPath = "\(NetworkLab.baseDirectory)/bus-\(getpid())"
     private static let lock = NSLock()
 
+    /// The value of `DBUS_SYSTEM_BUS_ADDRESS` that points at the switch.
+    static let address = "unix:path=\(linkPath)"
+
     /// Sets `DBUS_SYSTEM_BUS_ADDRESS` (once).
     static let installed: Void = {
         try? FileManager.default.createDirectory(atPath: NetworkLab.baseDirectory, withIntermediateDirectories: true)
-        setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=\(linkPath)", 1)
+        setenv("DBUS_SYSTEM_BUS_ADDRESS", address, 1)
     }()
 
     /// Runs `body` (which should create D-Bus clients, e.g. `MDNSClient()`) with this process's

@@ -130,6 +130,12 @@ public final class MosquittoBroker: @unchecked Sendable {
         _ = try? await process.waitForExit()
     }
 
+    /// Sends `signal` to the broker process (SIGSTOP freezes it: connections stay open and
+    /// nothing is answered, as with a broker on a host that hangs; SIGCONT resumes it).
+    public func signal(_ signal: Int32) {
+        lock.withLock { process }?.signal(signal)
+    }
+
     /// The current broker process's log so far.
     public var log: [String] { lock.withLock { process?.output ?? [] } }
 

@@ -81,14 +81,23 @@ final class BridgeHarness: @unchecked Sendable {
               advertise: false
             \(extraConfiguration)
             """
-        try configuration.write(toFile: configFile, atomically: true, encoding: .utf8)
         let ready = try await subscribe(["tradfri/bridge/groups"])
-        bridge = try ChildProcess("tradfri-bridge", ["run", "--config", configFile])
+        try launchBridge(configuration: configuration)
         // bridge/groups is published after the first full sync.
         try await ready.waitForLine(within: .seconds(20), "the first full sync") {
             $0.hasPrefix("tradfri/bridge/groups [")
         }
         ready.signal(SIGTERM)
+    }
+
+    /// Writes `configuration` as the bridge's configuration file and starts `tradfri-bridge run`
+    /// with it, as systemd does; returns at once.
+    @discardableResult
+    func launchBridge(configuration: String) throws -> ChildProcess {
+        try configuration.write(toFile: configFile, atomically: true, encoding: .utf8)
+        let started = try ChildProcess("tradfri-bridge", ["run", "--config", configFile])
+        bridge = started
+        return started
     }
 
     func stopBridge() async -> Int32? {

@@ -28,29 +28,8 @@ final class PairingHarness: @unchecked Sendable {
     init(
         grantSeconds: Int = 60, maxPending: Int = 16, legacyBroadcast: Bool = false, approveOverMQTT: Bool = false
     ) async throws {
-        // A dynamic-security file with only the plugin's admin, as `mosquitto_ctrl dynsec init` makes it.
-        let seed = FileManager.default.temporaryDirectory.appendingPathComponent("dynsec-\(UUID().uuidString).json")
-        try await runCommand("mosquitto_ctrl", ["dynsec", "init", seed.path, "admin", "adminpassword"])
-        var options = MosquittoBroker.Options()
-        options.allowAnonymous = false
-        options.useDynamicSecurity(try String(contentsOf: seed, encoding: .utf8))
-        try? FileManager.default.removeItem(at: seed)
-        bridge = try await BridgeHarness(brokerOptions: options)
-        bridge.clientArguments = Self.admin
-        let accounts = try await runCommand(
-            Self.repository.appendingPathComponent("packaging/mosquitto/setup-dynsec.sh").path,
-            [
-                "-p", "\(bridge.broker.port)", "-u", "admin", "-P", "adminpassword",
-                "--bridge-password-file", directory.appendingPathComponent("bridge-password").path,
-                "--pairing-password-file", directory.appendingPathComponent("pairing-password").path,
-            ])
-        #expect(accounts.output.contains("broker accounts ready"))
-        // Watch and command as the bridge's own account (the plugin's admin may only manage it).
-        let bridgePassword = try String(
-            contentsOf: directory.appendingPathComponent("bridge-password"), encoding: .utf8)
-        bridge.clientArguments = [
-            "-u", "tradfri-bridge", "-P", bridgePassword.trimmingCharacters(in: .whitespacesAndNewlines),
-        ]
+        bridge = try await Self.dynamicSecurityInstallation()
+        let directory = bridge.directory
         try await bridge.startBridge(
             extraConfiguration: """
                 pairing:
@@ -72,6 +51,37 @@ final class PairingHarness: @unchecked Sendable {
                   user: tradfri-bridge
                   password_file: \(directory.appendingPathComponent("bridge-password").path)
                 """)
+    }
+
+    /// A broker with the dynamic-security plugin (only its admin, as `mosquitto_ctrl dynsec init`
+    /// makes it), the accounts the shipped `packaging/mosquitto/setup-dynsec.sh` creates (the
+    /// bridge's, in `bridge-password`, and the pairing admin's, in `pairing-password`), the
+    /// simulator and the bridge's gateway credentials. `clientArguments` log in as the bridge.
+    static func dynamicSecurityInstallation() async throws -> BridgeHarness {
+        let seed = FileManager.default.temporaryDirectory.appendingPathComponent("dynsec-\(UUID().uuidString).json")
+        try await runCommand("mosquitto_ctrl", ["dynsec", "init", seed.path, "admin", "adminpassword"])
+        var options = MosquittoBroker.Options()
+        options.allowAnonymous = false
+        options.useDynamicSecurity(try String(contentsOf: seed, encoding: .utf8))
+        try? FileManager.default.removeItem(at: seed)
+        let bridge = try await BridgeHarness(brokerOptions: options)
+        bridge.clientArguments = Self.admin
+        let directory = bridge.directory
+        let accounts = try await runCommand(
+            Self.repository.appendingPathComponent("packaging/mosquitto/setup-dynsec.sh").path,
+            [
+                "-p", "\(bridge.broker.port)", "-u", "admin", "-P", "adminpassword",
+                "--bridge-password-file", directory.appendingPathComponent("bridge-password").path,
+                "--pairing-password-file", directory.appendingPathComponent("pairing-password").path,
+            ])
+        #expect(accounts.output.contains("broker accounts ready"))
+        // Watch and command as the bridge's own account (the plugin's admin may only manage it).
+        let bridgePassword = try String(
+            contentsOf: directory.appendingPathComponent("bridge-password"), encoding: .utf8)
+        bridge.clientArguments = [
+            "-u", "tradfri-bridge", "-P", bridgePassword.trimmingCharacters(in: .whitespacesAndNewlines),
+        ]
+        return bridge
     }
 
     /// `tradfri-bridge pair <arguments>` against this bridge.

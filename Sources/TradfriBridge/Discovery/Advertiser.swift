@@ -56,47 +56,56 @@ public final class Advertiser: Service {
         return list
     }
 
+    /// Advertises until graceful shutdown (or cancellation), then withdraws everything.
+    ///
+    /// The advertising loop runs as a child task that graceful shutdown cancels: every wait in it
+    /// (for avahi-daemon to come back, for a registration, for the daemon's state) ends at once
+    /// on cancellation. Graceful shutdown alone would not end them; before, a bridge without a
+    /// running avahi-daemon sat in the 30 s retry sleep forever and never stopped.
     public func run() async throws {
-        guard !advertisements.isEmpty else {
+        guard !advertisements.isEmpty, mdns.enabled else {
             try? await gracefulShutdown()
             return
         }
-        await withGracefulShutdownHandler {
-            while !Task.isCancelled {
-                guard let client = await mdns.client() else {
-                    try? await Task.sleep(for: retryDelay)
-                    continue
-                }
-                var publishers: [MDNSPublisher] = []
-                let host = client.hostName.split(separator: ".").first.map(String.init) ?? BridgeConfiguration.hostName
-                for advertisement in advertisements {
-                    do {
-                        let publisher = try client.publish(
-                            MDNSAdvertisement(
-                                name: advertisement.name.replacingOccurrences(of: "%h", with: host),
-                                type: advertisement.type, port: advertisement.port,
-                                txt: advertisement.txt))
-                        publishers.append(publisher)
-                        let name = try await publisher.registeredName(within: .seconds(10))
-                        logger.info(
-                            "advertising", metadata: ["mdns.type": "\(advertisement.type)", "mdns.name": "\(name)"])
-                    } catch {
-                        logger.warning(
-                            "cannot advertise", metadata: ["mdns.type": "\(advertisement.type)", "error": "\(error)"])
-                    }
-                }
-                // Until the daemon goes away (or shutdown cancels us).
-                for await state in client.stateUpdates where state != .running && state != .registering {
-                    if case .hostNameCollision = state { continue }
-                    break
-                }
-                for publisher in publishers { publisher.withdraw() }
-                guard !Task.isCancelled, await !mdns.isShutDown else { return }
-                logger.warning("avahi-daemon went away; advertising again when it is back")
-                try? await Task.sleep(for: retryDelay)
+        await cancelWhenGracefulShutdown { [self] in await advertiseUntilCancelled() }
+        await mdns.closeAll()
+    }
+
+    private func advertiseUntilCancelled() async {
+        while !Task.isCancelled {
+            guard let client = await mdns.client() else {
+                // No daemon (a warning was logged once): look again later.
+                do { try await Task.sleep(for: retryDelay) } catch { return }
+                continue
             }
-        } onGracefulShutdown: { [mdns] in
-            Task { await mdns.closeAll() }
+            var publishers: [MDNSPublisher] = []
+            defer { for publisher in publishers { publisher.withdraw() } }
+            let host = client.hostName.split(separator: ".").first.map(String.init) ?? BridgeConfiguration.hostName
+            for advertisement in advertisements {
+                do {
+                    let publisher = try client.publish(
+                        MDNSAdvertisement(
+                            name: advertisement.name.replacingOccurrences(of: "%h", with: host),
+                            type: advertisement.type, port: advertisement.port,
+                            txt: advertisement.txt))
+                    publishers.append(publisher)
+                    let name = try await publisher.registeredName(within: .seconds(10))
+                    logger.info(
+                        "advertising", metadata: ["mdns.type": "\(advertisement.type)", "mdns.name": "\(name)"])
+                } catch {
+                    if Task.isCancelled { return }
+                    logger.warning(
+                        "cannot advertise", metadata: ["mdns.type": "\(advertisement.type)", "error": "\(error)"])
+                }
+            }
+            // Until the daemon goes away (the stream also ends when the task is cancelled).
+            for await state in client.stateUpdates where state != .running && state != .registering {
+                if case .hostNameCollision = state { continue }
+                break
+            }
+            guard !Task.isCancelled else { return }
+            logger.warning("avahi-daemon went away; advertising again when it is back")
+            do { try await Task.sleep(for: retryDelay) } catch { return }
         }
     }
 }

@@ -124,7 +124,15 @@ public actor GatewayLocator {
                 key: credentials.psk, handshakeTimeout: .seconds(5),
                 requestTimeout: .seconds(5)))
         defer { Task { await session.close() } }
-        guard (try? await session.connect()) != nil, let response = try? await session.get(GatewayPath.gatewayDetails),
+        // A cancelled task (the bridge stopping) closes the attempt instead of waiting out the
+        // handshake timeout. The host is an address literal, so connect() sends the ClientHello
+        // before its first suspension and the close cannot overtake it.
+        let connected = await withTaskCancellationHandler {
+            (try? await session.connect()) != nil
+        } onCancel: {
+            Task { await session.close() }
+        }
+        guard connected, let response = try? await session.get(GatewayPath.gatewayDetails),
             response.code == .content, let details = try? GatewayDetails(payload: response.payload)
         else { return false }
         return details.id == credentials.gatewayID

@@ -10,7 +10,8 @@ public actor MDNSConnection {
     public internal(set) var isShutDown = false
     private var warned = false
     private let logger: Logger
-    private let enabled: Bool
+    /// False with `discovery.enabled: false`: `client()` is then always nil.
+    public nonisolated let enabled: Bool
 
     public init(enabled: Bool, logger: Logger = Logger(label: "discovery")) {
         self.enabled = enabled

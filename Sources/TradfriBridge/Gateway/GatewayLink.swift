@@ -13,6 +13,7 @@ import TradfriModel
 ///   retransmits meanwhile, at the learnt retransmission timeout: several tries are lost), after
 ///   `pingFailuresBeforeReset` unanswered pings, when the gateway announces a reboot, or when the
 ///   session fails. Observations do not survive that; the owner re-registers them on `.connected`.
+/// - `run(_:)` owns the connection loop; cancelling its task stops it at once, in any state.
 /// - Runs one request at a time (the gateway drops requests sent in quick succession, and one
 ///   outstanding request is the documented safe value); commands go before background reads.
 ///   A lost datagram costs its exchange one retransmission, after the retransmission timeout
@@ -55,8 +56,13 @@ public final class GatewayLink {
     private var onEvent: @CoAPActor (Event) -> Void = { _ in }
 
     private var client: CoAPClient?
-    private var runner: Task<Void, Never>?
-    private var keepAliveTask: Task<Void, Never>?
+    /// The client whose handshake is under way.
+    private var attempt: CoAPClient?
+    /// The keep-alive loop's wait for the next ping, and its timer (`checkSoon()` ends it early).
+    private var keepAliveWake: CheckedContinuation<Void, Never>?
+    private var keepAliveTimer: CoAPTimer?
+    /// Work for each session (the owner's sync), run as a child task of the session.
+    private var whileConnected: @Sendable @CoAPActor () async -> Void = {}
     private var sessionEnded: CheckedContinuation<Void, Never>?
     private var lastHeard = ContinuousClock.now
     /// When the gateway last answered or notified anything (nil before the first session).
@@ -76,21 +82,37 @@ public final class GatewayLink {
 
     public var isConnected: Bool { client?.isConnected ?? false }
 
-    /// Starts connecting; events go to `handler` (on the libcoap actor).
-    public func start(_ handler: @escaping @CoAPActor (Event) -> Void) {
+    /// Connects and keeps the session up (reconnecting with backoff) until the calling task is
+    /// cancelled; then closes the session (close_notify to the gateway) and returns at once,
+    /// whatever it was doing: a cancelled task ends a handshake in progress, the wait for the
+    /// session's end and the pause before the next attempt. Events go to `handler` (on the
+    /// libcoap actor). Run it as a child task of its owner (the bridge does).
+    /// - Parameter whileConnected: started after each `.connected` as a child task of that
+    ///   session; cancelled and awaited when the session ends (its requests fail then).
+    public func run(
+        _ handler: @escaping @CoAPActor (Event) -> Void,
+        whileConnected: @escaping @Sendable @CoAPActor () async -> Void = {}
+    ) async {
         onEvent = handler
-        guard runner == nil else { return }
+        self.whileConnected = whileConnected
         stopping = false
-        runner = Task { [weak self] in await self?.run() }
+        await withTaskCancellationHandler {
+            await connectAndServe()
+        } onCancel: {
+            // The handler runs on the cancelling thread; the waits it ends belong to this actor.
+            Task { @CoAPActor [weak self] in self?.stopNow() }
+        }
+        stopNow()
     }
 
-    /// Closes the session (close_notify to the gateway) and stops reconnecting.
-    public func stop() async {
+    /// Stops reconnecting and ends what the connection loop waits on: the handshake of an
+    /// attempt (without it, a silent gateway held a stopping bridge for the whole handshake
+    /// timeout) and the current session. Idempotent.
+    private func stopNow() {
         stopping = true
-        runner?.cancel()
+        attempt?.close()
+        attempt = nil
         endSession(reason: nil)
-        await runner?.value
-        runner = nil
     }
 
     /// Drops the session now and reconnects (used when the gateway announces a reboot).
@@ -193,20 +215,24 @@ public final class GatewayLink {
 
     // MARK: Connecting
 
-    private func run() async {
+    private func connectAndServe() async {
         var delay = settings.reconnectInitialDelay
         while !stopping, !Task.isCancelled {
             let attempt: CoAPClient
             let address: (host: String, port: UInt16)
             do {
                 address = try await resolve()
+                guard !stopping, !Task.isCancelled else { return }
                 attempt = CoAPClient(
                     .init(
                         host: address.host, port: address.port, identity: identity, key: key,
                         handshakeTimeout: settings.handshakeTimeout, requestTimeout: settings.requestTimeout,
                         silenceLimit: settings.silenceLimit))
+                self.attempt = attempt
+                defer { if self.attempt === attempt { self.attempt = nil } }
                 try await attempt.connect()
             } catch {
+                guard !stopping, !Task.isCancelled else { return }
                 let failure = (error as? CoAPError) ?? .setup("\(error)")
                 logger.warning(
                     "cannot connect to the gateway",
@@ -234,25 +260,31 @@ public final class GatewayLink {
         }
     }
 
-    /// Runs one established session until it ends; returns why it ended.
+    /// Runs one established session until it ends; returns why it ended. The session's watcher,
+    /// its keep-alive loop and the owner's `whileConnected` work are child tasks of this one,
+    /// cancelled and awaited when the session ends.
     private func serve(_ session: CoAPClient, address: (host: String, port: UInt16)) async -> CoAPError? {
-        let watcher = Task { [weak self] in
-            for await event in session.events {
-                if case .closed(let error) = event {
-                    self?.endSession(reason: error ?? .sessionClosed)
+        let work = whileConnected
+        await withDiscardingTaskGroup { group in
+            group.addTask { [weak self] in
+                for await event in session.events {
+                    if case .closed(let error) = event {
+                        await self?.endSession(reason: error ?? .sessionClosed)
+                    }
                 }
             }
-        }
-        keepAliveTask = Task { [weak self] in await self?.keepAlive(session) }
-        onEvent(.connected(host: address.host, port: address.port))
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            if client === session {
-                sessionEnded = continuation
-            } else {
-                continuation.resume()
+            group.addTask { [weak self] in await self?.keepAlive(session) }
+            onEvent(.connected(host: address.host, port: address.port))
+            group.addTask { await work() }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                if client === session {
+                    sessionEnded = continuation
+                } else {
+                    continuation.resume()
+                }
             }
+            group.cancelAll()
         }
-        watcher.cancel()
         return endReason
     }
 
@@ -263,8 +295,7 @@ public final class GatewayLink {
         guard let session = client else { return }
         client = nil
         endReason = reason
-        keepAliveTask?.cancel()
-        keepAliveTask = nil
+        wakeKeepAlive()
         session.close()
         for priority in [Priority.command, .background] {
             for waiter in waiting[priority] ?? [] { waiter.resume() }
@@ -278,19 +309,16 @@ public final class GatewayLink {
 
     // MARK: Keep-alive
 
-    private func keepAlive(_ session: CoAPClient, pingAtOnce: Bool = false) async {
+    private func keepAlive(_ session: CoAPClient) async {
         var failures = 0
-        var pingNow = pingAtOnce
         while !Task.isCancelled, client === session {
             // The client notes every datagram the gateway sends, acknowledgements included.
             let quiet = ContinuousClock.now - max(lastHeard, session.lastHeard)
-            if !pingNow, quiet < settings.keepAlive {
-                // Cancelled on every session change; a cancelled CoAPTimer.sleep leaves no timer
-                // armed behind it (see CoAPTimer).
-                try? await CoAPTimer.sleep(for: settings.keepAlive - quiet)
+            if !pingSoon, quiet < settings.keepAlive {
+                await waitForKeepAlive(settings.keepAlive - quiet)
                 continue
             }
-            pingNow = false
+            pingSoon = false
             do {
                 try await session.ping(timeout: min(settings.pingTimeout, settings.keepAlive))
                 failures = 0
@@ -303,7 +331,7 @@ public final class GatewayLink {
                     endSession(reason: .timeout("\(failures) pings unanswered"))
                     return
                 }
-                pingNow = true
+                pingSoon = true  // ping again at once
             }
         }
     }
@@ -311,9 +339,33 @@ public final class GatewayLink {
     /// After a request timed out, check the session with a ping instead of waiting for the next
     /// keep-alive round.
     private func checkSoon() {
-        guard let session = client else { return }
-        keepAliveTask?.cancel()
-        keepAliveTask = Task { [weak self] in await self?.keepAlive(session, pingAtOnce: true) }
+        pingSoon = true
+        wakeKeepAlive()
+    }
+
+    /// The next keep-alive round pings at once (a request timed out, or a ping failed).
+    private var pingSoon = false
+
+    /// Waits `delay`, less if `checkSoon()` or the session's end wakes it; at once when the task
+    /// is cancelled.
+    private func waitForKeepAlive(_ delay: Duration) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                guard !Task.isCancelled else { return continuation.resume() }
+                wakeKeepAlive()
+                keepAliveWake = continuation
+                keepAliveTimer = CoAPTimer(after: delay) { [weak self] in self?.wakeKeepAlive() }
+            }
+        } onCancel: {
+            Task { @CoAPActor [weak self] in self?.wakeKeepAlive() }
+        }
+    }
+
+    private func wakeKeepAlive() {
+        keepAliveTimer?.cancel()
+        keepAliveTimer = nil
+        keepAliveWake?.resume()
+        keepAliveWake = nil
     }
 
     /// Notes that the gateway spoke (a notification arrived), postponing the next ping.

@@ -20,33 +20,36 @@ struct Work {
 }
 
 /// How the mirror keeps observing everything: the work queue, re-reads, the rolling audit and
-/// resync. Everything runs on the libcoap actor; the one worker task is cancelled (and its
-/// results ignored) when the session changes.
+/// resync. Everything runs on the libcoap actor, in `serve()`, a child task of each gateway
+/// session.
 extension GatewayMirror {
     // MARK: Session
 
-    /// The gateway session is up: everything is observed afresh (the old session's observations
-    /// died with it).
-    public func connected() {
+    /// Runs while one gateway session lasts (the link runs it as a child task of the session and
+    /// cancels it when the session ends): observes everything afresh (the last session's
+    /// observations died with it), then keeps working through what is to be observed or read
+    /// again, one request at a time, until cancelled.
+    public func serve() async {
         resetSession()
         isConnected = true
         fullReadPending = true
         syncStarted = .now
+        let current = generation
         for resource in [ObservedResource.details, .notifications, .deviceList, .groupList] { enqueue(resource) }
         scheduleAudit()
-    }
-
-    /// The gateway session ended: nothing is observed until the next `connected()`.
-    public func disconnected() {
-        resetSession()
+        await withTaskCancellationHandler {
+            await work(current)
+        } onCancel: {
+            Task { @CoAPActor [weak self] in self?.wakeWorker() }
+        }
+        if current == generation { resetSession() }
     }
 
     private func resetSession() {
         generation += 1
         isConnected = false
         isSynced = false
-        worker?.cancel()
-        worker = nil
+        wakeWorker()
         observations.removeAll()
         queue.removeAll()
         queued.removeAll()
@@ -68,16 +71,32 @@ extension GatewayMirror {
         }
         guard queued.insert(resource).inserted else { return }
         queue.append(Work(resource: resource))
-        guard worker == nil else { return }
-        let current = generation
-        worker = Task { [weak self] in await self?.work(current) }
+        wakeWorker()
+    }
+
+    private func wakeWorker() {
+        workerWake?.resume()
+        workerWake = nil
     }
 
     private func work(_ current: Int) async {
-        while current == generation, !queue.isEmpty {
+        while current == generation, !Task.isCancelled {
+            guard !queue.isEmpty else {
+                drained()
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    if queue.isEmpty, current == generation, !Task.isCancelled {
+                        workerWake = continuation
+                    } else {
+                        continuation.resume()
+                    }
+                }
+                continue
+            }
             var item = queue.removeFirst()
             queued.remove(item.resource)
+            working = true
             let done = await process(item.resource, current)
+            working = false
             guard current == generation else { return }
             guard !done else { continue }
             // Failed (no answer in time): try again after the others, a little later each time.
@@ -90,9 +109,6 @@ extension GatewayMirror {
             if queued.insert(item.resource).inserted { queue.append(item) }
             try? await CoAPTimer.sleep(for: .milliseconds(100 * min(item.attempts, 10)))
         }
-        guard current == generation else { return }
-        worker = nil
-        drained()
     }
 
     /// Observes or re-reads one resource. True when done (also when there is nothing to do any
@@ -318,7 +334,7 @@ extension GatewayMirror {
     }
 
     private func waitUntilDrained(within limit: Duration) async -> Bool {
-        if isSynced, queue.isEmpty, worker == nil { return true }
+        if isSynced, queue.isEmpty, !working { return true }
         waiterCount += 1
         let id = waiterCount
         let timer = CoAPTimer(after: limit) { [weak self] in
@@ -349,7 +365,7 @@ extension GatewayMirror {
     // MARK: Figures
 
     /// Reads waiting to be done (registrations and re-reads).
-    public var pendingRereads: Int { queue.count + (worker == nil ? 0 : 1) }
+    public var pendingRereads: Int { queue.count + (working ? 1 : 0) }
 
     /// The longest time since the gateway last told us an observed item's state.
     public var oldestCheck: Duration? {

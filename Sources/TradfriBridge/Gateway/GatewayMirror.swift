@@ -7,11 +7,11 @@ import TradfriModel
 ///
 /// Contract:
 /// - Everything is observed (CoAP Observe): the gateway's details and notifications, the device,
-///   group and scene lists, and every item on them. After every connect (`connected()`) each
-///   observation is registered afresh, by one worker, one request at a time at background
-///   priority (`GatewayMirror+Work`); a registration that fails is tried again until the session
-///   ends, so an interrupted first sync completes. `.synced` is reported once per session, when
-///   every listed item is observed.
+///   group and scene lists, and every item on them. In every session (`serve()`, run by the link
+///   for as long as the session lasts) each observation is registered afresh, one request at a
+///   time at background priority (`GatewayMirror+Work`); a registration that fails is tried
+///   again until the session ends, so an interrupted first sync completes. `.synced` is reported
+///   once per session, when every listed item is observed.
 /// - Convergence does not depend on every notification arriving. An item whose copy may be
 ///   stale is read again by registering its observation once more (same token, so the gateway
 ///   keeps a single observation and re-creates one it dropped): after a command the gateway did
@@ -91,7 +91,10 @@ public final class GatewayMirror {
     var observations: [ObservedResource: Observation] = [:]
     var queue: [Work] = []
     var queued: Set<ObservedResource> = []
-    var worker: Task<Void, Never>?
+    /// The worker waits here while there is nothing to do.
+    var workerWake: CheckedContinuation<Void, Never>?
+    /// The worker is observing or reading something.
+    var working = false
     var generation = 0
     var isConnected = false
     var isSynced = false

@@ -31,6 +31,8 @@ public actor DynamicSecurity {
     }
 
     /// Connects the admin client and subscribes to the replies.
+    /// - Throws: `Failure` if the account cannot connect within `limit`; `CancellationError` at
+    ///   once when the task is cancelled (a bridge stopping while the broker is away).
     public func start(within limit: Duration = .seconds(10)) async throws {
         let events = client.events
         listener = Task { [weak self] in
@@ -43,10 +45,19 @@ public actor DynamicSecurity {
             try? await Task.sleep(for: limit)
             await self?.releaseConnectionWaiters()
         }
-        await withCheckedContinuation { continuation in
-            if connected { continuation.resume() } else { connectionWaiters.append(continuation) }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if connected || Task.isCancelled {
+                    continuation.resume()
+                } else {
+                    connectionWaiters.append(continuation)
+                }
+            }
+        } onCancel: {
+            Task { [weak self] in await self?.releaseConnectionWaiters() }
         }
         deadline.cancel()
+        try Task.checkCancellation()
         guard connected else {
             throw Failure(
                 description:
@@ -91,7 +102,8 @@ public actor DynamicSecurity {
         connectionWaiters.removeAll()
     }
 
-    /// Sends one command and returns its reply; throws the plugin's error text.
+    /// Sends one command and returns its reply; throws the plugin's error text, or
+    /// `CancellationError` at once when the task is cancelled.
     @discardableResult
     func execute(_ command: [String: JSON], within limit: Duration = .seconds(10)) async throws -> JSON {
         let id = Crypto.randomToken(length: 12)
@@ -105,18 +117,23 @@ public actor DynamicSecurity {
             await self?.fail(id, Failure(description: "no answer from the dynamic-security plugin (is it loaded?)"))
         }
         defer { timeout.cancel() }
-        return try await withCheckedThrowingContinuation { continuation in
-            waiting[id] = continuation
-            do {
-                try client.publish(message)
-            } catch {
-                waiting[id] = nil
-                continuation.resume(throwing: Failure(description: "cannot reach the broker: \(error)"))
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                guard !Task.isCancelled else { return continuation.resume(throwing: CancellationError()) }
+                waiting[id] = continuation
+                do {
+                    try client.publish(message)
+                } catch {
+                    waiting[id] = nil
+                    continuation.resume(throwing: Failure(description: "cannot reach the broker: \(error)"))
+                }
             }
+        } onCancel: {
+            Task { [weak self] in await self?.fail(id, CancellationError()) }
         }
     }
 
-    private func fail(_ id: String, _ error: Failure) {
+    private func fail(_ id: String, _ error: any Error) {
         waiting.removeValue(forKey: id)?.resume(throwing: error)
     }
 

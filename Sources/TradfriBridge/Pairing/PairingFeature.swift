@@ -12,8 +12,16 @@ public final class PairingRunner: Service {
         self.service = service
     }
 
+    /// Starts the service, runs until graceful shutdown, stops it. Starting waits for the broker
+    /// (the admin account's connection, up to 10 s, then one command per registered device); a
+    /// shutdown meanwhile cancels the start instead of waiting for it to end.
     public func run() async throws {
-        try await service.start()
+        do {
+            try await cancelWhenGracefulShutdown { [service] in try await service.start() }
+        } catch is CancellationError {
+            await service.stop()
+            return
+        }
         try? await gracefulShutdown()
         await service.stop()
     }

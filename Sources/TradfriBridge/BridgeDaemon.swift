@@ -1,0 +1,55 @@
+import CoAP
+import Logging
+import ServiceLifecycle
+
+/// `tradfri-bridge run` as one Service: finds the broker, builds the bridge and what runs beside
+/// it (device pairing, the mDNS advertiser), and runs them in a ServiceGroup of their own, which
+/// shuts them down in reverse order (advertiser, pairing, bridge) on graceful shutdown.
+///
+/// Everything from the broker lookup on happens inside the caller's lifecycle, so SIGTERM or
+/// SIGINT during start-up (browsing mDNS for the broker takes up to `discovery.timeout`) stops
+/// the daemon as cleanly as later: the lookup is cancelled and nothing else starts.
+public final class BridgeDaemon: Service {
+    private let configuration: BridgeConfiguration
+    private let credentials: GatewayCredentials
+    private let logger: Logger
+
+    public init(configuration: BridgeConfiguration, credentials: GatewayCredentials, logger: Logger) {
+        self.configuration = configuration
+        self.credentials = credentials
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let configuration = self.configuration
+        let mdns = MDNSConnection(enabled: configuration.discovery.enabled)
+        let broker = await cancelWhenGracefulShutdown { await BrokerLocator.locate(configuration, mdns: mdns) }
+        guard !Task.isCancelled, !Task.isShuttingDownGracefully else {
+            await mdns.closeAll()
+            return
+        }
+        let locator = GatewayLocator(configuration: configuration, credentials: credentials, mdns: mdns)
+        let bridge = try await Bridge.make(
+            configuration: configuration, credentials: credentials, locator: locator,
+            broker: (broker.host, broker.port, broker.tls))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
+        var pairingTXT: [String: String] = [:]
+        if configuration.pairing.enabled {
+            let pairing = try PairingService(configuration: configuration, broker: broker) { type, data in
+                Task { @CoAPActor in bridge.context.event(type, data) }
+            }
+            await bridge.enablePairing(pairing)
+            services.append(.init(service: PairingRunner(service: pairing)))
+            pairingTXT = ["fingerprint": pairing.fingerprint, "pairing_path": "/pairing/v1"]
+        }
+        let advertiser = Advertiser(
+            advertisements: Advertiser.advertisements(
+                for: configuration, gatewayID: credentials.gatewayID, broker: broker, extraTXT: pairingTXT),
+            mdns: mdns)
+        services.append(.init(service: advertiser))
+        // No signals here: the caller's group catches them, and its graceful shutdown reaches
+        // this group through the task.
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
+        try await group.run()
+    }
+}
