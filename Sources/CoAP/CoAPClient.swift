@@ -25,14 +25,20 @@ public final class CoAPClient {
         /// CoAP MAX_RETRANSMIT (RFC 7252 default 4).
         public var maxRetransmit: Int
         /// Retransmit on a timeout learnt from the answers (`RetransmissionTimeout`, starting at
-        /// `ackTimeout` or from the handshake) instead of libcoap's fixed one: libcoap 4.3.1
-        /// accepts no ACK_TIMEOUT below 1 s, so on a LAN every lost datagram would cost 1 to 3 s
-        /// (2 to 3 s with RFC 7252's defaults) and hold up every request behind it. libcoap then
-        /// sends each copy once and the client repeats the message itself, same message ID (a
-        /// retransmission as RFC 7252 §4.2 defines it), after the learnt timeout and twice as long
-        /// each further time, until the request's deadline. One request is sent at a time as
-        /// before; libcoap's NSTART is raised only so that copies it still tracks (it forgets one
-        /// only 1 s after sending it) never hold a retransmission back.
+        /// `ackTimeout` or from the handshake) instead of a fixed one: libcoap 4.3.1 accepts no
+        /// ACK_TIMEOUT below 1 s, so on a LAN every lost datagram would cost 1 to 3 s (2 to 3 s
+        /// with RFC 7252's defaults) and hold up every request behind it. While the learnt
+        /// timeout is under 1 s, the client repeats an unanswered GET (a read or an observe
+        /// registration) itself, same message ID (a retransmission as RFC 7252 §4.2 defines it),
+        /// after the learnt timeout and twice as long each further time, until libcoap's own
+        /// retransmission (from 1 s, or from the learnt timeout when that is longer) takes over;
+        /// libcoap's also covers what it sends by itself (the requests for the next blocks of a
+        /// large body). Commands (PUT, POST, DELETE) keep libcoap's retransmission only: libcoap
+        /// keeps retransmitting every copy it queued until that copy is answered, so a faster
+        /// copy of a command could reach the gateway again after a later command and undo it on a
+        /// gateway that does not recognise repeats (libcoap's own server does not); a repeated
+        /// read does no harm. One request is sent at a time as before; libcoap's NSTART is raised
+        /// only so that copies it still tracks never hold a retransmission back.
         public var adaptiveRetransmission: Bool
         /// The session is declared dead when the server sends nothing at all for this long while
         /// a request or ping of ours waits for its answer (nil: only each request's own deadline).
@@ -111,6 +117,7 @@ public final class CoAPClient {
     /// A ping of ours in flight.
     private struct Ping {
         var continuation: CheckedContinuation<Void, any Error>
+        var sent = ContinuousClock.now
         var timeout: Double
         var transmissions = 1
         var next: CoAPTimer?
@@ -247,15 +254,15 @@ public final class CoAPClient {
             throw error
         }
         session = created
+        coap_session_set_max_retransmit(created, UInt16(clamping: configuration.maxRetransmit))
         if configuration.adaptiveRetransmission {
-            // libcoap sends every copy once; it forgets an unanswered one after 1 s (its minimum
-            // ACK_TIMEOUT), and until then counts it against NSTART (see adaptiveRetransmission).
+            // libcoap retransmits from its minimum ACK_TIMEOUT, 1 s, on (also what it sends by
+            // itself: the requests for the next blocks of a large body); every copy it still
+            // tracks counts against NSTART (see adaptiveRetransmission).
             setAckTimeout(1)
-            coap_session_set_max_retransmit(created, 0)
             coap_session_set_nstart(created, 16)
         } else {
             setAckTimeout(configuration.ackTimeout)
-            coap_session_set_max_retransmit(created, UInt16(clamping: configuration.maxRetransmit))
         }
         // The counter outlives the session (freed in deinit); counting stops in teardown.
         _ = ccoap_count_records(created, recordsRead)
@@ -478,6 +485,7 @@ public final class CoAPClient {
         }
         defer { watchdog.cancel() }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            if configuration.adaptiveRetransmission { setAckTimeout(max(1, retransmissionTimeout.seconds)) }
             let mid = coap_session_send_ping(session)
             guard mid != COAP_INVALID_MID else {
                 continuation.resume(throwing: CoAPError.sendFailed("ping"))
@@ -495,6 +503,7 @@ public final class CoAPClient {
     private func schedulePingRetransmission(_ mid: coap_mid_t) {
         guard configuration.adaptiveRetransmission, let ping = pings[mid] else { return }
         let wait = backoff(ping.timeout, after: ping.transmissions)
+        guard ContinuousClock.now + wait < ping.sent + .seconds(1) else { return }
         pings[mid]?.next = CoAPTimer(after: wait) { [weak self] in
             guard let self, let session = self.session, case .connected = self.state, self.pings[mid] != nil,
                 let copy = coap_pdu_init(COAP_MESSAGE_CON, COAP_EMPTY_CODE, mid, 0)
@@ -534,6 +543,9 @@ public final class CoAPClient {
         var request = Sent(
             method: method, path: path, payload: payload, observe: observe, messageID: COAP_INVALID_MID, time: .now,
             timeout: retransmissionTimeout.seconds)
+        // libcoap reads ACK_TIMEOUT when it queues a message: its own retransmissions start at the
+        // learnt timeout when that is over its 1 s minimum.
+        if configuration.adaptiveRetransmission { setAckTimeout(max(1, request.timeout)) }
         guard let mid = transmit(request, token: token, on: session) else {
             clearDeadline(token)
             pending[token] = nil
@@ -577,11 +589,12 @@ public final class CoAPClient {
         return mid == COAP_INVALID_MID ? nil : mid
     }
 
-    /// Arms the next retransmission of the request `token`: after the learnt timeout, then twice
-    /// as long each time (at most 8 s between two), until the request's deadline.
+    /// Arms the next retransmission of the GET `token`: after the learnt timeout, then twice as
+    /// long each time, as long as that comes before libcoap's own first retransmission (1 s).
     private func scheduleRetransmission(_ token: [UInt8]) {
-        guard configuration.adaptiveRetransmission, let request = sent[token] else { return }
+        guard configuration.adaptiveRetransmission, let request = sent[token], request.method == .get else { return }
         let wait = backoff(request.timeout, after: request.transmissions)
+        guard ContinuousClock.now + wait < request.time + .seconds(1) else { return }
         sent[token]?.next = CoAPTimer(after: wait) { [weak self] in self?.retransmit(token) }
     }
 
@@ -715,7 +728,8 @@ public final class CoAPClient {
     fileprivate func notDelivered(token: [UInt8], mid: Int32, reason: coap_nack_reason_t) {
         // A reset is a record our handlers saw; the other reasons are decided locally.
         if reason == COAP_NACK_RST { recordsAccounted &+= 1 }
-        // libcoap forgets a copy it sent once (adaptiveRetransmission): our own timers decide.
+        // libcoap gave up on one copy of a message it may have several of (adaptiveRetransmission):
+        // the request's own deadline decides.
         let ownRetransmission = configuration.adaptiveRetransmission && reason == COAP_NACK_TOO_MANY_RETRIES
         if pings[mid] != nil {
             if reason == COAP_NACK_RST {
