@@ -149,6 +149,8 @@ public final class CoAPClient {
     private var lastConfirmableMID: coap_mid_t?
     /// Acknowledges the last confirmable response once more if nothing newer follows it soon.
     private var reacknowledgement: ReusableCoAPTimer?
+    private var reacknowledgementArmed = false
+    private var lastConfirmableAt = ContinuousClock.now
     /// When the server was last heard from (any record), and since when something of ours waits.
     public private(set) var lastHeard = ContinuousClock.now
     private var waitingSince: ContinuousClock.Instant?
@@ -840,17 +842,31 @@ public final class CoAPClient {
     /// server is released about one round trip later instead of after its own retransmission
     /// (2 to 3 s); if not, the server ignores the copy (RFC 7252 §4.2). Costs one small datagram
     /// per notification in a quiet home.
+    ///
+    /// The timer is armed once per quiet spell, not per notification: while notifications keep
+    /// coming it fires once per retransmission timeout, finds the last one too recent, and waits
+    /// for the rest of that time.
     private func confirmableReceived(_ mid: coap_mid_t) {
         lastConfirmableMID = mid
-        guard configuration.adaptiveRetransmission else { return }
+        lastConfirmableAt = .now
+        guard configuration.adaptiveRetransmission, !reacknowledgementArmed else { return }
         if reacknowledgement == nil {
             reacknowledgement = ReusableCoAPTimer { [weak self] in self?.acknowledgeAgain() }
         }
+        reacknowledgementArmed = true
         reacknowledgement?.arm(after: .milliseconds(Int(retransmissionTimeout.seconds * 1000)))
     }
 
     private func acknowledgeAgain() {
+        reacknowledgementArmed = false
         guard let session, case .connected = state, let mid = lastConfirmableMID else { return }
+        let wait = Duration.milliseconds(Int(retransmissionTimeout.seconds * 1000))
+        let quiet = ContinuousClock.now - lastConfirmableAt
+        if quiet < wait {
+            reacknowledgementArmed = true
+            reacknowledgement?.arm(after: wait - quiet)
+            return
+        }
         if ccoap_acknowledge(session, mid) != COAP_INVALID_MID { acknowledgementsRepeated += 1 }
         io?.process()
     }
@@ -955,6 +971,7 @@ public final class CoAPClient {
         waitingSince = nil
         reacknowledgement?.disarm()
         reacknowledgement = nil
+        reacknowledgementArmed = false
         if let session {
             _ = ccoap_count_records(session, nil)
             coap_session_set_app_data(session, nil)
