@@ -139,10 +139,14 @@ final class Benchmark: @unchecked Sendable {
             try await simulator.start()
             await Self.hook(simulator, index: index, recorder: recorder)
             simulators.append(simulator)
+            // The load generator sends its PUTs one at a time, as an app does (libcoap's NSTART 1):
+            // with the client's adaptive retransmission libcoap would let up to 16 go at once,
+            // every change of a burst would reach the simulator in the same instant, and their
+            // notifications would queue behind each other's acknowledgements.
             let app = CoAPClient(
                 .init(
                     host: "127.0.0.1", port: await simulator.port, identity: "bench-app",
-                    key: keys["bench-app"]!))
+                    key: keys["bench-app"]!, adaptiveRetransmission: false))
             try await app.connect()
             apps.append(app)
         }
