@@ -880,12 +880,10 @@ public final class CoAPClient {
         armSilenceWatchdog()
     }
 
+    /// Whether a request or ping of ours waits for its answer (`sent` holds exactly the requests
+    /// in flight; it is checked after every I/O pass, so it must not walk every observation).
     private var isWaiting: Bool {
-        !pings.isEmpty
-            || pending.values.contains { entry in
-                if case .observing = entry { return false }
-                return true
-            }
+        !pings.isEmpty || !sent.isEmpty
     }
 
     private func armSilenceWatchdog() {
@@ -966,6 +964,8 @@ public final class CoAPClient {
         }
         for token in Array(pending.keys) { fail(token, failure) }
         for mid in Array(pings.keys) { pingFinished(mid, error: failure) }
+        for request in sent.values { request.next?.cancel() }
+        sent.removeAll()
         silenceWatchdog?.cancel()
         silenceWatchdog = nil
         waitingSince = nil
