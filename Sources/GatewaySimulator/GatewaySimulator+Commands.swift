@@ -1,3 +1,4 @@
+import HubModel
 import TradfriModel
 
 /// Control commands, one per line on the simulator's standard input, for tests and demos that

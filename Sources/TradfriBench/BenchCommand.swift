@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoAP
 import Foundation
+import HubModel
 import Logging
 
 @main

@@ -1,6 +1,7 @@
 import CoAP
 import Foundation
 import GatewaySimulator
+import HubModel
 import MQTT
 import TradfriModel
 
@@ -113,11 +114,9 @@ final class Benchmark: @unchecked Sendable {
         fixture.scenes = [:]
         fixture.addGenerated(lights: options.lights, groups: options.groups)
         lightIDs = fixture.devices.keys.sorted()
-        let names = FriendlyNames(
-            devices: fixture.devices.map { ($0.key, $0.value["9001"]?.stringValue ?? "", "light") },
-            groups: fixture.groups.map { ($0.key, $0.value["9001"]?.stringValue ?? "") })
+        let names = fixture.friendlyNames()
         for id in lightIDs {
-            guard let name = names[.device(id)] else { continue }
+            guard let name = names[.device(ItemID(hub: "gateway", id))] else { continue }
             idsByName[name] = id
             nameByID[id] = name
         }
@@ -265,9 +264,7 @@ final class Benchmark: @unchecked Sendable {
     /// (all scenes) arrived; returns the arrival time of the last of them.
     private func waitForSync(base: String, bridge: Spawned) async throws -> UInt64 {
         let sceneCount = fixture.scenes.values.reduce(0) { $0 + $1.count }
-        let names = FriendlyNames(
-            devices: fixture.devices.map { ($0.key, $0.value["9001"]?.stringValue ?? "", "light") },
-            groups: fixture.groups.map { ($0.key, $0.value["9001"]?.stringValue ?? "") })
+        let names = fixture.friendlyNames()
         let stateTopics = Set(names.names.values.map { "\(base)/\($0)" })
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
@@ -514,5 +511,17 @@ final class Benchmark: @unchecked Sendable {
             report.observerIdleWakeups = switches[1]
         }
         report.threads = bridge.threadCounters().count
+    }
+}
+
+extension Fixture {
+    /// The friendly names the bridge gives this gateway's devices and groups (one gateway, plain names).
+    func friendlyNames() -> FriendlyNames {
+        FriendlyNames([
+            FriendlyNames.Inventory(
+                hub: "gateway", prefix: nil,
+                devices: devices.map { (ItemID(hub: "gateway", $0.key), $0.value["9001"]?.stringValue ?? "", "light") },
+                groups: groups.map { (ItemID(hub: "gateway", $0.key), $0.value["9001"]?.stringValue ?? "") })
+        ])
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import MQTT
 import TradfriModel
 

@@ -29,8 +29,14 @@ public final class BridgeDaemon: Service {
             return
         }
         let locator = GatewayLocator(configuration: configuration, credentials: credentials, mdns: mdns)
+        let setup = HubSetup(
+            name: "gateway", credentials: credentials, keepAlive: configuration.gateway.keepAlive,
+            requestTimeout: configuration.gateway.requestTimeout,
+            commandSpacing: configuration.gateway.commandSpacing,
+            reconnectMaxDelay: configuration.gateway.reconnectMaxDelay,
+            auditInterval: configuration.gateway.auditInterval)
         let bridge = try await Bridge.make(
-            configuration: configuration, credentials: credentials, locator: locator,
+            configuration: configuration, hubs: [TradfriHub(setup, locator: locator)],
             broker: (broker.host, broker.port, broker.tls))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
         var pairingTXT: [String: String] = [:]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoAP
 import Foundation
+import HubModel
 import TradfriBridge
 import TradfriModel
 
@@ -76,13 +77,15 @@ extension GatewayInventory {
         .object([
             "gateway": ["id": .string(details.id), "firmware": .string(details.firmware)],
             "devices": .array(
-                devices.sorted { $0.id < $1.id }.map { device in
+                devices.sorted { $0.id < $1.id }.map { gatewayDevice in
+                    let device = gatewayDevice.hubDevice(hub: "gateway")
                     var entry: [String: JSON] = [
-                        "id": .int(device.id), "type": .string(device.kind.description), "name": .string(device.name),
-                        "model": .string(device.info.model), "state": .string(device.stateSummary),
+                        "id": .int(gatewayDevice.id), "type": .string(device.type.description),
+                        "name": .string(device.name), "model": .string(device.model),
+                        "state": .string(device.stateSummary),
                     ]
                     if let spectrum = device.light?.spectrum { entry["spectrum"] = .string(spectrum.rawValue) }
-                    if let battery = device.info.battery { entry["battery"] = .int(battery) }
+                    if let battery = device.battery?.level { entry["battery"] = .int(battery) }
                     return .object(entry)
                 }),
             "groups": .array(

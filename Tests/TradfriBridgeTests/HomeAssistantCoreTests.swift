@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TestSupport
 import Testing
 import TradfriBridge
@@ -107,6 +108,8 @@ struct World: Sendable {
         configs.first { $0.nodeID.hasSuffix("_\(id)") && $0.objectID == object }.map(Self.entityID) ?? "?"
     }
 
+    func entity(_ id: ItemID, _ object: String) -> String { entity(id.number ?? 0, object) }
+
     // MARK: Discovery
 
     func everyEntityIsThere(_ ws: HomeAssistantWebSocket) async throws {
@@ -148,16 +151,18 @@ struct World: Sendable {
 
     /// Every entity shows what the simulator holds (read by coap-client as another client).
     func everythingEqualsTheSimulator(_ ws: HomeAssistantWebSocket, _ harness: BridgeHarness) async throws {
-        var devices: [Int: Device] = [:]
-        for id in home.devices.keys.sorted() { devices[id] = try await harness.device(id) }
+        var devices: [Int: HubDevice] = [:]
+        for id in home.devices.keys.sorted() {
+            devices[id] = try await harness.device(id).hubDevice(hub: DemoInventory.hub)
+        }
         for device in devices.values.sorted(by: { $0.id < $1.id }) {
             if device.light != nil {
                 try await expectLight(ws, entity(device.id, "light"), MQTTState.payload(for: device), device.name)
             }
-            if let plug = device.plug {
+            if let plug = device.onOff {
                 try await expectState(ws, entity(device.id, "switch"), plug.on ? "on" : "off")
             }
-            if let blind = device.blind {
+            if let blind = device.cover {
                 let open = blind.openPercent
                 try await ws.waitForState(entity(device.id, "cover"), "at \(open) %") {
                     $0?["attributes"]?["current_position"]?.intValue == open
@@ -166,21 +171,21 @@ struct World: Sendable {
             }
             if let purifier = device.airPurifier {
                 try await expectFan(ws, entity(device.id, "fan"), purifier)
-                if let pm25 = purifier.airQuality { try await expectState(ws, entity(device.id, "pm25"), "\(pm25)") }
+                if let pm25 = purifier.pm25 { try await expectState(ws, entity(device.id, "pm25"), "\(pm25)") }
                 if let remaining = purifier.filterRemaining {
                     try await expectState(ws, entity(device.id, "filter_remaining"), "\(remaining)")
                 }
-                if let locked = purifier.controlsLocked {
+                if let locked = purifier.childLock {
                     try await expectState(ws, entity(device.id, "child_lock"), locked ? "on" : "off")
                 }
-                if let ledsOff = purifier.ledsOff {
-                    try await expectState(ws, entity(device.id, "led_enable"), ledsOff ? "off" : "on")
+                if let ledsOn = purifier.ledsOn {
+                    try await expectState(ws, entity(device.id, "led_enable"), ledsOn ? "on" : "off")
                 }
-                if let replace = purifier.filterNeedsReplacement {
+                if let replace = purifier.replaceFilter {
                     try await expectState(ws, entity(device.id, "replace_filter"), replace ? "on" : "off")
                 }
             }
-            if let battery = device.info.battery {
+            if let battery = device.battery?.level {
                 try await expectState(ws, entity(device.id, "battery"), "\(battery)")
             }
         }
@@ -193,9 +198,9 @@ struct World: Sendable {
             }
         }
         for group in home.groups.values.sorted(by: { $0.id < $1.id }) {
-            let members = group.memberIDs.compactMap { devices[$0] }
+            let members = group.members.compactMap { $0.number.flatMap { devices[$0] } }
             guard ColorMode.supported(byGroupOf: members) != nil else { continue }
-            let payload = MQTTState.payload(for: group, members: members, activeScene: nil)
+            let payload = MQTTState.payload(for: group, members: members)
             try await expectLight(ws, entity(group.id, "light"), payload, group.name)
         }
         let gateway = configs.filter { $0.nodeID.hasSuffix("_gateway") }
@@ -242,8 +247,8 @@ struct World: Sendable {
         }
     }
 
-    func expectFan(_ ws: HomeAssistantWebSocket, _ entityID: String, _ purifier: AirPurifierState) async throws {
-        let mode = MQTTState.fanModeName(purifier.fanMode)
+    func expectFan(_ ws: HomeAssistantWebSocket, _ entityID: String, _ purifier: AirPurifier) async throws {
+        let mode = purifier.fanMode.name
         try await ws.waitForState(entityID, "fan mode \(mode)") { state in
             guard let state, let attributes = state["attributes"] else { return false }
             switch mode {

@@ -1,4 +1,5 @@
 import CoAP
+import HubModel
 import Logging
 import MQTT
 import TradfriModel
@@ -63,7 +64,7 @@ public final class BridgeRequests: BridgeFeature {
         switch event {
         case .message(let message):
             received(message)
-        case .gateway:
+        case .hub:
             checkWaiters()
         case .stopping:
             for id in Array(waiters.keys) { finishWaiter(id, false) }

@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 
 /// What pairing with a gateway leaves behind: the identity and PSK the gateway created for us,
 /// the gateway's id (9081) and where it was. Never the security code (IKEA asks integrators not to

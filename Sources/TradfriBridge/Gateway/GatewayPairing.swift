@@ -1,5 +1,6 @@
 import CoAP
 import Foundation
+import HubModel
 import TradfriModel
 
 /// The one-time pairing with a gateway: open a session as `Client_identity` with the security

@@ -11,11 +11,11 @@ public enum ColorMode: String, Sendable, Hashable, CaseIterable {
     case brightness
     /// White spectrum: colour temperature in mireds.
     case colorTemperature = "color_temp"
-    /// Colour bulbs, as the gateway reports them (CIE xy).
+    /// Colour bulbs (CIE xy).
     case xy
 
-    /// What a bulb can do, exactly as the gateway lets it: colour bulbs have no colour temperature
-    /// on the gateway (a temperature sent to one is turned into xy), and report their colour as xy.
+    /// What a bulb can do: colour bulbs report their colour as xy and take a colour temperature
+    /// as a colour (the TRÅDFRI gateway has no colour temperature for them).
     public static func supported(by spectrum: LightSpectrum) -> [ColorMode] {
         switch spectrum {
         case .white: [.brightness]
@@ -26,15 +26,16 @@ public enum ColorMode: String, Sendable, Hashable, CaseIterable {
 
     /// What a room can do: colour if any member has colour, colour temperature if any member is
     /// white spectrum (commands go to each member that can take them), brightness for dimmable
-    /// lights only, on/off for plugs only; nil without lights or plugs (no light at all).
-    /// `onoff` and `brightness` are never combined with another mode (Home Assistant refuses that).
-    public static func supported(byGroupOf members: [Device]) -> [ColorMode]? {
+    /// lights only, on/off for on/off devices only; nil without lights or on/off devices (no light
+    /// at all). `onoff` and `brightness` are never combined with another mode (Home Assistant
+    /// refuses that).
+    public static func supported(byGroupOf members: [HubDevice]) -> [ColorMode]? {
         let spectra = Set(members.compactMap(\.light?.spectrum))
         var modes: [ColorMode] = []
         if spectra.contains(.color) { modes.append(.xy) }
         if spectra.contains(.whiteSpectrum) { modes.append(.colorTemperature) }
         if !modes.isEmpty { return modes }
         if !spectra.isEmpty { return [.brightness] }
-        return members.contains { $0.plug != nil } ? [.onOff] : nil
+        return members.contains { $0.onOff != nil } ? [.onOff] : nil
     }
 }

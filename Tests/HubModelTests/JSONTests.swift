@@ -1,6 +1,6 @@
 import Testing
 
-@testable import TradfriModel
+@testable import HubModel
 
 @Suite struct JSONTests {
     @Test func keepsIntegersAndFloatsApart() throws {
