@@ -71,7 +71,7 @@ extension BridgeRequests {
         ]
         if let address = hub.address { gateway["address"] = .string(address) }
         if let firmware = hub.firmware { gateway["firmware"] = .string(firmware) }
-        if hub.needsPairing { gateway["needs_pairing"] = true }
+        gateway["state"] = .string(hub.connected ? "online" : hub.needsPairing ? "pairing_needed" : "offline")
         gateway["view"] = hub.viewFigures
         if let contact = hub.lastContact {
             gateway["last_contact"] = .string(contact.formatted(.iso8601))
