@@ -28,7 +28,9 @@ public final class BridgeDaemon: Service {
             await mdns.closeAll()
             return
         }
-        let locator = GatewayLocator(configuration: configuration, credentials: credentials, mdns: mdns)
+        let locator = GatewayLocator(
+            address: configuration.gateway.address, credentials: credentials, mdns: mdns,
+            browseTimeout: .seconds(configuration.discovery.timeout))
         let bridge = try await Bridge.make(
             configuration: configuration, credentials: credentials, locator: locator,
             broker: (broker.host, broker.port, broker.tls))

@@ -11,8 +11,14 @@ struct DevicesCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: "Credentials file (default: gateway.credentials from the configuration).")
+    @Option(help: "Credentials file (default: the configured gateways' credentials).")
     var credentials: String?
+
+    @Option(
+        help:
+            "Which gateway, by its name (or gateway id) when several are configured or stored (default: the first)."
+    )
+    var gatewayName: String?
 
     @Option(help: "Talk to this address instead of the one stored at pairing (HOST or HOST:PORT).")
     var gateway: String?
@@ -25,12 +31,7 @@ struct DevicesCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try common.load()
-        let stored: GatewayCredentials
-        do {
-            stored = try GatewayCredentials.load(from: credentials ?? configuration.gateway.credentials)
-        } catch {
-            throw Failure("\(error)")
-        }
+        let stored = try chosenGateway(configuration)
         var host = stored.address
         var port = stored.port
         if let gateway {
@@ -68,6 +69,35 @@ struct DevicesCommand: AsyncParsableCommand {
         } else {
             print(inventory.table, terminator: "")
         }
+    }
+}
+
+extension DevicesCommand {
+    /// The gateway to list: with --credentials, the gateways of that file; else the configured
+    /// ones (resolved as `run` does). --gateway-name picks one by name or id; default the first.
+    func chosenGateway(_ configuration: BridgeConfiguration) throws -> GatewayCredentials {
+        var gateways: [(name: String, credentials: GatewayCredentials)]
+        do {
+            if let credentials {
+                gateways = try CredentialStore.load(from: credentials).entries.map { ($0.displayName, $0) }
+                if gateways.isEmpty { throw GatewayCredentials.Failure.missing(credentials) }
+            } else {
+                gateways = try GatewayResolution.resolve(configuration).map { ($0.name, $0.credentials) }
+            }
+        } catch {
+            throw Failure("\(error)")
+        }
+        guard let gatewayName else { return gateways[0].credentials }
+        guard
+            let match = gateways.first(where: {
+                $0.name == gatewayName || $0.credentials.gatewayID.lowercased() == gatewayName.lowercased()
+            })
+        else {
+            throw Failure(
+                "no gateway named '\(gatewayName)'; there are: \(gateways.map { "\($0.name) (\($0.credentials.gatewayID))" }.joined(separator: ", "))"
+            )
+        }
+        return match.credentials
     }
 }
 
