@@ -183,7 +183,8 @@ struct AuthCommand: AsyncParsableCommand {
     }
 
     /// The one gateway advertised on the LAN, or the one of several not paired yet (by the mDNS
-    /// name recorded at pairing); otherwise the user must choose.
+    /// name recorded at pairing, or the address stored at pairing); otherwise the user must
+    /// choose.
     private func findGateway(seconds: Double, store: CredentialStore) async throws -> GatewayLocator.Candidate {
         let client: MDNSClient
         do {
@@ -197,13 +198,19 @@ struct AuthCommand: AsyncParsableCommand {
             throw Failure("no TRÅDFRI gateway found by mDNS; give its address with --gateway HOST")
         }
         if gateways.count == 1 { return first }
-        let paired = Set(store.entries.compactMap(\.mdnsName))
-        let unpaired = gateways.filter { !paired.contains($0.name) }
+        // Paired: recorded by its mDNS name, or last seen at the address it advertises.
+        func isPaired(_ gateway: GatewayLocator.Candidate) -> Bool {
+            store.entries.contains { entry in
+                if let recorded = entry.mdnsName { return recorded == gateway.name }
+                return entry.port == gateway.port && gateway.addresses.contains(entry.address)
+            }
+        }
+        let unpaired = gateways.filter { !isPaired($0) }
         if unpaired.count == 1, let only = unpaired.first, !force {
             print("Found \(gateways.count) gateways; \(only.name) is the one not paired yet.")
             return only
         }
-        let list = gateways.map { "\($0.name) (\($0.host)\(paired.contains($0.name) ? ", paired" : ""))" }
+        let list = gateways.map { "\($0.name) (\($0.host)\(isPaired($0) ? ", paired" : ""))" }
             .joined(separator: ", ")
         throw Failure("several gateways found: \(list); choose one with --gateway HOST")
     }
