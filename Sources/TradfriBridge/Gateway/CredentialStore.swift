@@ -162,13 +162,15 @@ extension CredentialStore {
 
     /// What is wrong, by key path, without the decoder's context (which may quote values).
     private static func reason(_ error: any Error) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.reduce("") { path, key in
+                key.intValue.map { "\(path)[\($0)]" } ?? (path.isEmpty ? key.stringValue : "\(path).\(key.stringValue)")
+            }
         }
         switch error as? DecodingError {
-        case .keyNotFound(let key, let context)?: return "\(path(context)).\(key.stringValue) is missing"
+        case .keyNotFound(let key, let context)?: return "\(path(context.codingPath + [key])) is missing"
         case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?:
-            return "\(path(context)) has the wrong type"
+            return "\(path(context.codingPath)) has the wrong type"
         case .dataCorrupted?: return "not valid JSON"
         default: return "unexpected content"
         }
