@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import TradfriBridge
@@ -30,6 +31,35 @@ import Testing
         #expect(garden.credentials == "/srv/garden.json" && garden.commandSpacing == 1 && garden.keepAlive == 10)
         #expect(configuration.gateway == upstairs, "callers of one gateway see the first")
         #expect(configuration.key(ofGateway: 1) == "gateways[1]")
+    }
+
+    /// The commented `gateways:` examples in config/tradfri-bridge.example.yaml, uncommented.
+    static func commentedExamples() throws -> [String] {
+        let lines = try String(contentsOfFile: ConfigurationTests.exampleFile, encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false)
+        var examples: [String] = []
+        var current: [String]?
+        for line in lines {
+            if line.hasPrefix("# gateways:") { current = [] }
+            guard let block = current else { continue }
+            if line.hasPrefix("# ") {
+                current = block + [String(line.dropFirst(2))]
+            } else {
+                examples.append(block.joined(separator: "\n"))
+                current = nil
+            }
+        }
+        return examples
+    }
+
+    @Test func theExampleFileShowsGatewaysThatLoad() throws {
+        let examples = try Self.commentedExamples()
+        #expect(examples.count == 3, "\(examples)")
+        let list = try BridgeConfiguration.parse(examples[0], file: "example")
+        #expect(list.gateways.map(\.name) == ["upstairs", "garden_house"])
+        #expect(list.gateways[0].id == "7e11515204400072" && list.gateways[1].commandSpacing == 1)
+        #expect(try BridgeConfiguration.parse(examples[1]).gatewaysAuto)
+        #expect(try BridgeConfiguration.parse(examples[2]).gatewaysAuto)
     }
 
     @Test func theGatewaySectionIsOneEntryNamedGatewayUnlessItSaysSo() throws {
