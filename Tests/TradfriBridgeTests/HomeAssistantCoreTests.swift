@@ -138,11 +138,11 @@ struct World: Sendable {
         // Every device and room is a device of its own, named as in the IKEA app.
         let devices = try await ws.request(["type": "config/device_registry/list"]).arrayValue ?? []
         for device in home.devices.values {
-            let entry = devices.first { $0["identifiers"]?.description.contains("_\(device.id)\"") == true }
+            let entry = devices.first { $0["identifiers"]?.description.contains("_\(device.id.local)\"") == true }
             #expect(entry?["name"]?.stringValue == device.name, "\(device.name)")
         }
         for group in home.groups.values {
-            let entry = devices.first { $0["identifiers"]?.description.contains("_\(group.id)\"") == true }
+            let entry = devices.first { $0["identifiers"]?.description.contains("_\(group.id.local)\"") == true }
             #expect(entry?["name"]?.stringValue == group.name, "\(group.name)")
         }
     }
