@@ -70,13 +70,20 @@ final class CommandHandler: BridgeFeature {
             break
         }
         guard let entity = context.names.entity(named: name), let hub = context.hub(named: entity.id.hub) else {
-            return fail(message.topic, "no device or group named '\(name)'")
+            var reason = "no device or group named '\(name)'"
+            if context.topicsUseHubNames, !name.contains("/") {
+                let examples = context.hubs.prefix(3).map { "\($0.name)/\(name)" }.joined(separator: ", ")
+                reason += " (with several gateways a name starts with its gateway's: \(examples))"
+            }
+            return fail(message.topic, reason)
         }
         if verb == "get" {
             return get(entity, on: hub, topic: message.topic)
         }
         guard hub.connected else {
-            return fail(message.topic, "the gateway is offline")
+            return fail(
+                message.topic,
+                context.topicsUseHubNames ? "the gateway '\(hub.name)' is offline" : "the gateway is offline")
         }
         do {
             let attributes = try CommandParser.attributes(payload: message.payload, attribute: attribute)
