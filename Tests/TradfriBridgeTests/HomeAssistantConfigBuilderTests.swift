@@ -6,19 +6,23 @@ import TradfriBridge
 import TradfriModel
 
 /// The demo home exactly as the simulator serves it (`tradfri-gateway-sim --print-fixture`), as
-/// the gateway holds it and as the bridge sees it (the hub-neutral model, one gateway "gateway").
+/// the gateway holds it and as the bridge sees it (the hub-neutral model): by default one gateway
+/// "gateway" with plain names, or one of several, whose names are under `prefix/`.
 struct DemoInventory {
     static let hub = "gateway"
+    var hub = DemoInventory.hub
+    var prefix: String?
     var details: GatewayDetails
     var gatewayDevices: [Int: Device] = [:]
     /// By the gateway's instance id.
     var devices: [Int: HubDevice] = [:]
     var groups: [Int: HubGroup] = [:]
 
-    static func load() async throws -> DemoInventory {
+    static func load(hub: String = DemoInventory.hub, prefix: String? = nil) async throws -> DemoInventory {
         let text = try await runCommand("tradfri-gateway-sim", ["--print-fixture"]).output
         let fixture = try JSON(parsing: text.trimmingCharacters(in: .whitespacesAndNewlines))
-        var inventory = DemoInventory(details: try GatewayDetails(json: try #require(fixture["gateway"])))
+        var inventory = DemoInventory(
+            hub: hub, prefix: prefix, details: try GatewayDetails(json: try #require(fixture["gateway"])))
         for json in fixture["devices"]?.arrayValue ?? [] {
             let device = try Device(json: json)
             inventory.gatewayDevices[device.id] = device
@@ -39,7 +43,7 @@ struct DemoInventory {
     var names: FriendlyNames {
         FriendlyNames([
             FriendlyNames.Inventory(
-                hub: Self.hub, prefix: nil, devices: devices.values.map { ($0.id, $0.name, $0.type.description) },
+                hub: hub, prefix: prefix, devices: devices.values.map { ($0.id, $0.name, $0.type.description) },
                 groups: groups.values.map { ($0.id, $0.name) })
         ])
     }
@@ -251,7 +255,7 @@ extension HomeAssistantConfigBuilder {
             (1, "ON", "None", "auto"), (30, "ON", "3", "None"), (0, "OFF", "0", "None"),
         ] {
             purifier.airPurifier?.fanMode = mode
-            let purifier = purifier.hubDevice(hub: DemoInventory.hub)
+            let purifier = purifier.hubDevice(hub: home.hub)
             cases.append((try template("65547", "fan", "state_value_template"), state(purifier), power))
             cases.append((try template("65547", "fan", "percentage_value_template"), state(purifier), percentage))
             cases.append((try template("65547", "fan", "preset_mode_value_template"), state(purifier), preset))
