@@ -14,6 +14,8 @@ packages=(
   python3 python3-jinja2 python3-venv util-linux
   # the newest Home Assistant needs Python 3.14: a Debian sid root (scripts/ha-newest.sh)
   debootstrap
+  # the Debian package: built with debhelper, checked by lintian (packaging/build-deb.sh, scripts/package-test.sh)
+  debhelper lintian
 )
 
 install_packages() {
