@@ -136,3 +136,17 @@ let package = Package(
         ),
     ]
 )
+
+// MARK: Fuzzing
+// libFuzzer targets for every parser of outside input (Tests/Fuzz). Only scripts/fuzz.sh builds
+// them (TRADFRI_FUZZ=1, with -sanitize=fuzzer): libFuzzer provides their main.
+if Context.environment["TRADFRI_FUZZ"] != nil {
+    package.products.append(.executable(name: "tradfri-fuzz", targets: ["TradfriFuzz"]))
+    package.targets.append(
+        .executableTarget(
+            name: "TradfriFuzz",
+            dependencies: ["TradfriBridge", "TradfriModel", "GatewaySimulator", "CoAP"],
+            path: "Tests/Fuzz/TradfriFuzz",
+            swiftSettings: strict
+        ))
+}
