@@ -18,6 +18,7 @@ import TradfriModel
         let warning = try await bridge.waitForLine(within: .seconds(10), "the warning") {
             $0.contains("command not carried out")
         }
+        print(warning)
         #expect(warning.contains(#"x\n\#(forged)\x1b[2J\x9b31m"#), "\(warning)")
         #expect(!bridge.output.contains { $0.hasPrefix("2026-01-01T10:00:00Z") })
         #expect(!bridge.outputText.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{9B}" })

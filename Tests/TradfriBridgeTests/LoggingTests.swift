@@ -164,6 +164,7 @@ import Testing
         // The timer summarises what the last window counted.
         capture.advance(to: .seconds(4200))
         output.flush()
+        print("an hour of outage: \(attempts) attempts, \(capture.lines.count) lines")
         #expect(attempts > 60)
         // Per cause: the first line and one summary per 10 minutes.
         #expect(capture.lines.count <= 2 * 8, "\(capture.lines)")
