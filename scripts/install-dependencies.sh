@@ -14,8 +14,9 @@ packages=(
   python3 python3-jinja2 python3-venv util-linux
   # the newest Home Assistant needs Python 3.14: a Debian sid root (scripts/ha-newest.sh)
   debootstrap
-  # the Debian package: built with debhelper, checked by lintian (packaging/build-deb.sh, scripts/package-test.sh)
-  debhelper lintian
+  # the Debian package: built with debhelper, checked by lintian, man and systemd-analyze
+  # (packaging/build-deb.sh, scripts/package-test.sh)
+  debhelper lintian man-db systemd
 )
 
 install_packages() {
