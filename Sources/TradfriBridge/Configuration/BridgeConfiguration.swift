@@ -130,6 +130,8 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public struct Logging: Sendable, Equatable {
         public var level = "info"
         public var format = "text"
+        /// A repeated warning is logged once, then summarised once per this many seconds (0: every time).
+        public var repeatInterval: Double = 600
     }
 
     /// The gateways to bridge, in the order the file lists them. With `gateway:` (one gateway,
@@ -337,11 +339,12 @@ extension BridgeConfiguration.Pairing {
 
 extension BridgeConfiguration.Logging {
     mutating func read(_ node: ConfigNode) throws(ConfigurationError) {
-        let keys = try node.members(allowed: ["level", "format"])
+        let keys = try node.members(allowed: ["level", "format", "repeat_interval"])
         if let value = keys["level"] {
             level = try value.oneOf(["trace", "debug", "info", "notice", "warning", "error"])
         }
         if let value = keys["format"] { format = try value.oneOf(["text", "json"]) }
+        if let value = keys["repeat_interval"] { repeatInterval = try value.seconds(in: 0...86400) }
     }
 }
 
