@@ -58,7 +58,10 @@ final class BridgeHarness: @unchecked Sendable {
     /// - Parameters:
     ///   - extraConfiguration: more top-level sections (YAML).
     ///   - mqttConfiguration: more keys of the `mqtt` section, each line indented by two spaces.
-    func startBridge(extraConfiguration: String = "", mqttConfiguration: String = "") async throws {
+    ///   - gatewayConfiguration: more keys of the `gateway` section, each line indented by two spaces.
+    func startBridge(
+        extraConfiguration: String = "", mqttConfiguration: String = "", gatewayConfiguration: String = ""
+    ) async throws {
         let configuration = """
             gateway:
               address: \(gateway)
@@ -67,6 +70,7 @@ final class BridgeHarness: @unchecked Sendable {
               request_timeout: 2
               reconnect_max_delay: 2
               command_spacing: 0.5
+            \(gatewayConfiguration)
             mqtt:
               server: \(broker.url)
               client_id: bridge-under-test-\(UUID().uuidString.prefix(6))

@@ -47,6 +47,8 @@ public final class TradfriHub: Hub {
     public private(set) var groups: [ItemID: HubGroup] = [:]
     public private(set) var address: String?
     public private(set) var needsPairing = false
+    /// Silent stalls found (a half-dead session, notifications that stopped) and recovered from.
+    public private(set) var stallsDetected = 0
 
     public init(_ setup: HubSetup, locator: GatewayLocator) {
         name = setup.name
@@ -123,6 +125,9 @@ public final class TradfriHub: Hub {
                 }
             }
             handler(.connectFailed(reason: "\(error)"))
+        case .stalled(let detail):
+            stallsDetected += 1
+            handler(.change(.stalled(detail + "; connecting afresh")))
         }
     }
 
@@ -171,6 +176,9 @@ public final class TradfriHub: Hub {
                     .repaired(
                         kind: repair.kind, id: ItemID(hub: name, repair.id), name: repair.name,
                         reason: repair.reason.rawValue)))
+        case .notificationsStalled(let detail):
+            stallsDetected += 1
+            handler(.change(.stalled(detail + "; every observation is registered again")))
         }
     }
 
@@ -272,6 +280,7 @@ public final class TradfriHub: Hub {
             "pending_rereads": .int(mirror.pendingRereads),
             "rereads": .int(mirror.rereads),
             "repairs": .int(mirror.repairs),
+            "stalls_detected": .int(stallsDetected),
         ]
         if let read = mirror.lastFullRead { view["last_full_read"] = .string(read.formatted(.iso8601)) }
         if let age = mirror.oldestCheck { view["oldest_check_seconds"] = .double((age.seconds * 10).rounded() / 10) }

@@ -95,6 +95,9 @@ final class BridgeTopics: BridgeFeature {
                 publishDevices()
                 publishGroups()
             }
+        case .hub(let hub, .stalled(let detail)):
+            publishInfo()
+            context.event("stall_detected", ["gateway": .string(hub), "detail": .string(detail)])
         case .hub(let hub, .repaired(let kind, let item, let name, let reason)):
             var data: [String: JSON] = [
                 "kind": .string(kind), "id": id(item), "reason": .string(reason), "gateway": .string(hub),

@@ -119,7 +119,7 @@ final class HomeAssistantDiscovery: BridgeFeature {
         case .groupRemoved(let group):
             clear(.group(group.id))
             for id in group.members { if let device = hub.devices[id] { publish(device, of: hub) } }
-        case .fullRead, .repaired:
+        case .fullRead, .repaired, .stalled:
             break
         }
     }

@@ -77,4 +77,7 @@ public enum HubChange: Sendable {
     case fullRead
     /// A re-read found a difference the hub had not notified (reported after the change).
     case repaired(kind: String, id: ItemID, name: String?, reason: String)
+    /// The hub stopped working without failing (a session that answers pings but nothing else,
+    /// notifications that stopped); what was detected. The hub recovers by itself.
+    case stalled(String)
 }
