@@ -43,6 +43,8 @@ public final class TradfriHub: Hub {
     private let credentialsGatewayID: String
     private let logger = Logger(label: "gateway")
     private var handler: @CoAPActor (HubEvent) -> Void = { _ in }
+    /// Short work started by events (ended when `run()` ends).
+    private let tasks = Tasks()
     public private(set) var devices: [ItemID: HubDevice] = [:]
     public private(set) var groups: [ItemID: HubGroup] = [:]
     public private(set) var address: String?
@@ -97,6 +99,7 @@ public final class TradfriHub: Hub {
             { [weak self] event in self?.linkEvent(event) },
             // While each session lasts: observe everything afresh and keep it equal.
             whileConnected: { [weak self] in await self?.mirror.serve() })
+        tasks.cancelAll()
     }
 
     // MARK: The session
@@ -109,7 +112,8 @@ public final class TradfriHub: Hub {
                 needsPairing = false
                 handler(.change(.info))
             }
-            Task { [locator] in await locator.connected(host: host, port: port) }
+            // The locator remembers the address that worked (the next lookup tries it first).
+            tasks.start { [locator] in await locator.connected(host: host, port: port) }
             handler(.connected(address: "\(host):\(port)"))
         case .disconnected(let reason):
             queue.discardAll(reason: "the gateway went offline before the command was sent")

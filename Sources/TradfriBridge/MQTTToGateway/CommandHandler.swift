@@ -17,6 +17,8 @@ final class CommandHandler: BridgeFeature {
     private let context: BridgeContext
     private let states: StatePublisher
     private let logger = Logger(label: "commands")
+    /// Re-reads for `<name>/get` under way (cancelled when the bridge stops).
+    private let rereads = Tasks()
     private var retained = RetainedCommands()
 
     init(context: BridgeContext, states: StatePublisher) {
@@ -39,6 +41,8 @@ final class CommandHandler: BridgeFeature {
             } else {
                 logger.debug("command sent", metadata: ["mqtt.topic": "\(topic)", "write": "\(description)"])
             }
+        case .stopping:
+            rereads.cancelAll()
         default:
             break
         }
@@ -129,7 +133,7 @@ final class CommandHandler: BridgeFeature {
         switch entity {
         case .device(let id):
             guard hub.connected else { return fail(topic, "the gateway is offline") }
-            Task { [weak self] in
+            rereads.start { [weak self] in
                 guard let self else { return }
                 do {
                     if let device = try await hub.reread(device: id) {
