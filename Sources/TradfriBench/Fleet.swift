@@ -17,6 +17,8 @@ struct FleetOptions: Sendable {
     var rate = 200.0
     var seconds = 30.0
     var syncRuns = 3
+    /// Where to write every change (gateway, device, start, latency) as CSV, if anywhere.
+    var samplesFile: String?
     var progress: @Sendable (String) -> Void = { _ in }
 }
 
@@ -142,8 +144,9 @@ final class FleetBenchmark: @unchecked Sendable {
             try await app.connect()
 
             let names = FriendlyNames([
+                // With one gateway the bridge keeps plain names (no "<gateway>/").
                 FriendlyNames.Inventory(
-                    hub: name, prefix: name,
+                    hub: name, prefix: options.gateways > 1 ? name : nil,
                     devices: content.devices.map {
                         (ItemID(hub: name, $0.key), $0.value["9001"]?.stringValue ?? "", "light")
                     },
@@ -208,7 +211,7 @@ final class FleetBenchmark: @unchecked Sendable {
 
     /// Writes the credentials store (every gateway, by name) and the `gateways:` configuration,
     /// and starts the bridge.
-    private func startBridge(base: String) throws -> Spawned {
+    private func startBridge(base: String, discoveryPrefix: String) throws -> Spawned {
         let credentials = "\(directory)/credentials.json"
         let entries: [JSON] = members.map { member in
             [
@@ -235,6 +238,8 @@ final class FleetBenchmark: @unchecked Sendable {
               server: mqtt://127.0.0.1:\(try ready(broker, "the broker").port)
               base_topic: \(base)
               client_id: tradfri-bench-fleet-bridge
+            homeassistant:
+              discovery_prefix: \(discoveryPrefix)
             discovery:
               enabled: false
               advertise: false
@@ -252,15 +257,19 @@ final class FleetBenchmark: @unchecked Sendable {
             let last = run == options.syncRuns
             // A base topic of its own per run: no retained message of an earlier run counts.
             let base = last ? "tradfri" : "benchfleet\(run)"
+            // Home Assistant discovery is on (the default), under a prefix of its own per run too:
+            // every run is a first start, without the configs an earlier run left retained.
+            let discoveryPrefix = last ? "homeassistant" : "benchfleet\(run)-homeassistant"
             options.progress("initial sync \(run)/\(options.syncRuns)")
             recorder.reset()
             try await subscriber.subscribe(["\(base)/#"])
             let started = Monotonic.now()
-            let bridge = try startBridge(base: base)
+            let bridge = try startBridge(base: base, discoveryPrefix: discoveryPrefix)
             let sync = try await waitForSync(base: base, bridge: bridge)
             report.syncMilliseconds.append(Double(sync.lightsAndDevices - started) / 1e6)
             report.completeSyncMilliseconds.append(Double(sync.complete - started) / 1e6)
             report.devicesByGateway = sync.devicesByGateway
+            report.syncTraffic = sync.traffic
             try await subscriber.unsubscribe(["\(base)/#"])
             if last {
                 self.bridge = bridge
@@ -277,6 +286,25 @@ final class FleetBenchmark: @unchecked Sendable {
         var complete: UInt64
         /// Devices per gateway in that bridge/devices.
         var devicesByGateway: [String: Int]
+        var traffic: FleetReport.SyncTraffic
+    }
+
+    /// Occurrences of `needle` in `bytes` (a plain scan, no parsing).
+    static func occurrences(of needle: String, in bytes: [UInt8]) -> Int {
+        let pattern = Array(needle.utf8)
+        guard let first = pattern.first, bytes.count >= pattern.count else { return 0 }
+        var count = 0
+        var index = 0
+        let last = bytes.count - pattern.count
+        while index <= last {
+            if bytes[index] == first, bytes[index..<index + pattern.count].elementsEqual(pattern) {
+                count += 1
+                index += pattern.count
+            } else {
+                index += 1
+            }
+        }
+        return count
     }
 
     /// Reads the arrivals as they come (each message once, bridge/devices parsed once per
@@ -287,7 +315,9 @@ final class FleetBenchmark: @unchecked Sendable {
         let devicesTopic = "\(base)/bridge/devices"
         let groupsTopic = "\(base)/bridge/groups"
         let expectedDevices = members.count * options.lights
+        let expectedGroups = members.count * options.groups
         let expectedScenes = members.count * options.groups * 2
+        var traffic = FleetReport.SyncTraffic()
         var lastLight: UInt64 = 0
         var lastRoom: UInt64 = 0
         var devices: (time: UInt64, byGateway: [String: Int])?
@@ -299,28 +329,40 @@ final class FleetBenchmark: @unchecked Sendable {
             let (batch, next) = recorder.messages(from: cursor)
             cursor = next
             for message in batch {
+                traffic.messages += 1
+                traffic.bytes += message.payload.count
                 if pendingLights.remove(message.topic) != nil {
                     lastLight = max(lastLight, message.time)
                 } else if pendingRooms.remove(message.topic) != nil {
                     lastRoom = max(lastRoom, message.time)
-                } else if devices == nil, message.topic == devicesTopic {
-                    let list = (try? JSON(parsing: message.payload))?.arrayValue ?? []
-                    guard list.count == expectedDevices else { continue }
+                } else if message.topic == devicesTopic {
+                    traffic.devicesListings += 1
+                    traffic.devicesListingBytes += message.payload.count
+                    // A cheap count first (one "gateway" key per device entry): a listing is
+                    // parsed only when it can be the complete one.
+                    guard devices == nil, Self.occurrences(of: #""gateway":"#, in: message.payload) == expectedDevices,
+                        let list = (try? JSON(parsing: message.payload))?.arrayValue, list.count == expectedDevices
+                    else { continue }
                     var byGateway: [String: Int] = [:]
                     for entry in list { byGateway[entry["gateway"]?.stringValue ?? "?", default: 0] += 1 }
                     devices = (message.time, byGateway)
-                } else if groupsTime == nil, message.topic == groupsTopic {
-                    let list = (try? JSON(parsing: message.payload))?.arrayValue ?? []
-                    if list.reduce(0, { $0 + ($1["scenes"]?.arrayValue?.count ?? 0) }) == expectedScenes {
-                        groupsTime = message.time
-                    }
+                } else if message.topic == groupsTopic {
+                    traffic.groupsListings += 1
+                    traffic.groupsListingBytes += message.payload.count
+                    // One "name" per group and per scene (members have none).
+                    guard groupsTime == nil,
+                        Self.occurrences(of: #""name":"#, in: message.payload) == expectedGroups + expectedScenes,
+                        let list = (try? JSON(parsing: message.payload))?.arrayValue,
+                        list.reduce(0, { $0 + ($1["scenes"]?.arrayValue?.count ?? 0) }) == expectedScenes
+                    else { continue }
+                    groupsTime = message.time
                 }
             }
             if pendingLights.isEmpty, pendingRooms.isEmpty, let devices, let groupsTime {
                 let lightsAndDevices = max(lastLight, devices.time)
                 return SyncTimes(
                     lightsAndDevices: lightsAndDevices, complete: max(lightsAndDevices, lastRoom, groupsTime),
-                    devicesByGateway: devices.byGateway)
+                    devicesByGateway: devices.byGateway, traffic: traffic)
             }
         }
         var missing: [String: Int] = [:]
@@ -341,7 +383,9 @@ final class FleetBenchmark: @unchecked Sendable {
     private func measureChanges(into report: inout FleetReport) async throws {
         guard let bridge else { throw BenchError("the bridge is not running") }
         let subscriber = try ready(self.subscriber, "the subscriber")
-        try await subscriber.subscribe(members.map { "tradfri/\($0.name)/+" })
+        try await subscriber.subscribe(members.count > 1 ? members.map { "tradfri/\($0.name)/+" } : ["tradfri/+"])
+        // The broker sends every retained state at once: the changes start after that flood.
+        try await settle()
         let perGateway = options.rate / Double(members.count)
         options.progress(
             "changes: \(Int(options.rate))/s in all (\(String(format: "%.3g", perGateway))/s on each of "
@@ -359,12 +403,27 @@ final class FleetBenchmark: @unchecked Sendable {
         report.bridgeCPUMilliseconds = bridge.cpuMilliseconds() - cpuBefore
         report.brokerCPUMilliseconds = (broker?.process.cpuMilliseconds() ?? 0) - brokerBefore
         report.benchCPUMilliseconds = Self.ownCPUMilliseconds() - selfBefore
+        var rows: [String] = []
+        let origin = recorder.lightPuts(simulator: 0).first?.time ?? 0
         for (index, member) in members.enumerated() {
             // Every gateway has the same device ids: its PUTs are matched to its own topics only.
-            let latency = match(
-                starts: recorder.lightPuts(simulator: index),
-                deliveries: recorder.lightStates(prefix: "tradfri/", ids: member.lightIDs))
-            report.gateways.append(.init(name: member.name, latency: latency))
+            let starts = recorder.lightPuts(simulator: index)
+            let latencies = matchEach(
+                starts: starts, deliveries: recorder.lightStates(prefix: "tradfri/", ids: member.lightIDs))
+            report.gateways.append(
+                .init(
+                    name: member.name,
+                    latency: Latency(samples: latencies.compactMap { $0 }, expected: starts.count)))
+            for (start, latency) in zip(starts, latencies) where options.samplesFile != nil {
+                let at = Double(Int64(bitPattern: start.time &- origin)) / 1e6
+                rows.append(
+                    "\(member.name),\(start.device),\(String(format: "%.3f", at)),"
+                        + (latency.map { String(format: "%.0f", $0) } ?? ""))
+            }
+        }
+        if let file = options.samplesFile {
+            let text = "gateway,device,start_ms,latency_us\n" + rows.joined(separator: "\n") + "\n"
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
         }
     }
 

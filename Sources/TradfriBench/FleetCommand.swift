@@ -45,6 +45,11 @@ struct FleetCommand: AsyncParsableCommand {
     @Option(help: "Initial syncs measured (each with a new bridge process).")
     var syncRuns = 3
 
+    @Option(
+        help: "Also write every change as CSV: gateway, device, start (ms into the phase), latency (µs; empty if lost)."
+    )
+    var samples: String?
+
     func validate() throws {
         guard (1...999).contains(gateways) else { throw ValidationError("--gateways must be 1…999") }
         guard lights >= 1, groups >= 0 else { throw ValidationError("--lights must be at least 1, --groups 0 or more") }
@@ -73,6 +78,7 @@ struct FleetCommand: AsyncParsableCommand {
         options.rate = rate
         options.seconds = seconds
         options.syncRuns = syncRuns
+        options.samplesFile = samples
         options.progress = { line in
             let text = "· \(line)\n"
             _ = text.withCString { write(2, $0, strlen($0)) }

@@ -3,6 +3,17 @@ import HubModel
 
 /// The numbers of one `tradfri-bench fleet` run and how to print them.
 struct FleetReport: Sendable {
+    /// What the bridge published under its base topic from its start until the sync was
+    /// complete (last run).
+    struct SyncTraffic: Sendable {
+        var messages = 0
+        var bytes = 0
+        var devicesListings = 0
+        var devicesListingBytes = 0
+        var groupsListings = 0
+        var groupsListingBytes = 0
+    }
+
     struct Gateway: Sendable {
         var name: String
         var latency: Latency
@@ -23,6 +34,7 @@ struct FleetReport: Sendable {
     var completeSyncMilliseconds: [Double] = []
     /// Devices per gateway in the last run's complete bridge/devices.
     var devicesByGateway: [String: Int] = [:]
+    var syncTraffic = SyncTraffic()
     /// Change → MQTT, per gateway.
     var gateways: [Gateway] = []
     /// Changes the load generator started (PUTs sent by the app clients).
@@ -86,6 +98,13 @@ struct FleetReport: Sendable {
                 + (everyGatewayComplete
                     ? "\(options.lights) lights each"
                     : "lights per gateway " + listed.joined(separator: ", ")))
+        lines.append(
+            String(
+                format:
+                    "  published under the base topic until then: %d messages, %.1f MB; bridge/devices %d times (%.1f MB), bridge/groups %d times (%.1f MB)",
+                syncTraffic.messages, Double(syncTraffic.bytes) / 1e6, syncTraffic.devicesListings,
+                Double(syncTraffic.devicesListingBytes) / 1e6, syncTraffic.groupsListings,
+                Double(syncTraffic.groupsListingBytes) / 1e6))
         lines.append("")
         lines.append(
             "latency (µs)".padding(toLength: 56, withPad: " ", startingAt: 0)
@@ -165,6 +184,11 @@ struct FleetReport: Sendable {
                 "with_rooms_and_groups_median": number(completeSyncMedian),
                 "with_rooms_and_groups_runs": .array(completeSyncMilliseconds.map { number($0) }),
                 "devices_by_gateway": .object(devicesByGateway.mapValues { .int($0) }),
+                "published_messages": .int(syncTraffic.messages), "published_bytes": .int(syncTraffic.bytes),
+                "bridge_devices_messages": .int(syncTraffic.devicesListings),
+                "bridge_devices_bytes": .int(syncTraffic.devicesListingBytes),
+                "bridge_groups_messages": .int(syncTraffic.groupsListings),
+                "bridge_groups_bytes": .int(syncTraffic.groupsListingBytes),
             ],
             "gateway_to_mqtt": [
                 "pooled": latency(pooled), "by_gateway": .object(byGateway), "sent": .int(driven),
