@@ -11,8 +11,9 @@ struct FleetCommand: AsyncParsableCommand {
             Starts a private mosquitto, --gateways gateway simulators in this process (distinct \
             gateway ids, --lights generated lights and --groups rooms with two scenes each), and \
             the real bridge binary with a `gateways:` configuration and a credentials file of all \
-            of them. Measures the initial sync (--sync-runs times, each a fresh bridge process): \
-            from the process start until every light state of every gateway and a complete \
+            of them (Home Assistant discovery on, as by default). Measures the initial sync \
+            (--sync-runs times, each a fresh bridge process under a base topic and discovery prefix \
+            of its own, so each is a first start): from the process start until every light state of every gateway and a complete \
             bridge/devices are on the broker (and, as the one-gateway benchmark counts it, every \
             room state and bridge/groups too). Then every gateway's app client changes its lights \
             at once, --rate changes per second in all (round robin over the gateways) for \
