@@ -18,7 +18,7 @@ struct BenchCommand: AsyncParsableCommand {
             and CPU. Build the bridge as it ships first (scripts/bench.sh does): \
             swift build -c release --static-swift-stdlib.
             """,
-        subcommands: [RunBench.self, SoakCommand.self, ObserveCommand.self],
+        subcommands: [RunBench.self, FleetCommand.self, SoakCommand.self, ObserveCommand.self],
         defaultSubcommand: RunBench.self)
 }
 

@@ -356,7 +356,7 @@ final class Benchmark: @unchecked Sendable {
                 try? publisher.publish(message)
             }
         }
-        let started = await drive(rate: rate, seconds: seconds, burst: burst, action)
+        let started = await Self.drive(rate: rate, seconds: seconds, burst: burst, action)
         try await settle(expected: started)
         switch path {
         case .rawCoAP:
@@ -392,7 +392,7 @@ final class Benchmark: @unchecked Sendable {
 
     /// Calls `action` `rate` times a second for `seconds`, `burst` at a time, on schedule (late
     /// ticks catch up). Returns how many actions ran.
-    private func drive(rate: Double, seconds: Double, burst: Int, _ action: @Sendable () -> Void) async -> Int {
+    static func drive(rate: Double, seconds: Double, burst: Int, _ action: @Sendable () -> Void) async -> Int {
         let ticks = max(Int(rate * seconds) / burst, 1)
         let interval = Duration.nanoseconds(Int64(Double(burst) / rate * 1e9))
         let clock = ContinuousClock()
@@ -437,7 +437,7 @@ final class Benchmark: @unchecked Sendable {
         let (publisher, source, recorder, nameByID) = (
             try ready(self.publisher, "the publisher"), try ready(mainChanges, "the bridge changes"), recorder, nameByID
         )
-        _ = await drive(rate: rate, seconds: max(options.segmentSeconds * 2, 4), burst: burst) {
+        _ = await Self.drive(rate: rate, seconds: max(options.segmentSeconds * 2, 4), burst: burst) {
             let (id, level) = source.next()
             let message = MQTTMessage(
                 topic: "tradfri/\(nameByID[id] ?? String(id))/set", text: #"{"brightness":\#(level)}"#)
