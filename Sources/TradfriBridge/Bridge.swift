@@ -166,22 +166,35 @@ public final class Bridge: Service {
 
     private func hubChanged(_ hub: String, _ change: HubChange) {
         let previous = context.names
+        // Names are made once a hub's first sync is complete (one computation instead of one per
+        // item found: that was quadratic, seconds for a thousand lights), then on every change of
+        // what they are made from.
+        let named = namedHubs.contains(hub)
         let renamed: Bool
         switch change {
+        case .synced:
+            renamed = namedHubs.insert(hub).inserted
         case .deviceAdded, .deviceRemoved, .groupAdded, .groupRemoved:
-            renamed = true
+            renamed = named
         case .deviceChanged(let device, let old):
-            renamed = device.name != old.name
+            renamed = named && device.name != old.name
         case .groupChanged(let group, let old):
-            renamed = group.name != old.name
+            renamed = named && group.name != old.name
         default:
             renamed = false
         }
         if renamed { recomputeNames() }
         dispatch(.hub(hub, change))
-        // Comparing every name costs more than the rest of a state change: only after a recompute.
-        if renamed, context.names != previous { dispatch(.namesChanged(previous: previous)) }
+        // Only when a name that existed moved or went away: an item that only appeared is
+        // announced by its own event (comparing every name costs more than the rest of a state
+        // change, so only after a recompute).
+        if renamed, previous.names.contains(where: { context.names[$0.key] != $0.value }) {
+            dispatch(.namesChanged(previous: previous))
+        }
     }
+
+    /// Hubs whose first full sync is done: their items have friendly names.
+    private var namedHubs: Set<String> = []
 
     private func recomputeNames() {
         context.names = FriendlyNames(

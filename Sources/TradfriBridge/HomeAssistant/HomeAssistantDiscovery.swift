@@ -152,18 +152,24 @@ final class HomeAssistantDiscovery: BridgeFeature {
     /// Publishes `configs` for `owner` and clears the owner's configs that are no longer wanted.
     private func replace(_ owner: Owner, with configs: [HomeAssistantConfig]) {
         let topics = Set(configs.map(\.topic))
-        for topic in (published[owner] ?? []).subtracting(topics) { context.outbox.clearState(topic) }
+        for topic in (published[owner] ?? []).subtracting(topics) {
+            context.outbox.clearState(topic)
+            allPublished.remove(topic)
+        }
         published[owner] = topics
+        allPublished.formUnion(topics)
         for config in configs { context.outbox.publishState(config.topic, config.payload, retain: true) }
     }
 
     private func clear(_ owner: Owner) {
         guard let topics = published.removeValue(forKey: owner) else { return }
+        allPublished.subtract(topics)
         for topic in topics.sorted() { context.outbox.clearState(topic) }
         logger.info("cleared Home Assistant discovery", metadata: ["entity": "\(owner)", "configs": "\(topics.count)"])
     }
 
-    private var allPublished: Set<String> { published.values.reduce(into: Set()) { $0.formUnion($1) } }
+    /// Every topic in `published`, kept with it (a union per received message was quadratic).
+    private var allPublished: Set<String> = []
 
     // MARK: Stale configs
 
