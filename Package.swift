@@ -4,6 +4,8 @@
 // Layers, bottom to top (nothing above a wrapper ever sees a C symbol):
 //   C modules      CCoap, CMosquitto, CAvahiClient, COpenSSL   (system libraries)
 //   Wrappers       CoAP, MQTT, MDNS, TLS                        (the only importers of the C modules)
+//                  SystemdNotify                                (systemd's notify socket: the only
+//                                                               raw socket code for it)
 //   Domain         HubModel                                     (pure, hub-neutral: devices and their
 //                                                               capabilities, MQTT payloads, commands)
 //                  TradfriModel                                 (pure: the TRÅDFRI gateway's JSON model,
@@ -48,6 +50,7 @@ let package = Package(
             name: "MDNS", dependencies: ["CAvahiClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "SystemdNotify", swiftSettings: strict),
 
         // MARK: Domain
         .target(name: "HubModel", swiftSettings: strict),
@@ -129,6 +132,7 @@ let package = Package(
             name: "TradfriBridgeTests", dependencies: ["TradfriBridge", "TestSupport", "HubModel", "TradfriModel"],
             swiftSettings: strict),
         .testTarget(name: "MDNSTests", dependencies: ["MDNS", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "SystemdNotifyTests", dependencies: ["SystemdNotify", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "MQTTTests",
             dependencies: ["MQTT", "TestSupport", .product(name: "Logging", package: "swift-log")],
