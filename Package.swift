@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The optional /metrics endpoint's Prometheus text format (with swift-metrics and swift-atomics).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: C libraries
@@ -68,10 +70,11 @@ let package = Package(
         .target(
             name: "TradfriBridge",
             dependencies: [
-                "CoAP", "MQTT", "MDNS", "TLS", "HubModel", "TradfriModel",
+                "CoAP", "MQTT", "MDNS", "TLS", "SystemdNotify", "HubModel", "TradfriModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),

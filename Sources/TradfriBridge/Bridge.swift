@@ -22,14 +22,17 @@ public final class Bridge: Service {
     public let mqtt: MQTTClient
     /// The request/response API; features added later (pairing) register their verbs here.
     public let requests: BridgeRequests
+    /// `bridge/health` (the reporter service publishes it periodically).
+    public let health: BridgeHealth
     private var features: [any BridgeFeature] = []
     private let logger = Logger(label: "bridge")
     private var subscribed = false
 
-    init(context: BridgeContext, mqtt: MQTTClient, requests: BridgeRequests) {
+    init(context: BridgeContext, mqtt: MQTTClient, requests: BridgeRequests, health: BridgeHealth) {
         self.context = context
         self.mqtt = mqtt
         self.requests = requests
+        self.health = health
         context.dispatcher = { [weak self] event in self?.dispatch(event) }
     }
 
@@ -45,13 +48,16 @@ public final class Bridge: Service {
         let outbox = MQTTOutbox(client: client)
         let context = BridgeContext(configuration: configuration, hubs: hubs, outbox: outbox)
         let requests = BridgeRequests(context: context)
-        let bridge = Bridge(context: context, mqtt: client, requests: requests)
+        let health = BridgeHealth(context: context, mqtt: client)
+        health.register(in: requests)
+        let bridge = Bridge(context: context, mqtt: client, requests: requests, health: health)
         let states = StatePublisher(context: context)
         bridge.features = [
             BridgeTopics(context: context),
             states,
             CommandHandler(context: context, states: states),
             requests,
+            health,
         ]
         if configuration.homeAssistant.enabled {
             bridge.features.append(HomeAssistantDiscovery(context: context))

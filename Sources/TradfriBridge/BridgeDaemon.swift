@@ -45,7 +45,16 @@ public final class BridgeDaemon: Service {
         let bridge = try await Bridge.make(
             configuration: configuration, hubs: hubs,
             broker: (broker.host, broker.port, broker.tls))
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: bridge),
+            .init(
+                service: HealthReporter(
+                    health: bridge.health, interval: .seconds(configuration.health.interval), clock: .continuous)),
+        ]
+        if configuration.metrics.enabled {
+            services.append(
+                .init(service: MetricsEndpoint(health: bridge.health, listen: configuration.metrics.listen)))
+        }
         var pairingTXT: [String: String] = [:]
         if configuration.pairing.enabled {
             let pairing = try PairingService(configuration: configuration, broker: broker) { type, data in

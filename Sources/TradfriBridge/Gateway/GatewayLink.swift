@@ -68,6 +68,8 @@ public final class GatewayLink {
     private var lastHeard = ContinuousClock.now
     /// When the gateway last answered or notified anything (nil before the first session).
     public private(set) var lastContact: Date?
+    /// Sessions established since start (the first one, then one per reconnect).
+    public private(set) var sessionsEstablished = 0
     private var stopping = false
 
     // One request at a time: a FIFO per priority of tasks waiting for their turn.
@@ -250,6 +252,7 @@ public final class GatewayLink {
                 return
             }
             client = attempt
+            sessionsEstablished += 1
             noteContact()
             delay = settings.reconnectInitialDelay
             logger.info("connected to the gateway", metadata: ["gateway.address": "\(address.host):\(address.port)"])

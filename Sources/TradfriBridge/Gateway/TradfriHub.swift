@@ -263,6 +263,13 @@ public final class TradfriHub: Hub {
 
     // MARK: Figures
 
+    public var statistics: HubStatistics {
+        HubStatistics(
+            reconnects: max(0, link.sessionsEstablished - 1), lastNotification: mirror.lastNotification,
+            notifications: mirror.notifications, commandsSent: queue.sent, commandsFailed: queue.failed,
+            queuedCommands: queue.depth)
+    }
+
     /// How fresh the copy is: when everything was last read in full, what still waits to be
     /// read, how long ago the least recently confirmed item was heard from, what re-reads found,
     /// and what the session learnt about the link.

@@ -124,7 +124,7 @@ final class BridgeTopics: BridgeFeature {
         var info: [String: JSON] = [
             "name": .string(hub.name), "kind": .string(hub.kind), "id": .string(hub.hardwareID),
             "connected": .bool(hub.connected),
-            "state": .string(hub.connected ? "online" : hub.needsPairing ? "pairing_needed" : "offline"),
+            "state": .string(hub.sessionState),
             "devices": .int(hub.devices.count), "groups": .int(hub.groups.count),
         ]
         if let firmware = hub.firmware { info["firmware"] = .string(firmware) }
