@@ -1,6 +1,7 @@
 import CoAP
 import Logging
 import ServiceLifecycle
+import SystemdNotify
 
 /// `tradfri-bridge run` as one Service: finds the broker, builds the bridge and what runs beside
 /// it (device pairing, the mDNS advertiser), and runs them in a ServiceGroup of their own, which
@@ -42,9 +43,14 @@ public final class BridgeDaemon: Service {
                 reconnectMaxDelay: entry.reconnectMaxDelay, auditInterval: entry.auditInterval)
             hubs.append(await TradfriHub(setup, locator: locator))
         }
+        // Under systemd (Type=notify): READY, STATUS and STOPPING, and the watchdog when
+        // WatchdogSec= asks for it (the MQTT thread then comes round at least once a round).
+        let systemd = NotifySocket().map(SystemdChannel.init)
+        let watchdog = systemd == nil ? nil : NotifySocket.watchdogInterval()
         let bridge = try await Bridge.make(
             configuration: configuration, hubs: hubs,
-            broker: (broker.host, broker.port, broker.tls))
+            broker: (broker.host, broker.port, broker.tls), systemd: systemd,
+            mqttLoopWait: watchdog.map { SystemdWatchdog<ContinuousClock>.mqttLoopWait(forInterval: $0) })
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: bridge),
             .init(
@@ -69,6 +75,13 @@ public final class BridgeDaemon: Service {
                 for: configuration, gatewayIDs: gateways.map(\.gatewayID), broker: broker, extraTXT: pairingTXT),
             mdns: mdns)
         services.append(.init(service: advertiser))
+        if let systemd {
+            // Last, so it is the first to stop on shutdown (nothing is pinged while stopping).
+            services.append(
+                .init(
+                    service: SystemdWatchdog(
+                        channel: systemd, loops: BridgeLoops(bridge: bridge), interval: watchdog, clock: .continuous)))
+        }
         // No signals here: the caller's group catches them, and its graceful shutdown reaches
         // this group through the task.
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))
