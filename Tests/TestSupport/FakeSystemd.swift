@@ -24,7 +24,8 @@ public final class FakeSystemd: @unchecked Sendable {
     private var waiters:
         [Int: (predicate: (Notification) -> Bool, continuation: CheckedContinuation<Notification, any Error>)] = [:]
     private var nextWaiter = 0
-    private var countWaiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    private var listWaiters: [(condition: ([Notification]) -> Bool, continuation: CheckedContinuation<Void, Never>)] =
+        []
 
     public init() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -134,11 +135,25 @@ public final class FakeSystemd: @unchecked Sendable {
 
     /// Waits until `count` notifications have arrived in all.
     public func waitForCount(_ count: Int, within limit: Duration = .seconds(10)) async throws {
-        try await withDeadline(limit, "\(count) notifications; so far:\n\(self.describe())") {
+        try await waitUntil(within: limit, "\(count) notifications") { $0.count >= count }
+    }
+
+    /// Waits until `count` pings have arrived since index `start`.
+    public func waitForPings(_ count: Int, from start: Int = 0, within limit: Duration = .seconds(10)) async throws {
+        try await waitUntil(within: limit, "\(count) pings") { list in
+            list.dropFirst(start).count { $0.value("WATCHDOG") == "1" } >= count
+        }
+    }
+
+    /// Waits until `condition` holds for every notification received so far.
+    public func waitUntil(
+        within limit: Duration, _ what: String, _ condition: @escaping @Sendable ([Notification]) -> Bool
+    ) async throws {
+        try await withDeadline(limit, "\(what); so far:\n\(self.describe())") {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let done: Bool = self.lock.withLock {
-                    if self.received.count >= count { return true }
-                    self.countWaiters.append((count, continuation))
+                    if condition(self.received) { return true }
+                    self.listWaiters.append((condition, continuation))
                     return false
                 }
                 if done { continuation.resume() }
@@ -157,8 +172,9 @@ public final class FakeSystemd: @unchecked Sendable {
                 received.append(notification)
                 let matching = waiters.filter { $0.value.predicate(notification) }
                 for id in matching.keys { waiters[id] = nil }
-                let counted = countWaiters.filter { $0.count <= received.count }.map(\.continuation)
-                countWaiters.removeAll { $0.count <= received.count }
+                let list = received
+                let counted = listWaiters.filter { $0.condition(list) }.map(\.continuation)
+                listWaiters.removeAll { $0.condition(list) }
                 return (matching.values.map(\.continuation), counted)
             }
         for continuation in ready { continuation.resume(returning: notification) }
