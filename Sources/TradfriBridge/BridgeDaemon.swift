@@ -37,10 +37,12 @@ public final class BridgeDaemon: Service {
             let locator = GatewayLocator(
                 gateway: gateway, mdns: mdns, browseTimeout: .seconds(configuration.discovery.timeout))
             let entry = gateway.entry
-            let setup = HubSetup(
+            var setup = HubSetup(
                 name: gateway.name, credentials: gateway.credentials, keepAlive: entry.keepAlive,
                 requestTimeout: entry.requestTimeout, commandSpacing: entry.commandSpacing,
                 reconnectMaxDelay: entry.reconnectMaxDelay, auditInterval: entry.auditInterval)
+            setup.credentialsFile = entry.credentials
+            setup.severalGateways = gateways.count > 1
             hubs.append(await TradfriHub(setup, locator: locator))
         }
         // Under systemd (Type=notify): READY, STATUS and STOPPING, and the watchdog when

@@ -26,6 +26,9 @@ public protocol Hub: AnyObject, Sendable {
     var lastContact: Date? { get }
     /// Whether the hub refused the bridge's identity (pair again).
     var needsPairing: Bool { get }
+    /// While `needsPairing`: the command a person runs to pair the bridge with the hub again
+    /// (for the log, `bridge/event` and `systemctl status`).
+    var pairingCommand: String? { get }
     var devices: [ItemID: HubDevice] { get }
     var groups: [ItemID: HubGroup] { get }
     /// How fresh the hub's copy is (see `GatewayMirror`'s figures), for `bridge/info` and health.

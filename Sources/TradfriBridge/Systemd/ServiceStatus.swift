@@ -79,7 +79,7 @@ final class ServiceStatus: BridgeFeature {
         let problems = hubs.compactMap { hub -> String? in
             guard !hub.connected else { return nil }
             let name = hubs.count == 1 ? "gateway" : hub.name
-            return hub.needsPairing ? "\(name) needs pairing (tradfri-bridge auth)" : "\(name) offline"
+            return hub.needsPairing ? "\(name) needs pairing: tradfri-bridge auth" : "\(name) offline"
         }
         if !problems.isEmpty { gateways += " (\(problems.joined(separator: ", ")))" }
         let devices = hubs.reduce(0) { $0 + $1.devices.count }
