@@ -76,8 +76,8 @@ extension HomeAssistantConfigBuilder {
     }
 
     /// The gateway's own figures from `bridge/health`, as sensors of the gateway's device: its
-    /// session state (`online`, `offline`, `pairing_needed`), when it last notified a change,
-    /// reconnects, commands sent and failed, and the command queue.
+    /// session state (`online`, `offline`, `pairing_needed`), how long before the report it last
+    /// notified a change, reconnects, commands sent and failed, and the command queue.
     func gatewayHealthConfigs(device: JSON, entity: String) -> [HomeAssistantConfig] {
         let gateway = "value_json.gateways['\(gatewayName)']"
         func sensor(_ object: String, _ name: String, _ template: String, _ keys: [String: JSON]) -> HomeAssistantConfig
@@ -92,11 +92,15 @@ extension HomeAssistantConfigBuilder {
         }
         return [
             sensor("state", "Session", "{{ \(gateway).state }}", ["icon": "mdi:lan-connect"]),
-            // A timestamp, so Home Assistant shows "2 minutes ago" between reports; JSON null
-            // (no notification yet) renders as None, which is "unknown".
+            // The age at the report, not a timestamp: before the first notification (a quiet home
+            // at night) JSON null renders as None, which a number sensor shows as "unknown" and a
+            // timestamp sensor logs as an invalid state message at every report.
             sensor(
-                "last_notification", "Last notification", "{{ \(gateway).last_notification }}",
-                ["device_class": "timestamp", "icon": "mdi:bell-ring-outline"]),
+                "last_notification_age", "Since last notification", "{{ \(gateway).last_notification_sec }}",
+                [
+                    "device_class": "duration", "unit_of_measurement": "s", "state_class": "measurement",
+                    "suggested_display_precision": 0, "icon": "mdi:bell-ring-outline",
+                ]),
             sensor(
                 "reconnects", "Reconnects", "{{ \(gateway).reconnects }}",
                 ["state_class": "total_increasing", "icon": "mdi:lan-disconnect"]),
