@@ -4,6 +4,8 @@
 // Layers, bottom to top (nothing above a wrapper ever sees a C symbol):
 //   C modules      CCoap, CMosquitto, CAvahiClient, COpenSSL   (system libraries)
 //   Wrappers       CoAP, MQTT, MDNS, TLS                        (the only importers of the C modules)
+//                  SystemdNotify                                (systemd's notify socket: the only
+//                                                               raw socket code for it)
 //   Domain         HubModel                                     (pure, hub-neutral: devices and their
 //                                                               capabilities, MQTT payloads, commands)
 //                  TradfriModel                                 (pure: the TRÅDFRI gateway's JSON model,
@@ -28,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The optional /metrics endpoint's Prometheus text format (with swift-metrics and swift-atomics).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: C libraries
@@ -48,6 +52,7 @@ let package = Package(
             name: "MDNS", dependencies: ["CAvahiClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "SystemdNotify", swiftSettings: strict),
 
         // MARK: Domain
         .target(name: "HubModel", swiftSettings: strict),
@@ -65,10 +70,11 @@ let package = Package(
         .target(
             name: "TradfriBridge",
             dependencies: [
-                "CoAP", "MQTT", "MDNS", "TLS", "HubModel", "TradfriModel",
+                "CoAP", "MQTT", "MDNS", "TLS", "SystemdNotify", "HubModel", "TradfriModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
@@ -129,6 +135,7 @@ let package = Package(
             name: "TradfriBridgeTests", dependencies: ["TradfriBridge", "TestSupport", "HubModel", "TradfriModel"],
             swiftSettings: strict),
         .testTarget(name: "MDNSTests", dependencies: ["MDNS", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "SystemdNotifyTests", dependencies: ["SystemdNotify", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "MQTTTests",
             dependencies: ["MQTT", "TestSupport", .product(name: "Logging", package: "swift-log")],

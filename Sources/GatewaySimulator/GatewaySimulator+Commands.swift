@@ -24,6 +24,10 @@ import TradfriModel
 ///                                                pings are still answered. A new session works.
 ///     drop <to-gateway|from-gateway> <count>     loses exactly the next datagrams of that
 ///                                                direction (needs --relay or --drop-rate)
+///     forget-identity <identity|all>             forgets created identities and drops every
+///                                                session (a reset gateway, or a firmware update
+///                                                that lost them): their next handshake gets the
+///                                                DTLS alert unknown_psk_identity
 ///     reboot
 ///
 /// Each command answers one line: `ok <command>` or `error: <reason>`.
@@ -122,6 +126,12 @@ extension GatewaySimulator {
             else { throw CommandError(description: "expected 'drop to-gateway|from-gateway <count>'") }
             try dropNext(
                 toGateway: pieces[0] == "to-gateway" ? count : 0, fromGateway: pieces[0] == "from-gateway" ? count : 0)
+        case "forget-identity":
+            let name = rest.trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty else { throw CommandError(description: "expected an identity or 'all'") }
+            if forgetIdentities(name == "all" ? nil : name).isEmpty, name != "all" {
+                throw CommandError(description: "no identity '\(name)'")
+            }
         case "reboot":
             reboot(reason: -1)
         default:

@@ -170,7 +170,30 @@ public final class GatewaySimulator {
         // A new session after `half-dead`: notifications flow again (to the sessions that work).
         if notificationsPaused, identity != bootstrapIdentity { notificationsPaused = false }
         if identity == bootstrapIdentity { return Array(configuration.securityCode.utf8) }
-        return identities.key(for: identity).map { Array($0.utf8) }
+        guard let key = identities.key(for: identity) else {
+            // The DTLS alert unknown_psk_identity follows; tests count these lines.
+            logger.info("refused an unknown identity", metadata: ["identity": "\(identity)"])
+            return nil
+        }
+        return Array(key.utf8)
+    }
+
+    /// Forgets a created identity (`nil`: every one), as a reset gateway or a firmware update
+    /// that lost them does, and drops every session (the endpoint is closed and opened again, as
+    /// in a reboot but at once and without announcing it): a client of a forgotten identity gets
+    /// the DTLS alert unknown_psk_identity at its next handshake. Returns the identities forgotten.
+    @discardableResult
+    public func forgetIdentities(_ identity: String?) -> [String] {
+        let forgotten = identities.forget(identity)
+        logger.info("forgot identities", metadata: ["identities": "\(forgotten.sorted())"])
+        guard let server, !forgotten.isEmpty else { return forgotten }
+        server.stop()
+        do {
+            try server.start()
+        } catch {
+            logger.error("could not serve again after forgetting identities", metadata: ["error": "\(error)"])
+        }
+        return forgotten
     }
 
     // MARK: Resources

@@ -35,6 +35,14 @@ struct IdentityStore {
         identities[identity]
     }
 
+    /// Removes `identity` (nil: every one); returns the identities removed.
+    mutating func forget(_ identity: String?) -> [String] {
+        let gone = identity.map { identities[$0] == nil ? [] : [$0] } ?? Array(identities.keys)
+        for name in gone { identities[name] = nil }
+        persist()
+        return gone
+    }
+
     /// Creates `identity` with a fresh 16-character key; nil if it already exists.
     mutating func create(_ identity: String) -> String? {
         guard identities[identity] == nil else { return nil }

@@ -42,6 +42,18 @@ public final class MQTTClient: Sendable {
     /// True between `.connected` and the next `.disconnected`.
     public var isConnected: Bool { session.isConnected }
 
+    /// Counts since the client was created, the publish queue, and when the network thread last
+    /// came round.
+    public var statistics: MQTTStatistics { session.statistics }
+
+    #if DEBUG
+    /// Test-only (debug builds): the network thread blocks for `duration` at its next turn, as a
+    /// thread stuck in a system call would; for testing a watchdog.
+    public func stallNetworkThread(for duration: Duration) {
+        session.stallNetworkThread(for: duration)
+    }
+    #endif
+
     /// Starts connecting in the background; returns at once. Wait for `.connected` on `events`.
     /// - Throws: `MQTTError.invalidArgument` if called twice, `.closed` after `disconnect()`.
     public func start() throws(MQTTError) {

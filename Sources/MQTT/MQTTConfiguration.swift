@@ -29,12 +29,19 @@ public struct MQTTConfiguration: Sendable, CustomStringConvertible {
     /// Disables Nagle's algorithm on the socket (`MOSQ_OPT_TCP_NODELAY`), so small publishes go out
     /// at once instead of waiting for the previous segment's ACK.
     public var tcpNoDelay: Bool
+    /// The longest the network thread waits on the socket, or between two connection attempts,
+    /// before it comes round again with nothing to do; each round is counted in
+    /// `MQTTStatistics.loopTurns`, so a watchdog can tell a quiet connection from a stuck
+    /// thread. nil: only as traffic, the keep-alive and the reconnect policy need (the fewest
+    /// wake-ups).
+    public var maximumLoopWait: Duration?
 
     public init(
         host: String, port: UInt16 = 1883, clientID: String, username: String? = nil, password: String? = nil,
         tls: MQTTTLSConfiguration? = nil, keepAlive: Duration = .seconds(60),
         protocolVersion: MQTTProtocolVersion = .v5, cleanSession: Bool = true, will: MQTTMessage? = nil,
-        reconnect: MQTTReconnectPolicy = MQTTReconnectPolicy(), tcpNoDelay: Bool = true
+        reconnect: MQTTReconnectPolicy = MQTTReconnectPolicy(), tcpNoDelay: Bool = true,
+        maximumLoopWait: Duration? = nil
     ) {
         self.host = host
         self.port = port
@@ -48,6 +55,7 @@ public struct MQTTConfiguration: Sendable, CustomStringConvertible {
         self.will = will
         self.reconnect = reconnect
         self.tcpNoDelay = tcpNoDelay
+        self.maximumLoopWait = maximumLoopWait
     }
 
     /// `mqtts://alice@broker.local:8883` (no password).

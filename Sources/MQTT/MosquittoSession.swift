@@ -112,6 +112,19 @@ final class MosquittoSession: @unchecked Sendable {
     /// `registering` drops to 0, so it only ever holds a handful of entries.
     private var earlyCompletions: [Int32: Completion] = [:]
     private var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Counts for `statistics` (published, received, accepted connections).
+    private var counts = MQTTStatistics()
+    /// Publishes handed to libmosquitto and not yet written (QoS 0) or acknowledged (QoS 1, 2),
+    /// with whether each is QoS 0 (those die with the connection; the others are sent again).
+    private var unacknowledged: [Int32: Bool] = [:]
+    /// Callers inside `mosquitto_publish_v5`; while there are any, a completion for a message id
+    /// not known yet is kept in `completedEarly` (it can beat the id back to the caller).
+    private var publishesUnderWay = 0
+    private var completedEarly: Set<Int32> = []
+    #if DEBUG
+    /// Test-only: the network thread blocks for this long at its next turn (`stallNetworkThread`).
+    private var stallRequested: Duration?
+    #endif
 
     // MARK: Setup
 
@@ -270,6 +283,46 @@ final class MosquittoSession: @unchecked Sendable {
 
     var isConnected: Bool { locked { phase == .connected } }
 
+    var statistics: MQTTStatistics {
+        locked {
+            var statistics = counts
+            statistics.unacknowledged = unacknowledged.count
+            return statistics
+        }
+    }
+
+    /// `duration` in whole milliseconds for a libmosquitto timeout, at least 1, at most `limit`.
+    private static func milliseconds(_ duration: Duration, atMost limit: Int32) -> Int32 {
+        let (seconds, attoseconds) = duration.components
+        let total = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return Int32(clamping: max(1, min(Int64(limit), total)))
+    }
+
+    /// Called with `lock` held, each time the network thread comes round.
+    private func turned() {
+        counts.loopTurns &+= 1
+    }
+
+    #if DEBUG
+    /// Test-only (the watchdog test): makes the network thread block for `duration` at its next
+    /// turn of the socket loop, as a thread stuck in a system call would. The next packet queued
+    /// (or the loop's own timeout) brings that turn.
+    func stallNetworkThread(for duration: Duration) {
+        locked { stallRequested = duration }
+    }
+
+    private func stallIfRequested() {
+        guard
+            let duration = locked({ () -> Duration? in
+                defer { stallRequested = nil }
+                return stallRequested
+            })
+        else { return }
+        logger.warning("test hook: the MQTT network thread stops turning", metadata: ["for": "\(duration)"])
+        Thread.sleep(forTimeInterval: duration.seconds)
+    }
+    #endif
+
     // MARK: The network thread
 
     private func runNetworkLoop() {
@@ -317,8 +370,18 @@ final class MosquittoSession: @unchecked Sendable {
         while true {
             // While connected, libmosquitto itself shortens the wait to when the next keep-alive
             // PINGREQ is due, and wakes up for anything we queue; so an idle connection wakes only
-            // for the keep-alive. During an attempt or a stop, look again every second.
-            let timeout: Int32 = locked { phase == .connected && !stopRequested } ? 3_600_000 : 1000
+            // for the keep-alive (and `maximumLoopWait`, when a watchdog asks for it). During an
+            // attempt or a stop, look again every second.
+            let idle: Int32 =
+                configuration.maximumLoopWait.map { Self.milliseconds($0, atMost: 3_600_000) } ?? 3_600_000
+            let connected = locked {
+                turned()
+                return phase == .connected && !stopRequested
+            }
+            let timeout = connected ? idle : min(idle, 1000)
+            #if DEBUG
+            stallIfRequested()
+            #endif
             let code = mosquitto_loop(handle, timeout, 1)
             acknowledgeReadData()
             let error =
@@ -364,6 +427,7 @@ final class MosquittoSession: @unchecked Sendable {
         let (wasConnected, stopping, attempt, abandoned) = locked {
             let wasConnected = phase == .connected
             phase = .disconnected
+            unacknowledged = unacknowledged.filter { !$0.value }
             return (wasConnected, stopRequested, self.attempt, takeWaiters(where: \.kind.diesWithConnection))
         }
         fail(abandoned, with: stopping ? .closed : .connectionLost)
@@ -387,8 +451,10 @@ final class MosquittoSession: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         while !stopRequested {
-            let remaining = deadline - .now
+            turned()
+            var remaining = deadline - .now
             if remaining <= .zero { break }
+            if let most = configuration.maximumLoopWait { remaining = min(remaining, most) }
             _ = lock.wait(until: Date(timeIntervalSinceNow: remaining.seconds))
         }
         return !stopRequested
@@ -425,15 +491,41 @@ final class MosquittoSession: @unchecked Sendable {
         let properties =
             configuration.protocolVersion == .v5 && message.hasProperties
             ? try MosquittoProperties(publishing: message) : nil
-        return try withConnectedHandle { handle throws(MQTTError) in
-            var mid: Int32 = 0
-            let code = message.payload.withUnsafeBytes { bytes in
-                mosquitto_publish_v5(
-                    handle, &mid, message.topic, Int32(clamping: bytes.count), bytes.baseAddress,
-                    Int32(message.qos.rawValue), message.retain, properties?.list)
+        locked { publishesUnderWay += 1 }
+        let mid: Int32
+        do {
+            mid = try withConnectedHandle { handle throws(MQTTError) in
+                var mid: Int32 = 0
+                let code = message.payload.withUnsafeBytes { bytes in
+                    mosquitto_publish_v5(
+                        handle, &mid, message.topic, Int32(clamping: bytes.count), bytes.baseAddress,
+                        Int32(message.qos.rawValue), message.retain, properties?.list)
+                }
+                try check(code, "publishing to '\(message.topic)'")
+                return mid
             }
-            try check(code, "publishing to '\(message.topic)'")
-            return mid
+        } catch {
+            locked { publishDone(nil, qos0: false) }
+            throw error
+        }
+        locked { publishDone(mid, qos0: message.qos == .atMostOnce) }
+        return mid
+    }
+
+    /// A caller's `mosquitto_publish_v5` returned (`mid` nil: it failed). Called with `lock` held.
+    private func publishDone(_ mid: Int32?, qos0: Bool) {
+        publishesUnderWay -= 1
+        if let mid {
+            counts.published += 1
+            if completedEarly.remove(mid) == nil { unacknowledged[mid] = qos0 }
+        }
+        if publishesUnderWay == 0 { completedEarly.removeAll() }
+    }
+
+    /// on_publish: the message was written (QoS 0) or acknowledged (QoS 1, 2).
+    private func publishCompleted(_ mid: Int32) {
+        locked {
+            if unacknowledged.removeValue(forKey: mid) == nil, publishesUnderWay > 0 { completedEarly.insert(mid) }
         }
     }
 
@@ -629,7 +721,9 @@ final class MosquittoSession: @unchecked Sendable {
             MosquittoSession.from(userdata)?.connectionEnded(code: code)
         }
         mosquitto_publish_v5_callback_set(handle) { _, userdata, mid, reasonCode, _ in
-            MosquittoSession.from(userdata)?.complete(mid, .published(reasonCode: reasonCode))
+            let session = MosquittoSession.from(userdata)
+            session?.publishCompleted(mid)
+            session?.complete(mid, .published(reasonCode: reasonCode))
         }
         mosquitto_subscribe_v5_callback_set(handle) { _, userdata, mid, count, granted, _ in
             let codes = granted.map { Array(UnsafeBufferPointer(start: $0, count: Int(max(count, 0)))) } ?? []
@@ -666,6 +760,7 @@ final class MosquittoSession: @unchecked Sendable {
         let sessionPresent = flags & 1 != 0
         let resubscribe: [Subscription] = locked {
             phase = .connected
+            counts.connections += 1
             attempt.connectedAt = .now
             return sessionPresent ? [] : subscriptions
         }
@@ -693,6 +788,7 @@ final class MosquittoSession: @unchecked Sendable {
         let (wasConnected, stopping, abandoned) = locked {
             let wasConnected = phase == .connected
             if wasConnected { phase = .disconnected }
+            unacknowledged = unacknowledged.filter { !$0.value }
             return (wasConnected, stopRequested, takeWaiters(where: \.kind.diesWithConnection))
         }
         fail(abandoned, with: stopping ? .closed : .connectionLost)
@@ -725,6 +821,7 @@ final class MosquittoSession: @unchecked Sendable {
         var message = MQTTMessage(
             topic: topic, payload: payload, qos: MQTTQoS(rawValue: Int(received.qos)) ?? .atMostOnce,
             retain: received.retain)
+        locked { counts.received += 1 }
         MosquittoProperties.read(properties, into: &message)
         report(.message(message))
     }

@@ -22,14 +22,19 @@ public final class Bridge: Service {
     public let mqtt: MQTTClient
     /// The request/response API; features added later (pairing) register their verbs here.
     public let requests: BridgeRequests
+    /// `bridge/health` (the reporter service publishes it periodically).
+    public let health: BridgeHealth
+    /// What systemd is told (READY, STATUS, STOPPING), when it listens.
+    private(set) var status: ServiceStatus?
     private var features: [any BridgeFeature] = []
     private let logger = Logger(label: "bridge")
     private var subscribed = false
 
-    init(context: BridgeContext, mqtt: MQTTClient, requests: BridgeRequests) {
+    init(context: BridgeContext, mqtt: MQTTClient, requests: BridgeRequests, health: BridgeHealth) {
         self.context = context
         self.mqtt = mqtt
         self.requests = requests
+        self.health = health
         context.dispatcher = { [weak self] event in self?.dispatch(event) }
     }
 
@@ -37,25 +42,43 @@ public final class Bridge: Service {
     /// - Parameters:
     ///   - hubs: one per configured gateway, in configuration order.
     ///   - broker: the broker to use.
+    ///   - systemd: systemd's notify socket, when the bridge runs under it (`Type=notify`).
+    ///   - mqttLoopWait: see `MQTTConfiguration.maximumLoopWait` (for the watchdog).
     public static func make(
-        configuration: BridgeConfiguration, hubs: [any Hub], broker: (host: String, port: UInt16, tls: Bool)
+        configuration: BridgeConfiguration, hubs: [any Hub], broker: (host: String, port: UInt16, tls: Bool),
+        systemd: SystemdChannel? = nil, mqttLoopWait: Duration? = nil
     ) throws -> Bridge {
-        let mqttConfiguration = try mqttConfiguration(configuration, broker: broker)
+        var mqttConfiguration = try mqttConfiguration(configuration, broker: broker)
+        mqttConfiguration.maximumLoopWait = mqttLoopWait
         let client = try MQTTClient(mqttConfiguration)
         let outbox = MQTTOutbox(client: client)
         let context = BridgeContext(configuration: configuration, hubs: hubs, outbox: outbox)
         let requests = BridgeRequests(context: context)
-        let bridge = Bridge(context: context, mqtt: client, requests: requests)
+        let health = BridgeHealth(context: context, mqtt: client)
+        health.register(in: requests)
+        let bridge = Bridge(context: context, mqtt: client, requests: requests, health: health)
         let states = StatePublisher(context: context)
         bridge.features = [
             BridgeTopics(context: context),
             states,
             CommandHandler(context: context, states: states),
             requests,
+            health,
         ]
         if configuration.homeAssistant.enabled {
             bridge.features.append(HomeAssistantDiscovery(context: context))
         }
+        if let systemd {
+            // Last: it sees a gateway's first sync once every other feature has published it.
+            let status = ServiceStatus(context: context, channel: systemd)
+            bridge.status = status
+            bridge.features.append(status)
+        }
+        #if DEBUG
+        if ProcessInfo.processInfo.environment["TRADFRI_DEBUG_HOOKS"] == "1" {
+            requests.registerDebugVerbs(mqtt: client)
+        }
+        #endif
         return bridge
     }
 
@@ -84,6 +107,11 @@ public final class Bridge: Service {
             tls: tls, keepAlive: .seconds(mqtt.keepAlive), protocolVersion: mqtt.version == 4 ? .v311 : .v5,
             cleanSession: true, will: will,
             reconnect: MQTTReconnectPolicy(minimumDelay: .seconds(1), maximumDelay: .seconds(60)), tcpNoDelay: true)
+    }
+
+    /// The watchdog's probe: runs on the libcoap executor, and refreshes systemd's status line.
+    func probe() {
+        status?.update()
     }
 
     /// Adds a feature (Home Assistant discovery, requests, pairing) before `run()`.
@@ -155,8 +183,8 @@ public final class Bridge: Service {
             dispatch(.hubConnected(hub: hub, address: address))
         case .disconnected(let reason):
             dispatch(.hubDisconnected(hub: hub, reason: reason))
-        case .connectFailed:
-            break
+        case .connectFailed(let reason):
+            dispatch(.hubConnectFailed(hub: hub, reason: reason))
         case .change(let change):
             hubChanged(hub, change)
         case .commandFinished(let topic, let error, let description):
@@ -234,8 +262,10 @@ public final class Bridge: Service {
             dispatch(.brokerDisconnected)
         case .connectionRefused(let refusal):
             logger.error("the broker refused the connection", metadata: ["reason": "\(refusal)"])
+            dispatch(.brokerConnectFailed(reason: "\(refusal)"))
         case .connectionFailed(let error):
             logger.warning("cannot reach the broker", metadata: ["error": "\(error)"])
+            dispatch(.brokerConnectFailed(reason: "\(error)"))
         case .message(let message):
             dispatch(.message(message))
         }

@@ -1,6 +1,7 @@
 import CoAP
 import Logging
 import ServiceLifecycle
+import SystemdNotify
 
 /// `tradfri-bridge run` as one Service: finds the broker, builds the bridge and what runs beside
 /// it (device pairing, the mDNS advertiser), and runs them in a ServiceGroup of their own, which
@@ -36,16 +37,32 @@ public final class BridgeDaemon: Service {
             let locator = GatewayLocator(
                 gateway: gateway, mdns: mdns, browseTimeout: .seconds(configuration.discovery.timeout))
             let entry = gateway.entry
-            let setup = HubSetup(
+            var setup = HubSetup(
                 name: gateway.name, credentials: gateway.credentials, keepAlive: entry.keepAlive,
                 requestTimeout: entry.requestTimeout, commandSpacing: entry.commandSpacing,
                 reconnectMaxDelay: entry.reconnectMaxDelay, auditInterval: entry.auditInterval)
+            setup.credentialsFile = entry.credentials
+            setup.severalGateways = gateways.count > 1
             hubs.append(await TradfriHub(setup, locator: locator))
         }
+        // Under systemd (Type=notify): READY, STATUS and STOPPING, and the watchdog when
+        // WatchdogSec= asks for it (the MQTT thread then comes round at least once a round).
+        let systemd = NotifySocket().map(SystemdChannel.init)
+        let watchdog = systemd == nil ? nil : NotifySocket.watchdogInterval()
         let bridge = try await Bridge.make(
             configuration: configuration, hubs: hubs,
-            broker: (broker.host, broker.port, broker.tls))
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
+            broker: (broker.host, broker.port, broker.tls), systemd: systemd,
+            mqttLoopWait: watchdog.map { SystemdWatchdog<ContinuousClock>.mqttLoopWait(forInterval: $0) })
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: bridge),
+            .init(
+                service: HealthReporter(
+                    health: bridge.health, interval: .seconds(configuration.health.interval), clock: .continuous)),
+        ]
+        if configuration.metrics.enabled {
+            services.append(
+                .init(service: MetricsEndpoint(health: bridge.health, listen: configuration.metrics.listen)))
+        }
         var pairingTXT: [String: String] = [:]
         if configuration.pairing.enabled {
             let pairing = try PairingService(configuration: configuration, broker: broker) { type, data in
@@ -60,6 +77,13 @@ public final class BridgeDaemon: Service {
                 for: configuration, gatewayIDs: gateways.map(\.gatewayID), broker: broker, extraTXT: pairingTXT),
             mdns: mdns)
         services.append(.init(service: advertiser))
+        if let systemd {
+            // Last, so it is the first to stop on shutdown (nothing is pinged while stopping).
+            services.append(
+                .init(
+                    service: SystemdWatchdog(
+                        channel: systemd, loops: BridgeLoops(bridge: bridge), interval: watchdog, clock: .continuous)))
+        }
         // No signals here: the caller's group catches them, and its graceful shutdown reaches
         // this group through the task.
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))

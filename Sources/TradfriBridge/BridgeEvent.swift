@@ -8,6 +8,8 @@ public enum BridgeEvent: Sendable {
     case hubConnected(hub: String, address: String)
     /// A hub's session is gone (after a failure or a reboot).
     case hubDisconnected(hub: String, reason: String)
+    /// An attempt to connect to a hub failed (it is retried).
+    case hubConnectFailed(hub: String, reason: String)
     /// Something on a hub changed (from the sync or a notification).
     case hub(String, HubChange)
     /// A command a hub carried out (nil error) or could not.
@@ -17,6 +19,8 @@ public enum BridgeEvent: Sendable {
     /// Connected (again) to the broker; everything must be announced again.
     case brokerConnected
     case brokerDisconnected
+    /// An attempt to connect to the broker failed or was refused (it is retried).
+    case brokerConnectFailed(reason: String)
     /// A message on one of the bridge's subscriptions.
     case message(MQTTMessage)
     /// The bridge is stopping (SIGTERM).

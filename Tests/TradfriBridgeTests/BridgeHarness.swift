@@ -59,29 +59,17 @@ final class BridgeHarness: @unchecked Sendable {
     ///   - extraConfiguration: more top-level sections (YAML).
     ///   - mqttConfiguration: more keys of the `mqtt` section, each line indented by two spaces.
     ///   - gatewayConfiguration: more keys of the `gateway` section, each line indented by two spaces.
+    ///   - environment: added to the bridge's environment.
     func startBridge(
-        extraConfiguration: String = "", mqttConfiguration: String = "", gatewayConfiguration: String = ""
+        extraConfiguration: String = "", mqttConfiguration: String = "", gatewayConfiguration: String = "",
+        environment: [String: String] = [:]
     ) async throws {
-        let configuration = """
-            gateway:
-              address: \(gateway)
-              credentials: \(credentials)
-              keepalive: 1
-              request_timeout: 2
-              reconnect_max_delay: 2
-              command_spacing: 0.5
-            \(gatewayConfiguration)
-            mqtt:
-              server: \(broker.url)
-              client_id: bridge-under-test-\(UUID().uuidString.prefix(6))
-            \(mqttConfiguration)
-            discovery:
-              enabled: false
-              advertise: false
-            \(extraConfiguration)
-            """
         let ready = try await subscribe(["tradfri/bridge/groups"])
-        try launchBridge(configuration: configuration)
+        try launchBridge(
+            configuration: testConfiguration(
+                extraConfiguration: extraConfiguration, mqttConfiguration: mqttConfiguration,
+                gatewayConfiguration: gatewayConfiguration),
+            environment: environment)
         // bridge/groups is published after the first full sync.
         try await ready.waitForLine(within: .seconds(20), "the first full sync") {
             $0.hasPrefix("tradfri/bridge/groups [")
@@ -89,12 +77,37 @@ final class BridgeHarness: @unchecked Sendable {
         ready.signal(SIGTERM)
     }
 
+    /// The configuration `startBridge` runs with: this harness's gateway and broker, tuned for
+    /// fast recovery.
+    func testConfiguration(
+        extraConfiguration: String = "", mqttConfiguration: String = "", gatewayConfiguration: String = ""
+    ) -> String {
+        """
+        gateway:
+          address: \(gateway)
+          credentials: \(credentials)
+          keepalive: 1
+          request_timeout: 2
+          reconnect_max_delay: 2
+          command_spacing: 0.5
+        \(gatewayConfiguration)
+        mqtt:
+          server: \(broker.url)
+          client_id: bridge-under-test-\(UUID().uuidString.prefix(6))
+        \(mqttConfiguration)
+        discovery:
+          enabled: false
+          advertise: false
+        \(extraConfiguration)
+        """
+    }
+
     /// Writes `configuration` as the bridge's configuration file and starts `tradfri-bridge run`
     /// with it, as systemd does; returns at once.
     @discardableResult
-    func launchBridge(configuration: String) throws -> ChildProcess {
+    func launchBridge(configuration: String, environment: [String: String] = [:]) throws -> ChildProcess {
         try configuration.write(toFile: configFile, atomically: true, encoding: .utf8)
-        let started = try ChildProcess("tradfri-bridge", ["run", "--config", configFile])
+        let started = try ChildProcess("tradfri-bridge", ["run", "--config", configFile], environment: environment)
         bridge = started
         return started
     }

@@ -33,6 +33,11 @@ import Testing
               base_stations: [emonpi.local, emonbase.local]
             logging:
               level: debug
+            health:
+              interval: 60
+            metrics:
+              enabled: true
+              listen: 0.0.0.0:9100
             """)
         #expect(configuration.gateway.address == .host("192.168.1.20", port: 5684))
         #expect(configuration.gateway.commandSpacing == 0.6)
@@ -41,6 +46,11 @@ import Testing
         #expect(configuration.mqtt.version == 4)
         #expect(configuration.mqtt.baseStations == ["emonpi.local", "emonbase.local"])
         #expect(configuration.logging.level == "debug")
+        #expect(configuration.health.interval == 60)
+        #expect(configuration.metrics == .init(enabled: true, listen: "0.0.0.0:9100"))
+        #expect(BridgeConfiguration().metrics.enabled == false, "off unless asked for")
+        #expect(BridgeConfiguration().metrics.listen == "127.0.0.1:9464", "and then local")
+        #expect(BridgeConfiguration().health.interval == 600)
     }
 
     @Test(arguments: [
@@ -53,6 +63,9 @@ import Testing
         ("mqtt:\n  base_topic: a/#\n", "config:2: mqtt.base_topic: must be a topic without wildcards"),
         ("logging:\n  level: loud\n", "config:2: logging.level: 'loud' is not one of"),
         ("logging:\n  repeat_interval: -1\n", "config:2: logging.repeat_interval: -1.0 is out of range"),
+        ("health:\n  interval: -5\n", "config:2: health.interval: -5.0 is out of range"),
+        ("metrics:\n  listen: localhost:9464\n", "config:2: metrics.listen: must be an IPv4 address and port"),
+        ("metrics:\n  enabled: yes please\n", "config:2: metrics.enabled: must be true or false"),
         ("mqtt: [1, 2]\n", "config:1: mqtt: must be a mapping"),
         ("mqtt:\n  base_topic: x\n  base_topic: y\n", "duplicated key(s): 'base_topic'"),
         ("gateway: {address: \"a b\"}\n", "gateway.address: must be 'auto'"),

@@ -51,7 +51,7 @@ import TradfriModel
             builder: HomeAssistantConfigBuilder(
                 discoveryPrefix: "homeassistant", baseTopic: "tradfri", gatewayID: gardenID, gatewayName: "garden",
                 severalGateways: true),
-            home: try await DemoInventory.load(hub: "garden", prefix: "garden"))
+            home: try await DemoInventory.load(hub: "garden", prefix: "garden"), withBridge: false)
         let core = try await HomeAssistantCore()
         let harness = try await BridgeHarness()
         let gardenGateway = try await harness.addGateway(name: "garden", id: gardenID)
@@ -96,6 +96,7 @@ import TradfriModel
         try await garden.everyEntityIsThere(ws, everything: everything)
         try await upstairs.everythingEqualsTheSimulator(ws, harness.primary)
         try await garden.everythingEqualsTheSimulator(ws, gardenGateway)
+        try await upstairs.healthSensorsShowTheReport(ws, harness, also: garden)
 
         // Each gateway is a device; each light is via its own gateway.
         let devices = try await ws.request(["type": "config/device_registry/list"]).arrayValue ?? []
@@ -160,6 +161,7 @@ import TradfriModel
         // Every entity of the demo home, in the right domain, under the entity id we suggest.
         try await world.everyEntityIsThere(ws)
         try await world.everythingEqualsTheSimulator(ws, harness.primary)
+        try await world.healthSensorsShowTheReport(ws, harness)
 
         try await world.servicesChangeTheSimulator(ws, harness)
         try await world.changesByAnotherClientReachHomeAssistant(ws, harness)
@@ -201,13 +203,14 @@ import TradfriModel
 struct World: Sendable {
     let builder: HomeAssistantConfigBuilder
     let home: DemoInventory
-    /// Every config the bridge publishes for the demo home as it starts.
+    /// Every config the bridge publishes for the demo home as it starts (with the bridge's own
+    /// device and health sensors unless `withBridge` is false: the second gateway of one bridge).
     let configs: [HomeAssistantConfig]
 
-    init(builder: HomeAssistantConfigBuilder, home: DemoInventory) {
+    init(builder: HomeAssistantConfigBuilder, home: DemoInventory, withBridge: Bool = true) {
         self.builder = builder
         self.home = home
-        configs = home.configs(builder)
+        configs = home.configs(builder) + (withBridge ? builder.bridgeConfigs() : [])
     }
 
     var enabledEntityIDs: [String] {
@@ -329,6 +332,42 @@ struct World: Sendable {
         try await expectState(ws, Self.entityID(connection), "on")
         let firmware = try #require(gateway.first { $0.objectID == "firmware" })
         try await expectState(ws, Self.entityID(firmware), home.details.firmware)
+    }
+
+    // MARK: Health
+
+    /// The bridge's sensors and each gateway's health sensors show the figures of
+    /// `<base>/bridge/health` (a fresh report, asked for with `bridge/request/health`): what
+    /// their templates give for that payload (rendered with Jinja2), as Home Assistant stores it.
+    func healthSensorsShowTheReport(
+        _ ws: HomeAssistantWebSocket, _ harness: BridgeHarness, also others: World...
+    ) async throws {
+        let watcher = try await harness.subscribe(["tradfri/bridge/health"])
+        defer { watcher.signal(SIGTERM) }
+        let mark = watcher.lineCount
+        try await harness.publish("tradfri/bridge/request/health", "")
+        let report = try await message(on: "tradfri/bridge/health", from: watcher, after: mark) {
+            $0["healthy"] == true
+        }
+        let sensors = ([self] + others).flatMap(\.configs).filter {
+            $0.payload["state_topic"] == "tradfri/bridge/health"
+        }
+        #expect(sensors.count == 6 + 6 * (1 + others.count), "the bridge's six, and six per gateway")
+        for config in sensors {
+            let entityID = Self.entityID(config)
+            let template = try #require(config.payload["value_template"]?.stringValue)
+            let expected = try await Jinja.state(template, payload: report.description)
+            // "None" (no notification yet) is "unknown" in Home Assistant.
+            let shown = expected == "None" ? "unknown" : expected
+            try await ws.waitForState(entityID, "\(entityID) = \(shown)") { state in
+                guard let text = state?["state"]?.stringValue else { return false }
+                return text == shown || (Double(text) != nil && Double(text) == Double(shown))
+            }
+        }
+        let uptime = try #require(ws.state("sensor.tradfri_bridge_uptime"))
+        #expect(uptime["attributes"]?["unit_of_measurement"] == "s")
+        #expect(ws.state("sensor.tradfri_bridge_memory")?["attributes"]?["unit_of_measurement"] == "MiB")
+        #expect((ws.state("sensor.tradfri_bridge_memory")?["state"]?.stringValue).flatMap(Double.init) ?? 0 > 1)
     }
 
     func expectState(_ ws: HomeAssistantWebSocket, _ entityID: String, _ value: String) async throws {

@@ -149,6 +149,27 @@ import TradfriModel
         await harness.shutdown()
     }
 
+    /// The bridge's own device: its health sensors are announced (and valid), and one an older
+    /// version announced that this one no longer has is cleared; another bridge's (another base
+    /// topic) is left alone.
+    @Test func theBridgesOwnSensorsAreAnnouncedAndItsStaleOnesCleared() async throws {
+        let harness = try await BridgeHarness()
+        let stale = "homeassistant/sensor/tradfri_bridge_tradfri/threads/config"
+        let other = "homeassistant/sensor/tradfri_bridge_upstairs/uptime/config"
+        for topic in [stale, other] {
+            try await harness.publish(topic, #"{"state_topic":"x/bridge/health","name":"old"}"#, retain: true)
+        }
+        let watcher = try await harness.subscribe(["homeassistant/#"])
+        try await harness.startBridge()
+        try await watcher.waitForLine(within: .seconds(10), "the stale sensor cleared") { $0 == stale + " (null)" }
+        let expected = builder.bridgeConfigs()
+        let configs = try await retainedConfigs(harness, expected: Set(expected.map(\.topic)))
+        for config in expected { #expect(configs[config.topic] == config.payload, "\(config.topic)") }
+        #expect(configs[other] != nil && configs[stale] == nil)
+        #expect(!watcher.output.contains(other + " (null)"))
+        await harness.shutdown()
+    }
+
     /// A light driven with the exact payloads Home Assistant's JSON light sends; the state that
     /// comes back is read the way Home Assistant reads it.
     @Test func lightsFollowHomeAssistantsCommandsAndReportWhatItExpects() async throws {

@@ -111,10 +111,13 @@ enum HomeAssistantSchema {
         "cover": ["awning", "blind", "curtain", "damper", "door", "garage", "gate", "shade", "shutter", "window"],
         "binary_sensor": ["battery", "connectivity", "problem", "running", "update", "power", "plug", "safety"],
         "button": ["identify", "restart", "update"],
-        "sensor": ["battery", "duration", "pm25", "pm10", "timestamp", "aqi", "temperature", "humidity"],
+        "sensor": [
+            "battery", "duration", "pm25", "pm10", "timestamp", "aqi", "temperature", "humidity", "data_size",
+        ],
     ]
     static let units: [String: Set<String>] = [
         "battery": ["%"], "pm25": ["µg/m³"], "duration": ["d", "h", "min", "s", "ms"],
+        "data_size": ["B", "kB", "MB", "GB", "KiB", "MiB", "GiB"],
     ]
     static let stateClasses: Set<String> = ["measurement", "total", "total_increasing", "measurement_angle"]
 

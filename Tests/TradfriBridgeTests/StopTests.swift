@@ -29,6 +29,12 @@ import TradfriModel
         case gatewayRebooting = "gateway rebooting"
         /// `bridge/request/resync` is running and the gateway stopped answering mid-way.
         case resyncRunning = "resync running"
+        /// The gateway forgot the bridge's identity: the link waits long between attempts and
+        /// the credentials file is watched.
+        case pairingNeeded = "pairing needed"
+        /// Under systemd (Type=notify, WatchdogSec=): the watchdog's rounds and probes run, and
+        /// health and /metrics are on.
+        case underSystemd = "under systemd with the watchdog, health and metrics"
 
         var testDescription: String { rawValue }
         var brokerIsThere: Bool { self != .brokerUnreachable && self != .pairingOnBrokerUnreachable }
@@ -47,8 +53,10 @@ import TradfriModel
             : try await BridgeHarness(simulatorArguments: setUp == .gatewayRebooting ? ["--reboot-delay", "60"] : [])
         let silentGateway = try SilentUDPPort()
         let state = try await harness.subscribe(["tradfri/bridge/state"])
+        let systemd = try FakeSystemd()
         let bridge = try harness.launchBridge(
-            configuration: Self.configuration(for: setUp, harness, silentGateway: silentGateway))
+            configuration: Self.configuration(for: setUp, harness, silentGateway: silentGateway),
+            environment: setUp == .underSystemd ? systemd.environment(watchdog: .seconds(2)) : [:])
 
         // Bring the bridge into the state to be stopped in, and check that it is there.
         if setUp.brokerIsThere {
@@ -86,6 +94,16 @@ import TradfriModel
             harness.simulator.signal(SIGSTOP)
             try await harness.publish("tradfri/bridge/request/resync", "{}")
             try await bridge.waitForLine { $0.contains("request") && $0.contains("verb=resync") }
+        case .pairingNeeded:
+            try await bridge.waitForLine(containing: "connected to the gateway")
+            try await harness.control("forget-identity all")
+            try await bridge.waitForLine(within: .seconds(20), "the identity refused") {
+                $0.contains("no longer knows the bridge's identity")
+            }
+        case .underSystemd:
+            try await systemd.wait(for: "READY", "1", within: .seconds(20))
+            try await systemd.waitForPings(2)
+            try await bridge.waitForLine(containing: "serving Prometheus metrics")
         }
 
         let mark = state.lineCount
@@ -108,6 +126,8 @@ import TradfriModel
         }
 
         if setUp == .resyncRunning { harness.simulator.signal(SIGCONT) }
+        if setUp == .underSystemd { #expect(systemd.values(of: "STOPPING") == ["1"]) }
+        systemd.close()
         silentGateway.close()
         await harness.shutdown()
     }
@@ -118,8 +138,10 @@ import TradfriModel
         var server = harness.broker.url
         var sections = ""
         switch setUp {
-        case .defaultsWithoutAvahi, .gatewayRebooting, .resyncRunning, .brokerNotAnswering:
+        case .defaultsWithoutAvahi, .gatewayRebooting, .resyncRunning, .brokerNotAnswering, .pairingNeeded:
             break
+        case .underSystemd:
+            sections = "health:\n  interval: 1\nmetrics:\n  enabled: true\n  listen: 127.0.0.1:\(freePort())\n"
         case .discoveryOff:
             sections = "discovery:\n  enabled: false\n"
         case .advertiseOff:

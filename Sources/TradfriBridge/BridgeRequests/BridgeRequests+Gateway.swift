@@ -71,7 +71,7 @@ extension BridgeRequests {
         ]
         if let address = hub.address { gateway["address"] = .string(address) }
         if let firmware = hub.firmware { gateway["firmware"] = .string(firmware) }
-        gateway["state"] = .string(hub.connected ? "online" : hub.needsPairing ? "pairing_needed" : "offline")
+        gateway["state"] = .string(hub.sessionState)
         gateway["view"] = hub.viewFigures
         if let contact = hub.lastContact {
             gateway["last_contact"] = .string(contact.formatted(.iso8601))

@@ -127,6 +127,20 @@ public struct BridgeConfiguration: Sendable, Equatable {
         public var brokerPort: Int?
     }
 
+    public struct Health: Sendable, Equatable {
+        /// Seconds between two `bridge/health` reports (0: only when the broker connects and on
+        /// request).
+        public var interval: Double = 600
+    }
+
+    /// The Prometheus endpoint (`GET /metrics`), off unless asked for.
+    public struct Metrics: Sendable, Equatable {
+        public var enabled = false
+        /// IPv4 address and port to listen on; keep it local (or behind a firewall): the figures
+        /// are not secret, but nothing else should reach the bridge.
+        public var listen = "127.0.0.1:9464"
+    }
+
     public struct Logging: Sendable, Equatable {
         public var level = "info"
         public var format = "text"
@@ -146,6 +160,8 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public var homeAssistant = HomeAssistant()
     public var discovery = Discovery()
     public var pairing = Pairing()
+    public var health = Health()
+    public var metrics = Metrics()
     public var logging = Logging()
 
     public init() {}
@@ -206,12 +222,16 @@ extension BridgeConfiguration {
         var configuration = BridgeConfiguration()
         guard let root else { return configuration }
         let sections = try ConfigNode(node: root, key: "", file: file).members(
-            allowed: ["gateway", "gateways", "mqtt", "homeassistant", "discovery", "pairing", "logging"])
+            allowed: [
+                "gateway", "gateways", "mqtt", "homeassistant", "discovery", "pairing", "health", "metrics", "logging",
+            ])
         try configuration.readGateways(section: sections["gateway"], list: sections["gateways"])
         if let node = sections["mqtt"] { try configuration.mqtt.read(node) }
         if let node = sections["homeassistant"] { try configuration.homeAssistant.read(node) }
         if let node = sections["discovery"] { try configuration.discovery.read(node) }
         if let node = sections["pairing"] { try configuration.pairing.read(node) }
+        if let node = sections["health"] { try configuration.health.read(node) }
+        if let node = sections["metrics"] { try configuration.metrics.read(node) }
         if let node = sections["logging"] { try configuration.logging.read(node) }
         try configuration.validate(file: file)
         return configuration
@@ -334,6 +354,27 @@ extension BridgeConfiguration.Pairing {
         if let value = keys["broker_admin_password_file"] { brokerAdminPasswordFile = try value.optionalString() }
         if let value = keys["broker_host"] { brokerHost = try value.optionalString() }
         if let value = keys["broker_port"] { brokerPort = try value.optionalInt(in: 1...65535) }
+    }
+}
+
+extension BridgeConfiguration.Health {
+    mutating func read(_ node: ConfigNode) throws(ConfigurationError) {
+        let keys = try node.members(allowed: ["interval"])
+        if let value = keys["interval"] { interval = try value.seconds(in: 0...86400) }
+    }
+}
+
+extension BridgeConfiguration.Metrics {
+    mutating func read(_ node: ConfigNode) throws(ConfigurationError) {
+        let keys = try node.members(allowed: ["enabled", "listen"])
+        if let value = keys["enabled"] { enabled = try value.bool() }
+        if let value = keys["listen"] {
+            let text = try value.string()
+            guard let (host, _) = splitHostPort(text, defaultPort: 9464), host.split(separator: ".").count == 4,
+                host.split(separator: ".").allSatisfy({ UInt8($0) != nil })
+            else { throw value.error("must be an IPv4 address and port, such as 127.0.0.1:9464") }
+            listen = text
+        }
     }
 }
 

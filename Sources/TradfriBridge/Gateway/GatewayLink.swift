@@ -7,7 +7,9 @@ import TradfriModel
 /// The bridge's one DTLS session with the gateway, kept alive for years.
 ///
 /// Contract:
-/// - Connects with exponential backoff and jitter; reports `.connected` / `.disconnected`.
+/// - Connects with exponential backoff and jitter; reports `.connected` / `.disconnected`. While
+///   the gateway refuses the identity it tries only every `unknownIdentityRetryDelay` (and does
+///   not log each attempt: the owner says what to do once), until `retryNow()`.
 /// - While connected, sends a CoAP ping when nothing was heard for `keepAlive`. The session is
 ///   declared dead, and the whole DTLS context torn down and connected afresh, when the gateway
 ///   sends nothing at all for `silenceLimit` while a request or ping of ours waits (libcoap
@@ -37,6 +39,10 @@ public final class GatewayLink {
         public var handshakeTimeout: Duration = .seconds(10)
         public var reconnectInitialDelay: Duration = .seconds(1)
         public var reconnectMaxDelay: Duration = .seconds(60)
+        /// Between attempts while the gateway refuses the identity (`unknownIdentity`): that
+        /// needs a person (pairing again), so the gateway is asked rarely; `retryNow()` (new
+        /// credentials) tries at once.
+        public var unknownIdentityRetryDelay: Duration = .seconds(600)
         public init() {}
     }
 
@@ -56,8 +62,8 @@ public final class GatewayLink {
     public typealias AddressResolver = @Sendable () async throws -> (host: String, port: UInt16)
 
     public let settings: Settings
-    private let identity: String
-    private let key: String
+    private var identity: String
+    private var key: String
     private let resolve: AddressResolver
     private let logger = Logger(label: "gateway")
     private var onEvent: @CoAPActor (Event) -> Void = { _ in }
@@ -74,7 +80,14 @@ public final class GatewayLink {
     private var lastHeard = ContinuousClock.now
     /// When the gateway last answered or notified anything (nil before the first session).
     public private(set) var lastContact: Date?
+    /// Sessions established since start (the first one, then one per reconnect).
+    public private(set) var sessionsEstablished = 0
     private var stopping = false
+    /// The wait before the next connection attempt, and its timer (`retryNow()` ends it early).
+    private var retryWake: CheckedContinuation<Void, Never>?
+    private var retryTimer: CoAPTimer?
+    /// Where the last connection attempt went ("host:port").
+    public private(set) var lastAddress: String?
 
     // One request at a time: a FIFO per priority of tasks waiting for their turn.
     private var busy = false
@@ -120,6 +133,19 @@ public final class GatewayLink {
         attempt?.close()
         attempt = nil
         endSession(reason: nil)
+        wakeRetry()
+    }
+
+    /// Uses `identity` and `key` from the next connection attempt on (the session up, if any, is
+    /// kept: the gateway accepted the old ones).
+    public func updateCredentials(identity: String, key: String) {
+        self.identity = identity
+        self.key = key
+    }
+
+    /// Ends the wait before the next connection attempt: it starts now.
+    public func retryNow() {
+        wakeRetry()
     }
 
     /// Drops the session now and reconnects (used when the gateway announces a reboot).
@@ -231,6 +257,7 @@ public final class GatewayLink {
             do {
                 address = try await resolve()
                 guard !stopping, !Task.isCancelled else { return }
+                lastAddress = BridgeConfiguration.GatewayAddress.host(address.host, port: address.port).description
                 attempt = CoAPClient(
                     .init(
                         host: address.host, port: address.port, identity: identity, key: key,
@@ -242,6 +269,13 @@ public final class GatewayLink {
             } catch {
                 guard !stopping, !Task.isCancelled else { return }
                 let failure = (error as? CoAPError) ?? .setup("\(error)")
+                if case .unknownIdentity = failure {
+                    // Only a person can fix this (the owner says how, once): ask again rarely.
+                    onEvent(.connectFailed(failure))
+                    await pause(settings.unknownIdentityRetryDelay)
+                    delay = settings.reconnectInitialDelay
+                    continue
+                }
                 logger.warning(
                     "cannot connect to the gateway",
                     metadata: [
@@ -258,6 +292,7 @@ public final class GatewayLink {
             }
             client = attempt
             requestTimeouts = 0
+            sessionsEstablished += 1
             noteContact()
             delay = settings.reconnectInitialDelay
             logger.info("connected to the gateway", metadata: ["gateway.address": "\(address.host):\(address.port)"])
@@ -410,8 +445,26 @@ public final class GatewayLink {
         delay * Double.random(in: 0.8...1.2)
     }
 
+    /// Waits `delay` before the next attempt; less if `retryNow()` or a stop ends it, and not at
+    /// all when the task is cancelled.
     private func pause(_ delay: Duration) async {
-        try? await Task.sleep(for: delay)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                guard !Task.isCancelled, !stopping else { return continuation.resume() }
+                wakeRetry()
+                retryWake = continuation
+                retryTimer = CoAPTimer(after: delay) { [weak self] in self?.wakeRetry() }
+            }
+        } onCancel: {
+            Task { @CoAPActor [weak self] in self?.wakeRetry() }
+        }
+    }
+
+    private func wakeRetry() {
+        retryTimer?.cancel()
+        retryTimer = nil
+        retryWake?.resume()
+        retryWake = nil
     }
 }
 

@@ -179,6 +179,8 @@ extension GatewayMirror {
         switch event {
         case .notification(let response):
             observation.checked = .now
+            lastNotification = Date()
+            notifications += 1
             handle(response, of: resource, reason: nil)
         case .refreshed(let response):
             observation.checked = .now

@@ -120,6 +120,11 @@ public final class GatewayMirror {
     var lastStallRecovery: ContinuousClock.Instant?
     /// Items read again, since start (commands not confirmed, audit, resync, requests).
     public internal(set) var rereads = 0
+    /// When the gateway last notified a change by itself (an observation's notification; not the
+    /// answers to our requests); nil before the first.
+    public internal(set) var lastNotification: Date?
+    /// Notifications received since start.
+    public internal(set) var notifications = 0
 
     public init(link: GatewayLink, settings: Settings = Settings()) {
         self.link = link

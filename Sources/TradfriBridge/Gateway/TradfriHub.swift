@@ -14,6 +14,11 @@ public struct HubSetup: Sendable {
     public var commandSpacing: Double
     public var reconnectMaxDelay: Double
     public var auditInterval: Double
+    /// The credentials file the credentials came from: read again while the gateway refuses
+    /// them, so pairing again (`tradfri-bridge auth`) lets the running bridge in at once.
+    public var credentialsFile: String?
+    /// Whether the bridge runs several gateways (`auth` then needs `--name`).
+    public var severalGateways = false
 
     public init(
         name: String, credentials: GatewayCredentials, keepAlive: Double = 10, requestTimeout: Double = 10,
@@ -41,6 +46,14 @@ public final class TradfriHub: Hub {
     let queue: CommandQueue
     private let locator: GatewayLocator
     private let credentialsGatewayID: String
+    private var credentials: GatewayCredentials
+    private let credentialsFile: String?
+    private let severalGateways: Bool
+    /// How often the credentials file is looked at while the gateway refuses the identity.
+    static let credentialsCheckInterval: Duration = .seconds(2)
+    /// Wakes the credentials watch when the gateway starts refusing the identity.
+    private let pairingNeeded: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation) =
+        AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     private let logger = Logger(label: "gateway")
     private var handler: @CoAPActor (HubEvent) -> Void = { _ in }
     /// Short work started by events (ended when `run()` ends).
@@ -55,6 +68,9 @@ public final class TradfriHub: Hub {
     public init(_ setup: HubSetup, locator: GatewayLocator) {
         name = setup.name
         credentialsGatewayID = setup.credentials.gatewayID
+        credentials = setup.credentials
+        credentialsFile = setup.credentialsFile
+        severalGateways = setup.severalGateways
         self.locator = locator
         var settings = GatewayLink.Settings()
         settings.keepAlive = .seconds(setup.keepAlive)
@@ -95,11 +111,61 @@ public final class TradfriHub: Hub {
     public func run() async {
         mirror.onChange { [weak self] change in self?.mirrorChanged(change) }
         queue.onResult { [weak self] result in self?.commandFinished(result) }
-        await link.run(
-            { [weak self] event in self?.linkEvent(event) },
-            // While each session lasts: observe everything afresh and keep it equal.
-            whileConnected: { [weak self] in await self?.mirror.serve() })
+        await withDiscardingTaskGroup { group in
+            group.addTask { [weak self] in await self?.watchCredentials() }
+            await link.run(
+                { [weak self] event in self?.linkEvent(event) },
+                // While each session lasts: observe everything afresh and keep it equal.
+                whileConnected: { [weak self] in await self?.mirror.serve() })
+            group.cancelAll()
+        }
         tasks.cancelAll()
+    }
+
+    // MARK: Pairing needed
+
+    /// `tradfri-bridge auth` for this gateway, as the person has to run it.
+    public var pairingCommand: String? {
+        guard needsPairing else { return nil }
+        var words = ["tradfri-bridge", "auth", "--gateway", link.lastAddress ?? address ?? credentials.address]
+        if words[3].hasSuffix(":5684") { words[3].removeLast(5) }
+        words += ["--security-code", "<the code on its label>"]
+        if severalGateways || credentials.name != nil { words += ["--name", name] }
+        if let file = credentialsFile, file != BridgeConfiguration.GatewayEntry().credentials {
+            words += ["--credentials", file]
+        }
+        // The package runs the bridge as its own user, who must own the new credentials.
+        if geteuid() != 0, let user = getpwuid(geteuid()).map({ String(cString: $0.pointee.pw_name) }),
+            user == "tradfri-bridge"
+        {
+            words = ["sudo", "-u", user] + words
+        }
+        return words.joined(separator: " ")
+    }
+
+    /// While the gateway refuses the identity: reads the credentials file every few seconds and,
+    /// when it holds other credentials for this gateway (someone paired again), connects with
+    /// them at once. Idle otherwise. A child task of `run()`.
+    private func watchCredentials() async {
+        guard let file = credentialsFile else { return }
+        for await _ in pairingNeeded.stream {
+            while needsPairing, !Task.isCancelled {
+                do {
+                    try await CoAPTimer.sleep(for: Self.credentialsCheckInterval)
+                } catch {
+                    return
+                }
+                guard let stored = try? CredentialStore.load(from: file).entry(gatewayID: credentialsGatewayID),
+                    stored.identity != credentials.identity || stored.psk != credentials.psk
+                else { continue }
+                logger.notice(
+                    "new credentials for the gateway; connecting with them",
+                    metadata: ["gateway": "\(name)", "identity": "\(stored.identity)"])
+                credentials = stored
+                link.updateCredentials(identity: stored.identity, key: stored.psk)
+                link.retryNow()
+            }
+        }
     }
 
     // MARK: The session
@@ -110,6 +176,7 @@ public final class TradfriHub: Hub {
             address = "\(host):\(port)"
             if needsPairing {
                 needsPairing = false
+                logger.notice("the gateway accepts the bridge's identity again", metadata: ["gateway": "\(name)"])
                 handler(.change(.info))
             }
             // The locator remembers the address that worked (the next lookup tries it first).
@@ -119,14 +186,18 @@ public final class TradfriHub: Hub {
             queue.discardAll(reason: "the gateway went offline before the command was sent")
             handler(.disconnected(reason: reason.map { "\($0)" } ?? "closed"))
         case .connectFailed(let error):
-            if case .unknownIdentity = error {
+            if case .unknownIdentity = error, !needsPairing {
+                // Once per episode: the link now asks the gateway only rarely, and nothing is
+                // logged again until the gateway accepts an identity.
+                needsPairing = true
                 logger.error(
-                    "the gateway no longer knows our identity; pair again with 'tradfri-bridge auth'",
-                    metadata: ["gateway": "\(name)", "gateway.id": "\(credentialsGatewayID)"])
-                if !needsPairing {
-                    needsPairing = true
-                    handler(.change(.info))
-                }
+                    "the gateway no longer knows the bridge's identity (reset, or lost in a firmware update); pair again: \(pairingCommand ?? "tradfri-bridge auth")",
+                    metadata: [
+                        "gateway": "\(name)", "gateway.id": "\(credentialsGatewayID)",
+                        "identity": "\(credentials.identity)",
+                    ])
+                pairingNeeded.continuation.yield()
+                handler(.change(.info))
             }
             handler(.connectFailed(reason: "\(error)"))
         case .stalled(let detail):
@@ -274,6 +345,13 @@ public final class TradfriHub: Hub {
     }
 
     // MARK: Figures
+
+    public var statistics: HubStatistics {
+        HubStatistics(
+            reconnects: max(0, link.sessionsEstablished - 1), lastNotification: mirror.lastNotification,
+            notifications: mirror.notifications, commandsSent: queue.sent, commandsFailed: queue.failed,
+            queuedCommands: queue.depth)
+    }
 
     /// How fresh the copy is: when everything was last read in full, what still waits to be
     /// read, how long ago the least recently confirmed item was heard from, what re-reads found,

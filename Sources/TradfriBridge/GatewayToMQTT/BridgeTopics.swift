@@ -12,6 +12,8 @@ final class BridgeTopics: BridgeFeature {
     /// Hubs whose first full sync is done: events about added/removed devices start after it (not
     /// for the inventory found at start-up), and the lists wait for it.
     private var synced: Set<String> = []
+    /// Hubs that refuse the bridge's identity (`pairing_needed` was announced for them).
+    private var pairingNeeded: Set<String> = []
 
     init(context: BridgeContext) {
         self.context = context
@@ -38,7 +40,10 @@ final class BridgeTopics: BridgeFeature {
             publishInfo()
             publishDevices()
             publishGroups()
-        case .hub(_, .info), .hub(_, .fullRead), .optionsChanged:
+        case .hub(let hub, .info):
+            publishInfo()
+            pairingStateChanged(hub)
+        case .hub(_, .fullRead), .optionsChanged:
             publishInfo()
         // Until the first full sync the lists are incomplete: they are published once, at .synced,
         // instead of once per device found (which made the start-up quadratic in the devices).
@@ -114,6 +119,24 @@ final class BridgeTopics: BridgeFeature {
         }
     }
 
+    /// One `pairing_needed` event when a hub starts refusing the bridge's identity, with the
+    /// command that pairs it again; none for the later (rare) attempts, and none when it accepts
+    /// again (`gateway_online` says that).
+    private func pairingStateChanged(_ name: String) {
+        guard let hub = context.hub(named: name) else { return }
+        guard hub.needsPairing else {
+            pairingNeeded.remove(name)
+            return
+        }
+        guard pairingNeeded.insert(name).inserted else { return }
+        var data: [String: JSON] = [
+            "gateway": .string(name), "gateway_id": .string(hub.hardwareID),
+            "message": .string("the gateway no longer knows the bridge's identity: pair again"),
+        ]
+        if let command = hub.pairingCommand { data["command"] = .string(command) }
+        context.event("pairing_needed", data)
+    }
+
     /// A hub's own id for an item: a number where it is one (TRÅDFRI), else text.
     private func id(_ item: ItemID) -> JSON {
         item.number.map(JSON.int) ?? .string(item.local)
@@ -127,12 +150,13 @@ final class BridgeTopics: BridgeFeature {
         var info: [String: JSON] = [
             "name": .string(hub.name), "kind": .string(hub.kind), "id": .string(hub.hardwareID),
             "connected": .bool(hub.connected),
-            "state": .string(hub.connected ? "online" : hub.needsPairing ? "pairing_needed" : "offline"),
+            "state": .string(hub.sessionState),
             "devices": .int(hub.devices.count), "groups": .int(hub.groups.count),
         ]
         if let firmware = hub.firmware { info["firmware"] = .string(firmware) }
         if let address = hub.address { info["address"] = .string(address) }
         if let contact = hub.lastContact { info["last_contact"] = .string(contact.formatted(.iso8601)) }
+        if let command = hub.pairingCommand { info["pairing_command"] = .string(command) }
         info["view"] = hub.viewFigures
         return info
     }

@@ -104,13 +104,15 @@ public struct HomeAssistantConfigBuilder: Sendable {
 
     // MARK: The gateway
 
-    /// The gateway as a device: connectivity (from `bridge/info`), firmware, and a reboot button
-    /// wired to `bridge/request/gateway/reboot`. Available while the bridge runs.
+    /// The gateway as a device (via the bridge's device): connectivity (from `bridge/info`),
+    /// firmware, a reboot button wired to `bridge/request/gateway/reboot`, and its figures from
+    /// `bridge/health` (`gatewayHealthConfigs`). Available while the bridge runs.
     public func gatewayConfigs(firmware: String?) -> [HomeAssistantConfig] {
         var device: [String: JSON] = [
             "identifiers": [.string(gatewayIdentifier)],
             "name": .string(severalGateways ? "TRÅDFRI gateway \(gatewayName)" : "TRÅDFRI gateway"),
             "manufacturer": "IKEA of Sweden", "model": "TRÅDFRI gateway",
+            "via_device": .string(bridgeIdentifier),
         ]
         if let firmware { device["sw_version"] = .string(firmware) }
         let node = gatewayNodeID
@@ -141,7 +143,7 @@ public struct HomeAssistantConfigBuilder: Sendable {
                     "payload_press": .string(press.description),
                     "device_class": "restart", "entity_category": "config",
                 ]),
-        ]
+        ] + gatewayHealthConfigs(device: .object(device), entity: entity)
     }
 
     // MARK: Devices

@@ -28,6 +28,8 @@ import TradfriModel
 @CoAPActor
 final class HomeAssistantDiscovery: BridgeFeature {
     enum Owner: Hashable {
+        /// The bridge's own device (its health sensors).
+        case bridge
         case hub(String)
         case device(ItemID)
         case group(ItemID)
@@ -57,12 +59,21 @@ final class HomeAssistantDiscovery: BridgeFeature {
             gatewayName: hub.name, severalGateways: context.topicsUseHubNames)
     }
 
+    /// The bridge's own device and sensors (no gateway in them).
+    private var bridgeBuilder: HomeAssistantConfigBuilder {
+        HomeAssistantConfigBuilder(discoveryPrefix: discoveryPrefix, baseTopic: context.base, gatewayID: "")
+    }
+
     var subscriptions: [String] {
         [context.configuration.homeAssistant.statusTopic, "\(discoveryPrefix)/+/+/+/config"]
     }
 
     func handle(_ event: BridgeEvent) {
         switch event {
+        case .brokerConnected:
+            // Before the subscriptions: a retained config of the bridge's that is no longer
+            // published is then recognised as stale when it arrives.
+            replace(.bridge, with: bridgeBuilder.bridgeConfigs())
         case .hub(let name, let change):
             guard let hub = context.hub(named: name) else { return }
             hubChanged(hub, change)
@@ -197,6 +208,10 @@ final class HomeAssistantDiscovery: BridgeFeature {
             return
         }
         guard !message.payload.isEmpty else { return }
+        if bridgeBuilder.isBridgeOwn(topic: message.topic) {
+            if !allPublished.contains(message.topic) { clearForeign(message.topic) }
+            return
+        }
         for hub in context.hubs where builder(hub).isOwn(topic: message.topic) {
             if !synced.contains(hub.name) {
                 foundRetained.insert(message.topic)

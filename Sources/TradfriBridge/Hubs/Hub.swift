@@ -26,10 +26,16 @@ public protocol Hub: AnyObject, Sendable {
     var lastContact: Date? { get }
     /// Whether the hub refused the bridge's identity (pair again).
     var needsPairing: Bool { get }
+    /// While `needsPairing`: the command a person runs to pair the bridge with the hub again
+    /// (for the log, `bridge/event` and `systemctl status`).
+    var pairingCommand: String? { get }
     var devices: [ItemID: HubDevice] { get }
     var groups: [ItemID: HubGroup] { get }
     /// How fresh the hub's copy is (see `GatewayMirror`'s figures), for `bridge/info` and health.
     var viewFigures: JSON { get }
+    /// How the hub's session and commands have fared since start (`bridge/health`, its Home
+    /// Assistant sensors, `/metrics`).
+    var statistics: HubStatistics { get }
 
     func setEventHandler(_ handler: @escaping @CoAPActor (HubEvent) -> Void)
     /// Connects and keeps the hub's session (and its copy) up until the task is cancelled.
@@ -48,6 +54,43 @@ public protocol Hub: AnyObject, Sendable {
     func rename(_ item: ItemID, to name: String) async throws
     /// Command spacing per device, changeable at runtime.
     func setCommandSpacing(_ spacing: Duration)
+}
+
+extension Hub {
+    /// `online`, `offline` or `pairing_needed` (the hub refuses the bridge's identity), as
+    /// `bridge/info`, the health reports and Home Assistant show it.
+    public var sessionState: String {
+        connected ? "online" : needsPairing ? "pairing_needed" : "offline"
+    }
+}
+
+/// How a hub's session and commands have fared since the bridge started.
+public struct HubStatistics: Sendable, Equatable {
+    /// Sessions established after the first one: each time the bridge had to connect again
+    /// (the hub rebooted, went away, or the session failed).
+    public var reconnects: Int
+    /// When the hub last notified a change by itself (not an answer to a request); nil: never.
+    public var lastNotification: Date?
+    /// Notifications the hub sent since start.
+    public var notifications: Int
+    /// Commands sent to the hub.
+    public var commandsSent: Int
+    /// Commands not carried out: refused, unanswered, or dropped unsent when the session ended.
+    public var commandsFailed: Int
+    /// Devices and groups with a command waiting for its turn.
+    public var queuedCommands: Int
+
+    public init(
+        reconnects: Int = 0, lastNotification: Date? = nil, notifications: Int = 0, commandsSent: Int = 0,
+        commandsFailed: Int = 0, queuedCommands: Int = 0
+    ) {
+        self.reconnects = reconnects
+        self.lastNotification = lastNotification
+        self.notifications = notifications
+        self.commandsSent = commandsSent
+        self.commandsFailed = commandsFailed
+        self.queuedCommands = queuedCommands
+    }
 }
 
 /// What a hub reports.

@@ -67,6 +67,14 @@ public final class CommandQueue {
         onResult = handler
     }
 
+    /// PUTs sent to the gateway since start.
+    public private(set) var sent = 0
+    /// Writes that were not carried out since start: refused or unanswered by the gateway, or
+    /// dropped unsent because the session ended.
+    public private(set) var failed = 0
+    /// Targets with a command waiting for its turn.
+    public var depth: Int { pending.count }
+
     /// The command still waiting for `target`, if any (for TOGGLE and brightness steps).
     public func pendingCommand(for target: Target) -> DeviceCommand? {
         pending[target]?.command
@@ -92,6 +100,7 @@ public final class CommandQueue {
     public func discardAll(reason: String) {
         for target in order {
             if let item = pending[target] {
+                failed += 1
                 logger.warning("dropping a queued command", metadata: ["target": "\(target)", "reason": "\(reason)"])
                 onResult(
                     Result(target: target, topic: item.topic, write: GatewayWrite(path: "", body: .null), error: reason)
@@ -134,6 +143,7 @@ public final class CommandQueue {
         }
         guard let write else { return }
         lastWrite[target] = .now
+        sent += 1
         var failure: String?
         do {
             let response = try await link.request(.put, write.path, payload: write.body.bytes, priority: .command)
@@ -152,6 +162,7 @@ public final class CommandQueue {
         }
         // The spacing counts from the answer, not from the send.
         lastWrite[target] = .now
+        if failure != nil { failed += 1 }
         onResult(Result(target: target, topic: item.topic, write: write, error: failure))
     }
 }
