@@ -158,6 +158,12 @@ public struct BridgeConfiguration: Sendable, Equatable {
             ?? "/var/lib/tradfri-bridge"
     }
 
+    /// Where the bridge keeps its state besides the credentials: the directory of
+    /// `pairing.registry` (its certificate, the pairing registry).
+    public var stateDirectory: String {
+        (pairing.registry as NSString).deletingLastPathComponent
+    }
+
     static var hostName: String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "host" }
