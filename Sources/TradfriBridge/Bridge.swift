@@ -23,6 +23,8 @@ public final class Bridge: Service {
     /// The request/response API; features added later (pairing) register their verbs here.
     public let requests: BridgeRequests
     private var features: [any BridgeFeature] = []
+    /// MQTT → hubs; the web page's controls use it too.
+    private(set) var commands: CommandHandler?
     private let logger = Logger(label: "bridge")
     private var subscribed = false
 
@@ -47,10 +49,12 @@ public final class Bridge: Service {
         let requests = BridgeRequests(context: context)
         let bridge = Bridge(context: context, mqtt: client, requests: requests)
         let states = StatePublisher(context: context)
+        let commands = CommandHandler(context: context, states: states)
+        bridge.commands = commands
         bridge.features = [
             BridgeTopics(context: context),
             states,
-            CommandHandler(context: context, states: states),
+            commands,
             requests,
         ]
         if configuration.homeAssistant.enabled {
@@ -152,6 +156,7 @@ public final class Bridge: Service {
     private func hubEvent(_ hub: String, _ event: HubEvent) {
         switch event {
         case .connected(let address):
+            context.figures.hubConnected(hub)
             dispatch(.hubConnected(hub: hub, address: address))
         case .disconnected(let reason):
             dispatch(.hubDisconnected(hub: hub, reason: reason))
@@ -197,6 +202,7 @@ public final class Bridge: Service {
         switch event {
         case .connected:
             logger.info("connected to the broker", metadata: ["mqtt.server": "\(mqtt.configuration)"])
+            context.figures.brokerConnected()
             dispatch(.brokerConnected)
             context.outbox.republishAll(first: [context.topic("bridge/state")])
             if !subscribed {

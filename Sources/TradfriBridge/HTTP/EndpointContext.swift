@@ -2,7 +2,8 @@ import Hummingbird
 import NIOCore
 
 /// What a handler of the bridge's HTTP endpoints knows about a request besides the request
-/// itself: who sent it and where it arrived (as the TCP connection shows them).
+/// itself: who sent it and where it arrived (as the TCP connection shows them), and, on the web
+/// page, the administrator's session once the session middleware has found it.
 struct EndpointContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     /// The peer's IP address ("192.168.1.41", "::1"); empty if the socket no longer knows it.
@@ -11,6 +12,8 @@ struct EndpointContext: RequestContext {
     let localAddress: String
     /// Whether the connection is HTTPS.
     var secure = false
+    /// The logged-in administrator's session (web page only).
+    var session: WebSession?
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
