@@ -28,7 +28,8 @@ enum BridgeCertificate {
         return bundle
     }
 
-    /// A server configuration (TLS 1.2 or newer) with the certificate and its key.
+    /// A server configuration (TLS 1.2 or newer) with the certificate and its key; a closing
+    /// connection waits at most 100 ms for the client's goodbye.
     static func serverConfiguration(_ bundle: CertificateBundle) throws -> TLSConfiguration {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: [
@@ -36,6 +37,9 @@ enum BridgeCertificate {
             ],
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(bundle.privateKeyPEM.utf8), format: .pem)))
         configuration.minimumTLSVersion = .tlsv12
+        // Closing waits this long for the peer's close_notify (5 s by default): a client that never
+        // finished its handshake would hold every close, and a stop, that long.
+        configuration.shutdownTimeout = .milliseconds(100)
         return configuration
     }
 }

@@ -4,6 +4,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
@@ -14,8 +15,8 @@ import ServiceLifecycle
 /// - Every connection is served on the event loops; none has a thread of its own, and a slow or
 ///   silent client holds only its own connection, for at most `requestTimeout` per request
 ///   (`RequestDeadlineHandler`). Heads are limited to 8 KiB (a larger one is a 400).
-/// - `respond` answers each request; an `HTTPResponseError` it throws becomes its response,
-///   anything else a 500. Every response gets `Date`, and `headers` (the caller's policy).
+/// - `respond` answers each request; an `HTTPResponseError` it throws becomes its response, a
+///   request that breaks HTTP itself a 400 (and the connection is closed), anything else a 500. Every response gets `Date`, and `headers` (the caller's policy).
 /// - `run()` binds (a failure throws `HTTPEndpoint.BindError`, naming the address), reports the
 ///   bound port to `onListening`, and serves until graceful shutdown. Then it stops accepting,
 ///   closes idle and half-received connections at once, lets answers in flight end, and returns
@@ -66,6 +67,9 @@ struct HTTPEndpoint: Service {
                     response = try await respond(request, context)
                 } catch let error as any HTTPResponseError {
                     response = try error.response(from: request, context: context)
+                } catch let error as HTTPParserError {
+                    // A body that breaks HTTP itself (bad chunks): the server answers 400 and closes.
+                    throw error
                 } catch {
                     logger.debug("request failed", metadata: ["error": "\(error)"])
                     response = Response(status: .internalServerError)
