@@ -377,7 +377,7 @@ extension WebAssets {
           function pairingEvent(event) {
             const d = event.data || {};
             const texts = {
-              requested: () => (d.name || 'A device') + ' at ' + d.ip + ' asks to pair',
+              requested: () => (d.name || 'A device') + (String(d.name).includes(d.ip) ? '' : ' at ' + d.ip) + ' asks to pair',
               allowed: () => 'Allowed ' + d.name + ' as ' + d.device + '; it has ' + d.seconds_to_fetch + ' s to collect its credentials',
               fetched: () => d.name + ' collected its credentials',
               connected: () => d.name + ' connected to the broker',

@@ -78,9 +78,11 @@ extension WebAssets {
         #health { display: grid; grid-template-columns: repeat(auto-fill, minmax(20rem, 1fr)); gap: 0 1rem; }
         #health[hidden], #home[hidden], #pairing[hidden], [hidden] { display: none !important; }
         @media (max-width: 40rem) {
+          .top { position: static; padding: .5rem .6rem; }
+          nav { flex-basis: 100%; gap: .25rem .8rem; }
+          nav .who { margin-left: auto; }
           main { padding: .6rem; }
           .cards { grid-template-columns: 1fr; }
-          nav .who { margin-left: 0; }
         }
 
         """#
