@@ -166,7 +166,18 @@ if Context.environment["TRADFRI_FUZZ"] != nil {
     package.targets.append(
         .executableTarget(
             name: "TradfriFuzz",
-            dependencies: ["TradfriBridge", "TradfriModel", "GatewaySimulator", "CoAP"],
+            dependencies: [
+                "TradfriBridge", "TradfriModel", "GatewaySimulator", "CoAP", "HubModel",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             path: "Tests/Fuzz/TradfriFuzz",
             swiftSettings: strict
         ))
