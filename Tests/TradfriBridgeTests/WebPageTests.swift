@@ -122,6 +122,33 @@ struct WebPageTests {
         await web.shutdown()
     }
 
+    /// A port someone else has: the page is off, said once, naming the key; the bridge bridges on.
+    @Test func aTakenPortTurnsOnlyThePageOff() async throws {
+        let harness = try await BridgeHarness()
+        let taken = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(taken) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(taken, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(taken, $0, &length) }
+        }
+        #expect(listen(taken, 1) == 0)
+        let port = UInt16(bigEndian: address.sin_port)
+        try await harness.startBridge(extraConfiguration: "web:\n  listen: 127.0.0.1:\(port)\n")
+        let bridge = try #require(harness.bridge)
+        let line = try await bridge.waitForLine(containing: "the web page is off")
+        #expect(line.contains("web.listen=127.0.0.1:\(port)") && line.contains("error"), "\(line)")
+        let watcher = try await harness.subscribe(["tradfri/hallway"])
+        try await harness.publish("tradfri/hallway/set", #"{"state":"ON","brightness":55}"#)
+        try await message(on: "tradfri/hallway", from: watcher) { $0["brightness"] == 55 }
+        await harness.shutdown()
+    }
+
     @Test func aCrossSiteRequestChangesNothing() async throws {
         let web = try await WebHarness()
         let client = web.client()
