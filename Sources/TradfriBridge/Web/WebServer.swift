@@ -6,6 +6,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 import TLS
@@ -30,8 +31,8 @@ import TLS
 /// - Every decision taken on the page (log-in, failed log-in, log-out, expiry, commands, pairing
 ///   decisions) goes to the audit log with the administrator and the client's address.
 /// - `run()` serves until graceful shutdown, then ends every live stream and returns within a
-///   second. An address it cannot listen on is logged as an error naming `web.listen`, and the
-///   rest of the bridge runs on without the page.
+///   second. An address it cannot listen on (or a certificate it can neither read nor make) is
+///   logged as an error naming `web.listen`, and the rest of the bridge runs on without the page.
 public final class WebServer: Service {
     private let settings: BridgeConfiguration.Web
     private let stateDirectory: String
@@ -43,10 +44,6 @@ public final class WebServer: Service {
     /// Wakes the expiry loop when the first session is made.
     private let expiryWake: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
     private let logger = Logger(label: "web")
-    private let port = Mutex<Int?>(nil)
-
-    /// The port the page listens on, once it does.
-    public var listeningPort: Int? { port.withLock { $0 } }
 
     /// - Parameters:
     ///   - bridge: the bridge whose home the page shows and controls.
@@ -69,15 +66,23 @@ public final class WebServer: Service {
 
     public func run() async throws {
         let (host, port) = settings.address ?? ("127.0.0.1", 8080)
-        let tls =
-            settings.usesHTTPS
-            ? try BridgeCertificate.serverConfiguration(BridgeCertificate.load(in: stateDirectory)) : nil
+        let tls: TLSConfiguration?
+        do {
+            tls =
+                settings.usesHTTPS
+                ? try BridgeCertificate.serverConfiguration(BridgeCertificate.load(in: stateDirectory)) : nil
+        } catch {
+            logger.error(
+                "the web page is off: the bridge's certificate can be neither read nor made",
+                metadata: ["directory": "\(stateDirectory)", "error": "\(error)"])
+            try? await gracefulShutdown()
+            return
+        }
         let scheme = tls == nil ? "http" : "https"
         let endpoint = HTTPEndpoint(
             name: "web page", host: host, port: port, tls: tls, headers: Self.securityHeaders,
             respond: { [self] request, context in try await respond(request, context) },
             onListening: { [self] bound in
-                self.port.withLock { $0 = bound }
                 let shown = host == "0.0.0.0" || host == "::" ? BridgeConfiguration.hostName + ".local" : host
                 logger.info(
                     "web page ready",
