@@ -16,7 +16,8 @@ import ServiceLifecycle
 ///   silent client holds only its own connection, for at most `requestTimeout` per request
 ///   (`RequestDeadlineHandler`). Heads are limited to 8 KiB (a larger one is a 400).
 /// - `respond` answers each request; an `HTTPResponseError` it throws becomes its response, a
-///   request that breaks HTTP itself a 400 (and the connection is closed), anything else a 500. Every response gets `Date`, and `headers` (the caller's policy).
+///   request that breaks HTTP itself a 400 (and the connection is closed), anything else a 500.
+///   Every response gets `Date`, and `headers` (the caller's policy).
 /// - `run()` binds (a failure throws `HTTPEndpoint.BindError`, naming the address), reports the
 ///   bound port to `onListening`, and serves until graceful shutdown. Then it stops accepting,
 ///   closes idle and half-received connections at once, lets answers in flight end, and returns
