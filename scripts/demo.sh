@@ -91,6 +91,10 @@ if [ ! -f "$credentials" ]; then
 fi
 "$bin/tradfri-bridge" devices --credentials "$credentials" --gateway "$gateway"
 
+# --- the web page ----------------------------------------------------------------------------
+web_port=8080
+port_free "$web_port" || web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
 cat > "$demo/config.yaml" <<YAML
 gateway:
   address: $gateway
@@ -101,6 +105,12 @@ mqtt:
 discovery:
   enabled: false
   advertise: false
+web:
+  listen: 127.0.0.1:$web_port
+  password_file: $demo/web-password
+pairing:
+  registry: $demo/state/paired-devices.json
+  audit_log: $demo/state/audit.log
 YAML
 
 p=""
@@ -113,6 +123,8 @@ cat <<TEXT
   mosquitto_pub$p -t tradfri/hallway/set -m TOGGLE
   mosquitto_pub$p -t tradfri/living_room/set -m '{"scene":"RELAX"}'
   mosquitto_pub$p -t tradfri/bedroom_blind/set -m '{"position":50}'
+The web page: http://127.0.0.1:$web_port/ ($( [ -f "$demo/web-password" ] && echo "log in as admin" ||
+  echo "first set its password: $bin/tradfri-bridge web-password --config $demo/config.yaml"))
 Ctrl-C stops the bridge$( [ -z "${TRADFRI_GATEWAY:-}" ] && echo ", the simulator")$( [ -z "${TRADFRI_MQTT:-}" ] && echo " and mosquitto").
 
 TEXT

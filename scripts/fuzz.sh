@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of outside input with libFuzzer and AddressSanitizer (Tests/Fuzz/TradfriFuzz):
 # the gateway JSON model, MQTT commands and attribute values, bridge requests, the configuration
-# file, the pairing HTTP requests, the control socket, and the simulator's CoAP requests.
+# file, the pairing endpoints' and the web page's HTTP requests (through NIO's HTTP/1 decoder, as
+# the server reads them), the control socket, and the simulator's CoAP requests.
 #
 #   scripts/fuzz.sh                     each target for 10 minutes (FUZZ_SECONDS changes that)
 #   scripts/fuzz.sh --ci                each target for a bounded number of inputs (FUZZ_RUNS, 20000)
@@ -22,7 +23,7 @@ if [ "${1:-}" = "--ci" ]; then
 fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(gateway-model mqtt-command bridge-request configuration pairing-http control-socket simulator-coap)
+  targets=(gateway-model mqtt-command bridge-request configuration pairing-http web-http control-socket simulator-coap)
 fi
 
 # Its own build folder: every module instrumented for coverage (-sanitize=fuzzer) and checked by

@@ -20,6 +20,9 @@ packages=(
   # the Debian package: built with debhelper, checked by lintian, man and systemd-analyze
   # (packaging/build-deb.sh, scripts/package-test.sh)
   debhelper lintian man-db systemd
+  # the web page's tests run a real browser: Chromium headless, driven by Selenium through
+  # chromium-driver (Tests/Scripts/browser.py, WebBrowserTests)
+  chromium chromium-driver python3-selenium
 )
 
 install_packages() {

@@ -40,6 +40,29 @@ public enum Crypto {
         }.joined(separator: separator)
     }
 
+    /// scrypt (RFC 7914): a slow, memory-hard hash of a password with its salt, N = 2^`logN`. It
+    /// needs 128 · r · N bytes of memory for its duration (16 MiB for logN 14, r 8). Throws for
+    /// parameters OpenSSL refuses.
+    public static func scrypt(
+        password: [UInt8], salt: [UInt8], logN: Int, r: Int, p: Int, length: Int = 32
+    ) throws(TLSError) -> [UInt8] {
+        guard (1...22).contains(logN), (1...32).contains(r), (1...16).contains(p), (16...64).contains(length) else {
+            throw TLSError(operation: "scrypt", reason: "parameters out of range")
+        }
+        var key = [UInt8](repeating: 0, count: length)
+        let memory = UInt64(128 * r) << UInt64(logN)
+        let done = password.withUnsafeBytes { pass in
+            salt.withUnsafeBytes { salt in
+                EVP_PBE_scrypt(
+                    pass.baseAddress?.assumingMemoryBound(to: CChar.self), pass.count,
+                    salt.baseAddress?.assumingMemoryBound(to: UInt8.self), salt.count, UInt64(1) << UInt64(logN),
+                    UInt64(r), UInt64(p), memory * 2 + (1 << 20), &key, length)
+            }
+        }
+        guard done == 1 else { throw .lastError("scrypt") }
+        return key
+    }
+
     /// Equality of two secrets without timing differences.
     public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }

@@ -254,6 +254,8 @@ final class Benchmark: @unchecked Sendable {
             discovery:
               enabled: false
               advertise: false
+            web:
+              listen: 127.0.0.1:0
             """
         let file = "\(directory)/config.yaml"
         try configuration.write(toFile: file, atomically: true, encoding: .utf8)

@@ -27,6 +27,8 @@ public final class Bridge: Service {
     /// What systemd is told (READY, STATUS, STOPPING), when it listens.
     private(set) var status: ServiceStatus?
     private var features: [any BridgeFeature] = []
+    /// MQTT → hubs; the web page's controls use it too.
+    private(set) var commands: CommandHandler?
     private let logger = Logger(label: "bridge")
     private var subscribed = false
 
@@ -58,10 +60,12 @@ public final class Bridge: Service {
         health.register(in: requests)
         let bridge = Bridge(context: context, mqtt: client, requests: requests, health: health)
         let states = StatePublisher(context: context)
+        let commands = CommandHandler(context: context, states: states)
+        bridge.commands = commands
         bridge.features = [
             BridgeTopics(context: context),
             states,
-            CommandHandler(context: context, states: states),
+            commands,
             requests,
             health,
         ]
@@ -238,6 +242,7 @@ public final class Bridge: Service {
         switch event {
         case .connected:
             logger.info("connected to the broker", metadata: ["mqtt.server": "\(mqtt.configuration)"])
+            context.figures.brokerConnected()
             dispatch(.brokerConnected)
             context.outbox.republishAll(first: [context.topic("bridge/state")])
             if !subscribed {

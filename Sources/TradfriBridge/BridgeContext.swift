@@ -15,6 +15,8 @@ public final class BridgeContext {
     public let outbox: MQTTOutbox
     public internal(set) var names = FriendlyNames()
     public let startedAt = Date()
+    /// Counters since start, for the health request and the web page.
+    public internal(set) var figures = BridgeFigures()
     /// Set by the controller: hands an event to every feature (see `post(_:)`).
     var dispatcher: @CoAPActor (BridgeEvent) -> Void = { _ in }
     private let hubsByName: [String: any Hub]
@@ -82,5 +84,19 @@ public final class BridgeContext {
     /// The `gateway` field of events and listings about something on `hub`.
     public func hubField(_ hub: String) -> [String: JSON] {
         ["gateway": .string(hub)]
+    }
+}
+
+/// What the bridge has counted since it started.
+public struct BridgeFigures: Sendable {
+    /// Connections to the broker after the first.
+    public var brokerReconnects = 0
+    /// Commands that could not be carried out (each one a `command_error` event).
+    public var commandErrors = 0
+    var brokerConnections = 0
+
+    mutating func brokerConnected() {
+        brokerConnections += 1
+        brokerReconnects = max(brokerConnections - 1, 0)
     }
 }

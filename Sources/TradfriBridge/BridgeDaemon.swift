@@ -4,8 +4,9 @@ import ServiceLifecycle
 import SystemdNotify
 
 /// `tradfri-bridge run` as one Service: finds the broker, builds the bridge and what runs beside
-/// it (device pairing, the mDNS advertiser), and runs them in a ServiceGroup of their own, which
-/// shuts them down in reverse order (advertiser, pairing, bridge) on graceful shutdown.
+/// it (device pairing, the web page, the mDNS advertiser), and runs them in a ServiceGroup of
+/// their own, which shuts them down in reverse order (advertiser, web page, pairing, bridge) on
+/// graceful shutdown.
 ///
 /// Everything from the broker lookup on happens inside the caller's lifecycle, so SIGTERM or
 /// SIGINT during start-up (browsing mDNS for the broker takes up to `discovery.timeout`) stops
@@ -64,13 +65,21 @@ public final class BridgeDaemon: Service {
                 .init(service: MetricsEndpoint(health: bridge.health, listen: configuration.metrics.listen)))
         }
         var pairingTXT: [String: String] = [:]
+        // One audit log for pairing and the web page's decisions.
+        let audit = AuditLog(path: configuration.pairing.auditLog)
+        var pairing: PairingService?
         if configuration.pairing.enabled {
-            let pairing = try PairingService(configuration: configuration, broker: broker) { type, data in
+            let service = try PairingService(configuration: configuration, broker: broker, audit: audit) { type, data in
                 Task { @CoAPActor in bridge.context.event(type, data) }
             }
-            await bridge.enablePairing(pairing)
-            services.append(.init(service: PairingRunner(service: pairing)))
-            pairingTXT = ["fingerprint": pairing.fingerprint, "pairing_path": "/pairing/v1"]
+            await bridge.enablePairing(service)
+            services.append(.init(service: PairingRunner(service: service)))
+            pairingTXT = ["fingerprint": service.fingerprint, "pairing_path": "/pairing/v1"]
+            pairing = service
+        }
+        if configuration.web.enabled {
+            let web = await WebServer(configuration: configuration, bridge: bridge, pairing: pairing, audit: audit)
+            services.append(.init(service: web))
         }
         let advertiser = Advertiser(
             advertisements: Advertiser.advertisements(

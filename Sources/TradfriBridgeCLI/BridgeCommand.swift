@@ -13,7 +13,10 @@ struct BridgeCommand: AsyncParsableCommand {
             then check what the gateway holds:
               tradfri-bridge devices
             """,
-        subcommands: [RunCommand.self, AuthCommand.self, DevicesCommand.self, DiscoverCommand.self, PairCommand.self])
+        subcommands: [
+            RunCommand.self, AuthCommand.self, DevicesCommand.self, DiscoverCommand.self, PairCommand.self,
+            WebPasswordCommand.self,
+        ])
 }
 
 /// Options every subcommand shares.

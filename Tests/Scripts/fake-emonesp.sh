@@ -6,7 +6,8 @@
 #     USER:PASSWORD:BASETOPIC:PORT (port 1883 otherwise); anything else: keep polling;
 #   - then MQTT to the same host with those credentials: publish a measurement to BASETOPIC/power
 #     and the node status to BASETOPIC/NODE/out/state.
-# Usage: fake-emonesp.sh HOST [HTTP_PORT]      (env: INTERVAL, NODE)
+# Usage: fake-emonesp.sh HOST [HTTP_PORT]      (env: INTERVAL, NODE; CREDENTIALS_FILE: where the test
+# reads the credentials from, to check them after a revocation)
 host=$1
 http_port=${2:-80}
 interval=${INTERVAL:-10}
@@ -23,6 +24,7 @@ while :; do
       port=1883
       [ "$colons" -eq 3 ] && port=$(printf '%s' "$body" | cut -d: -f4)
       echo "emonesp: got credentials for $user, base topic $topic, broker $host:$port"
+      [ -n "${CREDENTIALS_FILE:-}" ] && printf '%s\n' "$body" > "$CREDENTIALS_FILE"
       mosquitto_pub -h "$host" -p "$port" -u "$user" -P "$password" -i "$node-$$" -q 1 -t "$topic/power" -m 1234 &&
         mosquitto_pub -h "$host" -p "$port" -u "$user" -P "$password" -i "$node-$$" -q 1 -t "$topic/$node/out/state" -m online &&
         echo "emonesp: published to $topic" || echo "emonesp: MQTT refused"

@@ -103,9 +103,14 @@ final class BridgeHarness: @unchecked Sendable {
     }
 
     /// Writes `configuration` as the bridge's configuration file and starts `tradfri-bridge run`
-    /// with it, as systemd does; returns at once.
+    /// with it, as systemd does; returns at once. Without a `web:` section the web page listens
+    /// on a free loopback port (several bridges run at once; the default 8080 fits only one).
     @discardableResult
     func launchBridge(configuration: String, environment: [String: String] = [:]) throws -> ChildProcess {
+        var configuration = configuration
+        if !configuration.hasPrefix("web:"), !configuration.contains("\nweb:") {
+            configuration += "\nweb:\n  listen: 127.0.0.1:0\n"
+        }
         try configuration.write(toFile: configFile, atomically: true, encoding: .utf8)
         let started = try ChildProcess("tradfri-bridge", ["run", "--config", configFile], environment: environment)
         bridge = started

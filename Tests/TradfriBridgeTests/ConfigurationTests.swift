@@ -79,6 +79,15 @@ import Testing
             "homeassistant.discovery_prefix: must be a topic without wildcards"
         ),
         ("homeassistant:\n  status_topic: \"\"\n", "homeassistant.status_topic: must be a topic without wildcards"),
+        (
+            "web:\n  listen: 0.0.0.0:8080\n  scheme: http\n",
+            "web.scheme: plain HTTP is allowed only on a loopback address (web.listen is 0.0.0.0:8080)"
+        ),
+        ("web:\n  listen: \"a b\"\n", "config:2: web.listen: must be HOST:PORT"),
+        ("web:\n  scheme: ftp\n", "config:2: web.scheme: 'ftp' is not one of: auto, https, http"),
+        ("web:\n  session_timeout: 1\n", "config:2: web.session_timeout: 1.0 is out of range"),
+        ("web:\n  password_file: web-password\n", "config:2: web.password_file: must be an absolute path"),
+        ("web:\n  enabeld: true\n", "config:2: web.enabeld: unknown key (did you mean 'enabled'?)"),
     ])
     func badFilesAreRejectedNamingTheKey(text: String, message: String) {
         #expect {
@@ -90,6 +99,21 @@ import Testing
                     Issue.record("got: \(description)"); return false
                 }()
         }
+    }
+
+    /// The web page is on loopback unless the user says otherwise, and then only over HTTPS.
+    @Test func theWebPageIsOnLoopbackOverHTTPAndOnTheLANOnlyOverHTTPS() throws {
+        let defaults = BridgeConfiguration().web
+        #expect(defaults.enabled && defaults.listen == "127.0.0.1:8080")
+        #expect(defaults.listensOnLoopback && !defaults.usesHTTPS)
+        let lan = try BridgeConfiguration.parse("web:\n  listen: 0.0.0.0:8443\n").web
+        #expect(!lan.listensOnLoopback && lan.usesHTTPS)
+        let forced = try BridgeConfiguration.parse("web:\n  listen: 127.0.0.1:0\n  scheme: https\n").web
+        #expect(forced.usesHTTPS && forced.address?.port == 0)
+        let read = try BridgeConfiguration.parse(
+            "web:\n  enabled: false\n  password_file: /etc/x/pw\n  session_timeout: 60\n  listen: '[::1]:9000'\n")
+        #expect(!read.web.enabled && read.web.passwordFile == "/etc/x/pw" && read.web.sessionTimeout == 60)
+        #expect(read.web.listensOnLoopback && read.web.address?.port == 9000)
     }
 
     @Test func aMissingExplicitFileIsAnError() {

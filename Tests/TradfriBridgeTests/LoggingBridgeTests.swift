@@ -46,6 +46,8 @@ import TradfriModel
               advertise: false
             logging:
               repeat_interval: 10
+            web:
+              listen: 127.0.0.1:0
             """
         try configuration.write(toFile: harness.configFile, atomically: true, encoding: .utf8)
         let bridge = try ChildProcess("tradfri-bridge", ["run", "--config", harness.configFile])

@@ -52,6 +52,8 @@ final class PairingHarness: @unchecked Sendable {
                   user: tradfri-bridge
                   password_file: \(directory.appendingPathComponent("bridge-password").path)
                 """)
+        // The first sync comes before the pairing endpoints and the control socket listen.
+        try await bridge.bridge?.waitForLine(containing: "pairing ready")
     }
 
     /// A broker with the dynamic-security plugin (only its admin, as `mosquitto_ctrl dynsec init`

@@ -4,6 +4,8 @@ import TestSupport
 import Testing
 import TradfriModel
 
+@testable import TradfriBridge
+
 /// What a user (and systemd) notices on `systemctl stop`: the bridge binary, started with a
 /// configuration file, ends within 2 s of SIGTERM or SIGINT with status 0, having published
 /// `bridge/state` offline whenever the broker is there, whatever state it is in.
@@ -35,10 +37,16 @@ import TradfriModel
         /// Under systemd (Type=notify, WatchdogSec=): the watchdog's rounds and probes run, and
         /// health and /metrics are on.
         case underSystemd = "under systemd with the watchdog, health and metrics"
+        /// A logged-in browser holds the web page's live event stream open (it never ends by
+        /// itself).
+        case webStreamOpen = "web page open with its live stream"
+        /// Hundreds of clients are half-way through their requests on the web page and both
+        /// pairing endpoints (one byte at a time; bodies too).
+        case slowClients = "slow clients mid-request on every HTTP endpoint"
 
         var testDescription: String { rawValue }
         var brokerIsThere: Bool { self != .brokerUnreachable && self != .pairingOnBrokerUnreachable }
-        var pairing: Bool { self == .pairingOn || self == .pairingOnBrokerUnreachable }
+        var pairing: Bool { self == .pairingOn || self == .pairingOnBrokerUnreachable || self == .slowClients }
     }
 
     static let signals: [Int32] = [SIGTERM, SIGINT]
@@ -54,9 +62,14 @@ import TradfriModel
         let silentGateway = try SilentUDPPort()
         let state = try await harness.subscribe(["tradfri/bridge/state"])
         let systemd = try FakeSystemd()
+        let passwordFile = harness.directory.appendingPathComponent("state/web-password").path
+        try WebPassword.make(user: "admin", password: WebHarness.password).store(path: passwordFile)
+        let legacyPort = freePort()
         let bridge = try harness.launchBridge(
-            configuration: Self.configuration(for: setUp, harness, silentGateway: silentGateway),
+            configuration: Self.configuration(
+                for: setUp, harness, silentGateway: silentGateway, legacyPort: legacyPort),
             environment: setUp == .underSystemd ? systemd.environment(watchdog: .seconds(2)) : [:])
+        var helpers: [ChildProcess] = []
 
         // Bring the bridge into the state to be stopped in, and check that it is there.
         if setUp.brokerIsThere {
@@ -104,6 +117,30 @@ import TradfriModel
             try await systemd.wait(for: "READY", "1", within: .seconds(20))
             try await systemd.waitForPings(2)
             try await bridge.waitForLine(containing: "serving Prometheus metrics")
+        case .webStreamOpen:
+            let url = try await WebHarness.url(of: bridge)
+            let client = WebClient(url: url, jar: harness.directory.appendingPathComponent("jar").path)
+            #expect(try await client.login().status == 200)
+            let stream = try ChildProcess("curl", ["-sN", "-b", client.jar, url + "api/events"], name: "event stream")
+            try await stream.waitForLine(containing: "event: home")
+            helpers.append(stream)
+        case .slowClients:
+            let url = try await WebHarness.url(of: bridge)
+            try await bridge.waitForLine(containing: "pairing ready")
+            let securePort = try #require(
+                bridge.outputText.components(separatedBy: "(port ").last?.split(separator: ")").first)
+            for arguments in [
+                ["\(url)api/session", "100"],
+                ["https://127.0.0.1:\(securePort)/pairing/v1/request", "100", "--handshake", "50"],
+                ["http://127.0.0.1:\(legacyPort)/device/auth/request.json", "50"],
+                ["http://127.0.0.1:\(legacyPort)/device/auth/request.json", "50", "--fast-head", "4096"],
+            ] {
+                let crawlers = try ChildProcess(
+                    "/usr/bin/python3", [PairingHarness.script("http_abuse.py"), "slow"] + arguments + ["--hold"],
+                    name: "slow clients")
+                try await crawlers.waitForLine(containing: "\"connected\"")
+                helpers.append(crawlers)
+            }
         }
 
         let mark = state.lineCount
@@ -125,6 +162,10 @@ import TradfriModel
             #expect(!bridge.outputText.contains("could not publish offline"), "\(bridge.outputText)")
         }
 
+        if setUp == .webStreamOpen {
+            #expect(try await helpers[0].waitForExit(within: .seconds(2)) == 0, "the browser's stream ended")
+        }
+        for helper in helpers { await helper.stop(grace: .seconds(1)) }
         if setUp == .resyncRunning { harness.simulator.signal(SIGCONT) }
         if setUp == .underSystemd { #expect(systemd.values(of: "STOPPING") == ["1"]) }
         systemd.close()
@@ -133,12 +174,15 @@ import TradfriModel
     }
 
     /// The bridge's configuration for `setUp`: the test's broker and gateway, the rest default.
-    static func configuration(for setUp: SetUp, _ harness: BridgeHarness, silentGateway: SilentUDPPort) -> String {
+    static func configuration(
+        for setUp: SetUp, _ harness: BridgeHarness, silentGateway: SilentUDPPort, legacyPort: UInt16
+    ) -> String {
         var gateway = harness.gateway
         var server = harness.broker.url
         var sections = ""
         switch setUp {
-        case .defaultsWithoutAvahi, .gatewayRebooting, .resyncRunning, .brokerNotAnswering, .pairingNeeded:
+        case .defaultsWithoutAvahi, .gatewayRebooting, .resyncRunning, .brokerNotAnswering, .pairingNeeded,
+            .webStreamOpen:
             break
         case .underSystemd:
             sections = "health:\n  interval: 1\nmetrics:\n  enabled: true\n  listen: 127.0.0.1:\(freePort())\n"
@@ -150,12 +194,13 @@ import TradfriModel
             gateway = "127.0.0.1:\(silentGateway.port)"
         case .brokerUnreachable:
             server = "mqtt://127.0.0.1:\(freePort())"
-        case .pairingOn, .pairingOnBrokerUnreachable:
+        case .pairingOn, .pairingOnBrokerUnreachable, .slowClients:
             if setUp == .pairingOnBrokerUnreachable { server = "mqtt://127.0.0.1:\(freePort())" }
             let directory = harness.directory
+            let legacy = setUp == .slowClients ? "  legacy: true\n  legacy_listen: 127.0.0.1:\(legacyPort)\n" : ""
             sections = """
                 pairing:
-                  enabled: true
+                \(legacy)  enabled: true
                   listen: 127.0.0.1:\(freePort())
                   control_socket: \(directory.appendingPathComponent("control.sock").path)
                   registry: \(directory.appendingPathComponent("state/paired-devices.json").path)
@@ -173,7 +218,9 @@ import TradfriModel
 
                 """
         }
-        return "gateway:\n  address: \(gateway)\n  credentials: \(harness.credentials)\n" + mqtt + sections
+        // The web page on, as shipped, on a port of its own.
+        let web = "web:\n  listen: 127.0.0.1:0\n  password_file: \(harness.directory.path)/state/web-password\n"
+        return "gateway:\n  address: \(gateway)\n  credentials: \(harness.credentials)\n" + mqtt + sections + web
     }
 }
 

@@ -142,6 +142,8 @@ final class Soak: @unchecked Sendable {
             discovery:
               enabled: false
               advertise: false
+            web:
+              listen: 127.0.0.1:0
             logging:
               level: info
             """

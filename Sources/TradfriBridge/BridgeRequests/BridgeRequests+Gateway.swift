@@ -44,40 +44,7 @@ extension BridgeRequests {
     /// The state of every connection, what the bridge knows, and for how long.
     private func healthCheck(_ request: BridgeRequest) throws -> JSON {
         try request.allowOnly([])
-        let broker = context.outbox.isConnected
-        let uptime = Date().timeIntervalSince(context.startedAt)
-        var gateways: [String: JSON] = [:]
-        for hub in context.hubs { gateways[hub.name] = health(of: hub) }
-        var data: [String: JSON] = [
-            "healthy": .bool(context.allHubsConnected && broker),
-            "gateways": .object(gateways),
-            "broker": ["connected": .bool(broker)],
-            "devices": .int(context.hubs.reduce(0) { $0 + $1.devices.count }),
-            "groups": .int(context.hubs.reduce(0) { $0 + $1.groups.count }),
-            "scenes": .int(sceneCount(context.hubs)),
-            "uptime": .int(Int(uptime)),
-            "started_at": .string(context.startedAt.formatted(.iso8601)),
-            "version": .string(BridgeVersion.current),
-        ]
-        // The first gateway's, as before several gateways existed.
-        if let first = context.hubs.first { data["gateway"] = health(of: first) }
-        return .object(data)
-    }
-
-    private func health(of hub: any Hub) -> JSON {
-        var gateway: [String: JSON] = [
-            "connected": .bool(hub.connected), "id": .string(hub.hardwareID), "kind": .string(hub.kind),
-            "devices": .int(hub.devices.count), "groups": .int(hub.groups.count),
-        ]
-        if let address = hub.address { gateway["address"] = .string(address) }
-        if let firmware = hub.firmware { gateway["firmware"] = .string(firmware) }
-        gateway["state"] = .string(hub.sessionState)
-        gateway["view"] = hub.viewFigures
-        if let contact = hub.lastContact {
-            gateway["last_contact"] = .string(contact.formatted(.iso8601))
-            gateway["seconds_since_contact"] = .double((Date().timeIntervalSince(contact) * 10).rounded() / 10)
-        }
-        return .object(gateway)
+        return context.health()
     }
 
     private func sceneCount(_ hubs: [any Hub]) -> Int {

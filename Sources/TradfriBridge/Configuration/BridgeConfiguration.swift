@@ -141,6 +141,46 @@ public struct BridgeConfiguration: Sendable, Equatable {
         public var listen = "127.0.0.1:9464"
     }
 
+    public struct Web: Sendable, Equatable {
+        /// `auto`: HTTPS unless the page listens on a loopback address.
+        public enum Scheme: String, Sendable, Equatable {
+            case auto, https, http
+        }
+
+        /// Serve the web page (pairing decisions, live home, health).
+        public var enabled = true
+        /// Loopback by default: reaching it from the LAN is the user's explicit choice.
+        public var listen = "127.0.0.1:8080"
+        public var scheme = Scheme.auto
+        /// The administrator's name and password hash (`tradfri-bridge web-password` writes it).
+        public var passwordFile = BridgeConfiguration.defaultStateDirectory + "/web-password"
+        /// Seconds without a request from the page before its session ends.
+        public var sessionTimeout: Double = 1800
+
+        /// `listen` as host and port (port 0: any free port, which the log names).
+        public var address: (host: String, port: Int)? {
+            if let (host, port) = splitHostPort(listen, defaultPort: 8080) { return (host, Int(port)) }
+            guard listen.hasSuffix(":0"), let (host, _) = splitHostPort(String(listen.dropLast(2)), defaultPort: 8080)
+            else { return nil }
+            return (host, 0)
+        }
+
+        /// Whether `listen` is a loopback address (127.0.0.0/8, ::1, localhost).
+        public var listensOnLoopback: Bool {
+            guard let host = address?.host else { return false }
+            return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        }
+
+        /// Whether the page is served over HTTPS.
+        public var usesHTTPS: Bool {
+            switch scheme {
+            case .https: true
+            case .http: false
+            case .auto: !listensOnLoopback
+            }
+        }
+    }
+
     public struct Logging: Sendable, Equatable {
         public var level = "info"
         public var format = "text"
@@ -162,6 +202,7 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public var pairing = Pairing()
     public var health = Health()
     public var metrics = Metrics()
+    public var web = Web()
     public var logging = Logging()
 
     public init() {}
@@ -172,6 +213,12 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public static var defaultStateDirectory: String {
         ProcessInfo.processInfo.environment["STATE_DIRECTORY"]?.split(separator: ":").first.map(String.init)
             ?? "/var/lib/tradfri-bridge"
+    }
+
+    /// Where the bridge keeps its state besides the credentials: the directory of
+    /// `pairing.registry` (its certificate, the pairing registry).
+    public var stateDirectory: String {
+        (pairing.registry as NSString).deletingLastPathComponent
     }
 
     static var hostName: String {
@@ -223,7 +270,8 @@ extension BridgeConfiguration {
         guard let root else { return configuration }
         let sections = try ConfigNode(node: root, key: "", file: file).members(
             allowed: [
-                "gateway", "gateways", "mqtt", "homeassistant", "discovery", "pairing", "health", "metrics", "logging",
+                "gateway", "gateways", "mqtt", "homeassistant", "discovery", "pairing", "health", "metrics", "web",
+                "logging",
             ])
         try configuration.readGateways(section: sections["gateway"], list: sections["gateways"])
         if let node = sections["mqtt"] { try configuration.mqtt.read(node) }
@@ -232,6 +280,7 @@ extension BridgeConfiguration {
         if let node = sections["pairing"] { try configuration.pairing.read(node) }
         if let node = sections["health"] { try configuration.health.read(node) }
         if let node = sections["metrics"] { try configuration.metrics.read(node) }
+        if let node = sections["web"] { try configuration.web.read(node) }
         if let node = sections["logging"] { try configuration.logging.read(node) }
         try configuration.validate(file: file)
         return configuration
@@ -239,6 +288,13 @@ extension BridgeConfiguration {
 
     /// Checks that need more than one key.
     func validate(file: String) throws(ConfigurationError) {
+        if web.enabled, !web.usesHTTPS, !web.listensOnLoopback {
+            throw ConfigurationError(
+                file: file, line: nil, key: "web.scheme",
+                message:
+                    "plain HTTP is allowed only on a loopback address (web.listen is \(web.listen)): use scheme auto or https"
+            )
+        }
         if homeAssistant.enabled, homeAssistant.discoveryPrefix == mqtt.baseTopic {
             throw ConfigurationError(
                 file: file, line: nil, key: "homeassistant.discovery_prefix",
@@ -375,6 +431,30 @@ extension BridgeConfiguration.Metrics {
             else { throw value.error("must be an IPv4 address and port, such as 127.0.0.1:9464") }
             listen = text
         }
+    }
+}
+
+extension BridgeConfiguration.Web {
+    mutating func read(_ node: ConfigNode) throws(ConfigurationError) {
+        let keys = try node.members(allowed: ["enabled", "listen", "scheme", "password_file", "session_timeout"])
+        if let value = keys["enabled"] { enabled = try value.bool() }
+        if let value = keys["listen"] {
+            var web = BridgeConfiguration.Web()
+            web.listen = try value.string()
+            guard let address = web.address, !address.host.isEmpty else {
+                throw value.error("must be HOST:PORT, such as 127.0.0.1:8080 or 0.0.0.0:8443")
+            }
+            listen = web.listen
+        }
+        if let value = keys["scheme"] {
+            scheme = Scheme(rawValue: try value.oneOf(["auto", "https", "http"])) ?? .auto
+        }
+        if let value = keys["password_file"] {
+            let path = try value.string()
+            guard path.hasPrefix("/") else { throw value.error("must be an absolute path") }
+            passwordFile = path
+        }
+        if let value = keys["session_timeout"] { sessionTimeout = try value.seconds(in: 5...604_800) }
     }
 }
 

@@ -1,10 +1,13 @@
 import CoAP
+import HTTPTypes
+import Hummingbird
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 /// `GET /metrics` on `metrics.listen` (off unless `metrics.enabled`): the health report in
 /// Prometheus' text format (`PrometheusMetrics`). Everything HTTP about it is in this file, on
-/// the small server the pairing endpoints use; nothing else is served (404), and only GET is
+/// the bridge's `HTTPEndpoint` (Hummingbird); nothing else is served (404), and only GET is
 /// answered (405).
 ///
 /// A port that cannot be bound is logged as an error and the bridge runs on without metrics:
@@ -25,23 +28,35 @@ public struct MetricsEndpoint: Service {
 
     public func run() async throws {
         let health = self.health
-        let server: HTTPServer
-        do {
-            server = try HTTPServer(host: host, port: port, tls: nil, maxConnections: 4) { request in
-                guard request.path == "/metrics" else { return .text(404, "not found: only /metrics is served") }
-                guard request.method == "GET" else { return .text(405, "only GET") }
+        let endpoint = HTTPEndpoint(
+            name: "metrics", host: host, port: Int(port), tls: nil,
+            respond: { request, _ in
+                guard request.uri.path == "/metrics" else {
+                    return Self.text(.notFound, "not found: only /metrics is served")
+                }
+                guard request.method == .get || request.method == .head else {
+                    return Self.text(.methodNotAllowed, "only GET")
+                }
                 let report = await health.report()
-                return HTTPResponse(
-                    status: 200, contentType: PrometheusMetrics.contentType, body: PrometheusMetrics.render(report))
-            }
-        } catch {
+                let body: [UInt8] = request.method == .head ? [] : PrometheusMetrics.render(report)
+                return Response(
+                    status: .ok, headers: [.contentType: PrometheusMetrics.contentType],
+                    body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            },
+            onListening: { [logger, host] bound in
+                logger.info("serving Prometheus metrics", metadata: ["url": "http://\(host):\(bound)/metrics"])
+            })
+        do {
+            try await endpoint.run()
+        } catch let error as HTTPEndpoint.BindError {
             logger.error("the metrics endpoint is off: cannot listen", metadata: ["error": "\(error)"])
             try? await gracefulShutdown()
-            return
         }
-        server.start()
-        logger.info("serving Prometheus metrics", metadata: ["url": "http://\(host):\(server.port)/metrics"])
-        try? await gracefulShutdown()
-        server.stop()
+    }
+
+    private static func text(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(
+            status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
     }
 }

@@ -12,6 +12,9 @@ import MQTT
 /// out of range, attribute the device lacks, the hub refusing it) produces a `command_error`
 /// event on `bridge/event` and a log line, both naming the topic and the reason; nothing else is
 /// affected. Retained commands are refused and cleared, so they cannot replay on every restart.
+///
+/// The web page's controls come in through `submit(name:payload:)`: the same lookup, parsing,
+/// validation and queue as `<name>/set`, and the same `command_error` when it fails.
 @CoAPActor
 final class CommandHandler: BridgeFeature {
     private let context: BridgeContext
@@ -73,35 +76,58 @@ final class CommandHandler: BridgeFeature {
         case .handle:
             break
         }
+        do throws(CommandError) {
+            if verb == "get" {
+                let (entity, hub) = try target(named: name)
+                return get(entity, on: hub, topic: message.topic)
+            }
+            try carryOut(name: name, attribute: attribute, payload: message.payload, topic: message.topic)
+        } catch {
+            fail(message.topic, error.message)
+        }
+    }
+
+    /// A command from the web page for the device or group `name` (as in its topic), exactly as
+    /// if `payload` had been published on `<base>/<name>/set`. Throws the reason it cannot be
+    /// carried out (also reported as `command_error`); the hub's own outcome comes later.
+    func submit(name: String, payload: [UInt8]) throws(CommandError) {
+        let topic = context.topic("\(name)/set")
+        do throws(CommandError) {
+            try carryOut(name: name, attribute: nil, payload: payload, topic: topic)
+        } catch {
+            fail(topic, error.message)
+            throw error
+        }
+    }
+
+    /// Finds the target, checks its hub is connected, parses and validates the command for it,
+    /// and queues it on the hub (its outcome comes back as `.commandFinished` for `topic`).
+    private func carryOut(name: String, attribute: String?, payload: [UInt8], topic: String) throws(CommandError) {
+        let (entity, hub) = try target(named: name)
+        guard hub.connected else {
+            throw CommandError(
+                context.topicsUseHubNames ? "the gateway '\(hub.name)' is offline" : "the gateway is offline")
+        }
+        let attributes = try CommandParser.attributes(payload: payload, attribute: attribute)
+        try enqueue(attributes, for: entity, on: hub, topic: topic)
+    }
+
+    /// The device or group a topic names, and its hub.
+    private func target(named name: String) throws(CommandError) -> (FriendlyNames.Entity, any Hub) {
         guard let entity = context.names.entity(named: name), let hub = context.hub(named: entity.id.hub) else {
             var reason = "no device or group named '\(name)'"
             if context.topicsUseHubNames, !name.contains("/") {
                 let examples = context.hubs.prefix(3).map { "\($0.name)/\(name)" }.joined(separator: ", ")
                 reason += " (with several gateways a name starts with its gateway's: \(examples))"
             }
-            return fail(message.topic, reason)
+            throw CommandError(reason)
         }
-        if verb == "get" {
-            return get(entity, on: hub, topic: message.topic)
-        }
-        guard hub.connected else {
-            return fail(
-                message.topic,
-                context.topicsUseHubNames ? "the gateway '\(hub.name)' is offline" : "the gateway is offline")
-        }
-        do {
-            let attributes = try CommandParser.attributes(payload: message.payload, attribute: attribute)
-            try enqueue(attributes, for: entity, on: hub, topic: message.topic)
-        } catch let error as CommandError {
-            fail(message.topic, error.message)
-        } catch {
-            fail(message.topic, "\(error)")
-        }
+        return (entity, hub)
     }
 
     private func enqueue(
         _ attributes: [String: JSON], for entity: FriendlyNames.Entity, on hub: any Hub, topic: String
-    ) throws {
+    ) throws(CommandError) {
         switch entity {
         case .device(let id):
             guard let device = hub.devices[id] else { throw CommandError("the device is gone") }
@@ -149,6 +175,7 @@ final class CommandHandler: BridgeFeature {
     }
 
     private func fail(_ topic: String, _ reason: String) {
+        context.figures.commandErrors += 1
         logger.warning("command not carried out", metadata: ["mqtt.topic": "\(topic)", "reason": "\(reason)"])
         context.event("command_error", ["topic": .string(topic), "error": .string(reason)])
     }

@@ -2,10 +2,22 @@ import Foundation
 import HubModel
 import TradfriModel
 
-/// Every pairing request, decision, credential issue, fetch, expiry and revocation, one JSON
-/// object per line: time, event, request/device id, name, IP, MAC when known, mode. Never a
-/// secret (no password, no pairing secret).
+/// Every pairing request, decision, credential issue, fetch, expiry and revocation, and every
+/// decision taken on the web page (log-in, log-out, commands), one JSON object per line: time,
+/// event, request/device id, name, IP, MAC when known, mode, and for decisions taken on the web
+/// page the administrator (`by`) and the browser's address (`client`). Never a secret (no
+/// password, no pairing secret, no session token).
 public final class AuditLog: @unchecked Sendable {
+    /// Who took a decision on the web page: the administrator, from which address.
+    public struct Origin: Sendable, Equatable {
+        public var user: String
+        public var client: String
+        public init(user: String, client: String) {
+            self.user = user
+            self.client = client
+        }
+    }
+
     // @unchecked: writes are serialised by `lock`.
     private let path: String
     private let lock = NSLock()
@@ -18,7 +30,7 @@ public final class AuditLog: @unchecked Sendable {
 
     public func record(
         _ event: String, request: PairingBook.Request? = nil, device: PairedDevice? = nil,
-        ip: String? = nil, detail: String? = nil
+        ip: String? = nil, detail: String? = nil, origin: Origin? = nil, extra: [String: JSON] = [:]
     ) {
         var entry: [String: JSON] = ["time": .string(Date().formatted(.iso8601)), "event": .string(event)]
         if let request {
@@ -38,6 +50,11 @@ public final class AuditLog: @unchecked Sendable {
         }
         if let ip { entry["ip"] = .string(ip) }
         if let detail { entry["detail"] = .string(detail) }
+        if let origin {
+            entry["by"] = .string(origin.user)
+            entry["client"] = .string(origin.client)
+        }
+        entry.merge(extra) { current, _ in current }
         append(JSON.object(entry).description + "\n")
     }
 
@@ -50,6 +67,18 @@ public final class AuditLog: @unchecked Sendable {
             return true
         }
         if due { record("rate_limited", ip: ip) }
+    }
+
+    /// The newest `count` entries, newest first (from the last 256 KiB of the file).
+    public func recent(_ count: Int) -> [JSON] {
+        let text: String = lock.withLock {
+            guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+            defer { try? handle.close() }
+            let size = (try? handle.seekToEnd()) ?? 0
+            try? handle.seek(toOffset: size > 262_144 ? size - 262_144 : 0)
+            return String(decoding: (try? handle.readToEnd()) ?? Data(), as: UTF8.self)
+        }
+        return text.split(separator: "\n").suffix(count).reversed().compactMap { try? JSON(parsing: String($0)) }
     }
 
     private func append(_ line: String) {

@@ -5,17 +5,19 @@ import MQTT
 import ServiceLifecycle
 import TradfriModel
 
-/// Runs the pairing service beside the bridge: starts it, stops it on graceful shutdown.
+/// Runs the pairing service beside the bridge: starts it, serves its endpoints (HTTPS, EmonESP's
+/// HTTP, the control socket) until graceful shutdown, then stops it.
 public final class PairingRunner: Service {
     public let service: PairingService
+    private let logger = Logger(label: "pairing")
 
     public init(service: PairingService) {
         self.service = service
     }
 
-    /// Starts the service, runs until graceful shutdown, stops it. Starting waits for the broker
-    /// (the admin account's connection, up to 10 s, then one command per registered device); a
-    /// shutdown meanwhile cancels the start instead of waiting for it to end.
+    /// Starting waits for the broker (the admin account's connection, up to 10 s, then one
+    /// command per registered device); a shutdown meanwhile cancels the start instead of waiting
+    /// for it to end. An endpoint that cannot listen ends the run with its error.
     public func run() async throws {
         do {
             try await cancelWhenGracefulShutdown { [service] in try await service.start() }
@@ -23,7 +25,13 @@ public final class PairingRunner: Service {
             await service.stop()
             return
         }
-        try? await gracefulShutdown()
+        do {
+            let endpoints = try service.endpoints().map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+            try await ServiceGroup(configuration: .init(services: endpoints, logger: logger)).run()
+        } catch {
+            await service.stop()
+            throw error
+        }
         await service.stop()
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import HubModel
 import Logging
 import MQTT
+import ServiceLifecycle
 import TLS
 import TradfriModel
 
@@ -31,26 +32,30 @@ public actor PairingService {
     private let stateDirectory: String
     private var book: PairingBook
     private var registry: DeviceRegistry
-    private let certificate: CertificateBundle
+    /// The bridge's certificate, for the HTTPS endpoint.
+    nonisolated let certificate: CertificateBundle
     /// The SHA-256 fingerprint of the HTTPS certificate (shown at the prompt, advertised in mDNS).
     public nonisolated let fingerprint: String
-    private var secureServer: HTTPServer?
-    private var legacyServer: HTTPServer?
-    private var controlServer: ControlServer?
+    /// The ports the endpoints listen on, once they do.
+    public private(set) var securePort: Int?
+    public private(set) var legacyPort: Int?
+    private var controlListening = false
     private var watchers: [Int: @Sendable (JSON) -> Bool] = [:]
     private var nextWatcher = 0
     private var timer: Task<Void, Never>?
     private var broadcaster: Task<Void, Never>?
     private let started = ContinuousClock.now
 
+    /// - Parameter audit: the audit log to write to (the web page writes to the same one).
     public init(
-        configuration: BridgeConfiguration, broker: BrokerLocator.Choice, publishEvent: @escaping EventSink
+        configuration: BridgeConfiguration, broker: BrokerLocator.Choice, audit: AuditLog? = nil,
+        publishEvent: @escaping EventSink
     ) throws {
         settings = configuration.pairing
         self.broker = broker
         self.publishEvent = publishEvent
-        stateDirectory = (configuration.pairing.registry as NSString).deletingLastPathComponent
-        audit = AuditLog(path: configuration.pairing.auditLog)
+        stateDirectory = configuration.stateDirectory
+        self.audit = audit ?? AuditLog(path: configuration.pairing.auditLog)
         registry = try DeviceRegistry(path: configuration.pairing.registry)
         var bookSettings = PairingBook.Settings()
         bookSettings.maxPending = configuration.pairing.maxPending
@@ -80,7 +85,7 @@ public actor PairingService {
             ? MQTTTLSConfiguration(
                 caFile: configuration.mqtt.caFile, certificateFile: nil, keyFile: nil,
                 insecure: configuration.mqtt.insecure) : nil
-        certificate = try Self.loadCertificate(in: stateDirectory)
+        certificate = try BridgeCertificate.load(in: stateDirectory)
         fingerprint = try certificate.fingerprint()
         dynsec = try DynamicSecurity(
             configuration: MQTTConfiguration(
@@ -93,77 +98,86 @@ public actor PairingService {
 
     // MARK: Lifecycle
 
+    /// Connects the broker account that manages device accounts and makes the broker's device
+    /// accounts match the registry. The endpoints (`endpoints()`) serve requests after this.
     public func start() async throws {
         try await dynsec.start()
         try await rebuildBroker()
-        let context = try TLSServerContext(certificate)
-        let (secureHost, securePort) = try listenAddress(settings.listen, defaultPort: 8443, key: "pairing.listen")
-        secureServer = try HTTPServer(host: secureHost, port: securePort, tls: context) { [weak self] request in
-            await self?.secure(request) ?? .text(503, "stopping")
-        }
-        secureServer?.start()
-        if settings.legacy {
-            let (host, port) = try listenAddress(settings.legacyListen, defaultPort: 80, key: "pairing.legacy_listen")
-            legacyServer = try HTTPServer(host: host, port: port, tls: nil) { [weak self] request in
-                await self?.legacy(request) ?? .text(503, "stopping")
-            }
-            legacyServer?.start()
-        }
-        controlServer = try ControlServer(
-            path: settings.controlSocket,
-            handler: { [weak self] request in
-                await self?.control(request) ?? ["ok": false, "error": "stopping"]
-            },
-            watch: { [weak self] send in await self?.addWatcher(send) })
-        controlServer?.start()
-        logger.info(
-            "pairing ready",
-            metadata: [
-                "pairing.listen": "\(secureHost):\(secureServer?.port ?? 0)",
-                "pairing.legacy": "\(settings.legacy ? "\(legacyServer?.port ?? 0)" : "off")",
-                "pairing.fingerprint": "\(fingerprint)", "pairing.control": "\(settings.controlSocket)",
-            ])
     }
 
     public func stop() async {
         timer?.cancel()
         broadcaster?.cancel()
-        secureServer?.stop()
-        legacyServer?.stop()
-        controlServer?.stop()
         await dynsec.stop()
     }
 
-    public var securePort: UInt16? { secureServer?.port }
-    public var legacyPort: UInt16? { legacyServer?.port }
+    /// The services that take requests: the secure HTTPS endpoint, EmonESP's plain-HTTP one (with
+    /// `pairing.legacy`), and the control socket of `tradfri-bridge pair`.
+    nonisolated func endpoints() throws -> [any Service] {
+        let (secureHost, securePort) = try listenAddress(settings.listen, defaultPort: 8443, key: "pairing.listen")
+        var services: [any Service] = [
+            HTTPEndpoint(
+                name: "pairing (HTTPS)", host: secureHost, port: Int(securePort),
+                tls: try BridgeCertificate.serverConfiguration(certificate),
+                respond: { [weak self] request, context in
+                    try await PairingEndpoints.respond(request, context) { request in
+                        await self?.secure(request) ?? .text(503, "stopping")
+                    }
+                },
+                onListening: { [weak self] port in await self?.listening(.secure, port: port) })
+        ]
+        if settings.legacy {
+            let (host, port) = try listenAddress(settings.legacyListen, defaultPort: 80, key: "pairing.legacy_listen")
+            services.append(
+                HTTPEndpoint(
+                    name: "pairing (EmonESP, HTTP)", host: host, port: Int(port), tls: nil,
+                    respond: { [weak self] request, context in
+                        try await PairingEndpoints.respond(request, context) { request in
+                            await self?.legacy(request) ?? .text(503, "stopping")
+                        }
+                    },
+                    onListening: { [weak self] port in await self?.listening(.legacy, port: port) }))
+        }
+        services.append(
+            ControlServer(
+                path: settings.controlSocket,
+                handler: { [weak self] request in
+                    await self?.control(request) ?? ["ok": false, "error": "stopping"]
+                },
+                watch: { [weak self] send in await self?.addWatcher(send) },
+                onListening: { [weak self] in await self?.listening(.control, port: 0) }))
+        return services
+    }
 
-    private func listenAddress(_ text: String, defaultPort: UInt16, key: String) throws -> (String, UInt16) {
+    enum Endpoint {
+        case secure, legacy, control
+    }
+
+    /// An endpoint listens; once all of them do, the service says it is ready.
+    private func listening(_ endpoint: Endpoint, port: Int) {
+        switch endpoint {
+        case .secure: securePort = port
+        case .legacy: legacyPort = port
+        case .control: controlListening = true
+        }
+        guard securePort != nil, legacyPort != nil || !settings.legacy, controlListening else { return }
+        logger.info(
+            "pairing ready",
+            metadata: [
+                "pairing.listen": "\(settings.listen) (port \(securePort ?? 0))",
+                "pairing.legacy": "\(legacyPort.map(String.init) ?? "off")",
+                "pairing.fingerprint": "\(fingerprint)", "pairing.control": "\(settings.controlSocket)",
+            ])
+    }
+
+    private nonisolated func listenAddress(
+        _ text: String, defaultPort: UInt16, key: String
+    ) throws -> (String, UInt16) {
         guard let (host, port) = splitHostPort(text, defaultPort: defaultPort) else {
             throw ConfigurationError(
                 file: "configuration", line: nil, key: key, message: "'\(text)' is not HOST:PORT")
         }
         return (host, port)
-    }
-
-    /// The HTTPS certificate: made once, kept in the state directory (key mode 0600).
-    private static func loadCertificate(in stateDirectory: String) throws -> CertificateBundle {
-        let certificatePath = stateDirectory + "/pairing-certificate.pem"
-        let keyPath = stateDirectory + "/pairing-key.pem"
-        if let certificate = try? String(contentsOfFile: certificatePath, encoding: .utf8),
-            let key = try? String(contentsOfFile: keyPath, encoding: .utf8)
-        {
-            return CertificateBundle(certificatePEM: certificate, privateKeyPEM: key)
-        }
-        let host = BridgeConfiguration.hostName
-        let bundle = try CertificateBundle.selfSigned(commonName: "\(host).local", dnsNames: [host, "\(host).local"])
-        // Both written or the start fails: a certificate that is not kept would change its
-        // fingerprint at every start and break devices that pinned it.
-        try AtomicFile.write(Data(bundle.privateKeyPEM.utf8), to: keyPath, mode: 0o600)
-        try AtomicFile.write(Data(bundle.certificatePEM.utf8), to: certificatePath, mode: 0o644)
-        Logger(label: "pairing").info(
-            "created the pairing certificate",
-            metadata: ["pairing.fingerprint": "\((try? bundle.fingerprint()) ?? "?")"])
-        return bundle
     }
 
     /// Makes the broker's per-device accounts match the registry.
@@ -185,7 +199,7 @@ public actor PairingService {
 
     static let legacyPaths: Set<String> = ["/emoncms/device/auth/request.json", "/device/auth/request.json"]
 
-    func legacy(_ request: HTTPRequest) async -> HTTPResponse {
+    func legacy(_ request: PairingRequest) async -> PairingResponse {
         guard Self.legacyPaths.contains(request.path) else { return .text(404, "not found") }
         guard request.method == "GET" else { return .text(405, "method not allowed") }
         let mac = NeighbourTable.mac(of: request.peer)
@@ -221,9 +235,9 @@ public actor PairingService {
 
     // MARK: Secure API (HTTPS)
 
-    func secure(_ request: HTTPRequest) async -> HTTPResponse {
-        func json(_ status: Int, _ body: JSON) -> HTTPResponse {
-            HTTPResponse(status: status, contentType: "application/json", body: body.bytes)
+    func secure(_ request: PairingRequest) async -> PairingResponse {
+        func json(_ status: Int, _ body: JSON) -> PairingResponse {
+            PairingResponse(status: status, contentType: "application/json", body: body.bytes)
         }
         guard request.method == "POST" else { return json(405, ["error": "use POST"]) }
         guard let body = try? JSON(parsing: request.body), body.objectValue != nil else {
@@ -342,9 +356,12 @@ public actor PairingService {
 
     // MARK: Control channel
 
-    func control(_ request: JSON) async -> JSON {
+    /// Runs a control command (`status`, `list`, `open`, `close`, `allow`, `deny`, `devices`,
+    /// `revoke`). `origin`: the administrator who took the decision on the web page, for the
+    /// audit log.
+    func control(_ request: JSON, origin: AuditLog.Origin? = nil) async -> JSON {
         do {
-            return ["ok": true, "data": try await run(request)]
+            return ["ok": true, "data": try await run(request, origin: origin)]
         } catch {
             return ["ok": false, "error": .string("\(error)")]
         }
@@ -355,7 +372,7 @@ public actor PairingService {
         init(_ description: String) { self.description = description }
     }
 
-    private func run(_ request: JSON) async throws -> JSON {
+    private func run(_ request: JSON, origin: AuditLog.Origin?) async throws -> JSON {
         switch request["command"]?.stringValue {
         case "status":
             return status()
@@ -369,7 +386,7 @@ public actor PairingService {
                 throw ControlError("legacy EmonESP pairing is off (set pairing.legacy: true and restart)")
             }
             book.open(minutes: minutes, legacy: legacy, now: now)
-            audit.record("window_open", detail: "\(minutes) min\(legacy ? ", legacy" : "")")
+            audit.record("window_open", detail: "\(minutes) min\(legacy ? ", legacy" : "")", origin: origin)
             if legacy, settings.legacyBroadcast { startBroadcasting() }
             armTimer()
             notifyWatchers("window", status())
@@ -377,15 +394,15 @@ public actor PairingService {
         case "close":
             book.close()
             broadcaster?.cancel()
-            audit.record("window_close")
+            audit.record("window_close", origin: origin)
             notifyWatchers("window", status())
             return status()
         case "allow":
-            return try await allow(request["id"]?.stringValue ?? "")
+            return try await allow(request["id"]?.stringValue ?? "", origin: origin)
         case "deny":
             let id = request["id"]?.stringValue ?? ""
             guard let denied = book.deny(id: id, now: now) else { throw ControlError("no pending request \(id)") }
-            audit.record("deny", request: denied)
+            audit.record("deny", request: denied, origin: origin)
             publishEvent(
                 "pairing_denied", ["id": .string(denied.id), "name": .string(denied.name), "ip": .string(denied.ip)])
             notifyWatchers("denied", .object(info(denied)))
@@ -404,7 +421,7 @@ public actor PairingService {
                     return .object(entry)
                 })
         case "revoke":
-            return try await revoke(request["device"]?.stringValue ?? "")
+            return try await revoke(request["device"]?.stringValue ?? "", origin: origin)
         default:
             throw ControlError(
                 "unknown command (known: status, list, open, close, allow, deny, devices, revoke, watch)")
@@ -420,12 +437,12 @@ public actor PairingService {
             "window": window, "pending": .int(book.pending.count),
             "devices": .int(registry.devices.filter(\.isActive).count),
             "fingerprint": .string(fingerprint),
-            "secure_port": secureServer.map { .int(Int($0.port)) } ?? .null,
-            "legacy_port": legacyServer.map { .int(Int($0.port)) } ?? .null,
+            "secure_port": securePort.map(JSON.int) ?? .null,
+            "legacy_port": legacyPort.map(JSON.int) ?? .null,
         ]
     }
 
-    private func allow(_ id: String) async throws -> JSON {
+    private func allow(_ id: String, origin: AuditLog.Origin?) async throws -> JSON {
         guard let request = book.request(id: id) else { throw ControlError("no pending request \(id)") }
         let suffix = Crypto.randomToken(length: 4).lowercased()
         let base =
@@ -451,7 +468,7 @@ public actor PairingService {
         }
         try registry.add(device)
         armTimer()
-        audit.record("allow", request: request)
+        audit.record("allow", request: request, origin: origin)
         audit.record("issue", device: device)
         publishEvent(
             "pairing_allowed", ["id": .string(request.id), "name": .string(request.name), "device": .string(deviceID)])
@@ -467,7 +484,7 @@ public actor PairingService {
         ]
     }
 
-    private func revoke(_ key: String) async throws -> JSON {
+    private func revoke(_ key: String, origin: AuditLog.Origin?) async throws -> JSON {
         guard let device = registry.device(key), device.isActive else {
             throw ControlError("no active paired device \(key)")
         }
@@ -477,14 +494,20 @@ public actor PairingService {
             throw ControlError("the broker did not remove the account: \(error)")
         }
         try registry.update(device.id) { $0.revokedAt = Date().formatted(.iso8601) }
-        audit.record("revoke", device: device)
+        audit.record("revoke", device: device, origin: origin)
         logger.notice("device revoked", metadata: ["device": "\(device.id)"])
         publishEvent("pairing_revoked", ["device": .string(device.id), "name": .string(device.name)])
         notifyWatchers("revoked", ["device": .string(device.id), "name": .string(device.name)])
         return ["device": .string(device.id), "state": "revoked"]
     }
 
-    // MARK: Watchers (the interactive prompt)
+    /// Whether the legacy EmonESP option may be offered (`pairing.legacy`).
+    nonisolated var legacyAllowed: Bool { settings.legacy }
+
+    /// The newest entries of the audit log, newest first.
+    nonisolated func recentAudit(_ count: Int) -> [JSON] { audit.recent(count) }
+
+    // MARK: Watchers (the interactive prompt, the web page)
 
     func addWatcher(_ send: @escaping @Sendable (JSON) -> Bool) {
         nextWatcher += 1

@@ -1,27 +1,31 @@
-import Foundation
+import HubModel
+import NIOCore
+import NIOEmbedded
 import TradfriModel
 
 @testable import TradfriBridge
 
-/// What a client writes to the control socket, read line by line by the daemon's `LineConnection`
-/// (through a real socket pair), each line a JSON request answered by a pairing service.
+/// What a client writes to the control socket, split into lines by the daemon's own decoder
+/// (`ControlLineDecoder` in a NIO pipeline, on an embedded channel), each line read as
+/// `ControlServer` reads it and answered by a pairing service.
 struct ControlSocketTarget: FuzzTarget {
     static let name = "control-socket"
 
     func run(_ input: [UInt8]) {
-        var fds: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { fatalError("socketpair") }
-        let written = input.withUnsafeBytes { send(fds[1], $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        precondition(written == input.count, "the socket took \(written) of \(input.count) bytes")
-        close(fds[1])
-        let connection = LineConnection(fd: fds[0])
-        defer { connection.close() }
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(ControlLineDecoder()))
+        // A line longer than 1 MiB closes the connection: the lines before it still count.
+        _ = try? channel.writeInbound(ByteBuffer(bytes: input))
+        _ = try? channel.finish()
+        var requests: [JSON] = []
+        while let line = try? channel.readInbound(as: ByteBuffer.self) {
+            // As ControlServer.serve: a line that is not a JSON object gets an error; `watch`
+            // streams events instead of answering (not parsing: left out).
+            guard let request = ControlServer.request(from: line), request["command"] != "watch" else { continue }
+            requests.append(request)
+        }
+        guard !requests.isEmpty else { return }
         let service = PairingServices.make()
-        // As ControlServer.serve: a line that is not a JSON object gets an error; `watch` streams
-        // events instead of answering (not parsing: left out).
-        while let line = connection.readLine() {
-            guard let request = try? JSON(parsing: line), request.objectValue != nil else { continue }
-            if request["command"] == "watch" { continue }
+        for request in requests {
             let answer = Fuzz.wait { await service.control(request) }
             _ = answer.description
         }

@@ -1,4 +1,5 @@
 import GatewaySimulator
+import HubModel
 import TradfriModel
 
 /// The simulator's demo home as the bridge's model sees it: a device of each kind, rooms, scenes.
@@ -6,6 +7,10 @@ enum DemoHome {
     static let fixture = Fixture.demoHome()
     static let devices: [Device] = fixture.devices.keys.sorted().compactMap { try? Device(json: fixture.devices[$0]!) }
     static let groups: [Group] = fixture.groups.keys.sorted().compactMap { try? Group(json: fixture.groups[$0]!) }
+
+    /// The hub name the demo home's items are under.
+    static let hub = "home"
+    static let hubDevices: [HubDevice] = devices.map { $0.hubDevice(hub: hub) }
 
     static func members(of group: Group) -> [Device] {
         devices.filter { group.memberIDs.contains($0.id) }

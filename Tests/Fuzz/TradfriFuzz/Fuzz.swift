@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 
 /// libFuzzer's entry points for every parser that reads input from outside. One binary holds
@@ -10,8 +11,9 @@ import Synchronization
 /// | mqtt-command | an MQTT command: first line the attribute of `…/set/<attribute>` (empty: `…/set`), the rest the payload; then the command for every device and room of the demo home and its gateway writes |
 /// | bridge-request | a `bridge/request/<verb>`: first line the verb, the rest the payload |
 /// | configuration | the configuration file (YAML) |
-/// | pairing-http | a request to the pairing endpoints (HTTP head and body), handled by the secure and the EmonESP endpoint of a pairing service with an open window |
-/// | control-socket | the control socket's newline-delimited JSON, read as the daemon reads it, answered by a pairing service |
+/// | pairing-http | bytes sent to the pairing endpoints, decoded by NIO's HTTP/1 server pipeline as the bridge's server decodes them, read by the endpoints' adapter and handled by the secure and the EmonESP endpoint of a pairing service with an open window |
+/// | web-http | bytes sent to the web page, decoded the same way, answered by the web page's responder (routes, session cookie, Origin and CSRF checks, log-in, JSON bodies, commands to the demo home, pairing decisions); `SESSION` and `CSRF` in the input become a live session's |
+/// | control-socket | the control socket's bytes, split into lines by the daemon's `ControlLineDecoder` in a NIO pipeline, each answered by a pairing service |
 /// | simulator-coap | a CoAP request as the gateway simulator receives it: byte 0 the method, byte 1 the identity, then the path, a newline and the payload |
 ///
 /// A crash (trap, sanitizer report) is a bug: parsers answer bad input with an error.
@@ -51,10 +53,13 @@ protocol FuzzTarget: Sendable {
 }
 
 enum Fuzz {
+    static let logger = Logger(label: "fuzz")
+
     static let all: [(name: String, target: any FuzzTarget)] = [
         (GatewayModelTarget.name, GatewayModelTarget()), (MQTTCommandTarget.name, MQTTCommandTarget()),
         (BridgeRequestTarget.name, BridgeRequestTarget()), (ConfigurationTarget.name, ConfigurationTarget()),
-        (PairingHTTPTarget.name, PairingHTTPTarget()), (ControlSocketTarget.name, ControlSocketTarget()),
+        (PairingHTTPTarget.name, PairingHTTPTarget()), (WebHTTPTarget.name, WebHTTPTarget()),
+        (ControlSocketTarget.name, ControlSocketTarget()),
         (SimulatorCoAPTarget.name, SimulatorCoAPTarget()),
     ]
 

@@ -1,3 +1,4 @@
+import HubModel
 import TradfriModel
 
 /// A payload from the gateway, read as every resource the bridge reads; what parses is turned into
@@ -7,12 +8,14 @@ struct GatewayModelTarget: FuzzTarget {
 
     func run(_ input: [UInt8]) {
         if let device = try? Device(payload: input) {
-            check(MQTTState.payload(for: device))
-            if let light = device.light { _ = ColorMode.supported(by: light.spectrum) }
-            _ = ColorMode.supported(byGroupOf: [device] + DemoHome.devices)
+            let hubDevice = device.hubDevice(hub: DemoHome.hub)
+            check(MQTTState.payload(for: hubDevice))
+            if let light = hubDevice.light { _ = ColorMode.supported(by: light.spectrum) }
+            _ = ColorMode.supported(byGroupOf: [hubDevice] + DemoHome.hubDevices)
         }
         if let group = try? Group(payload: input) {
-            check(MQTTState.payload(for: group, members: DemoHome.devices, activeScene: nil))
+            let hubGroup = group.hubGroup(hub: DemoHome.hub, scenes: [])
+            check(MQTTState.payload(for: hubGroup, members: DemoHome.hubDevices))
         }
         _ = try? Scene(payload: input)
         _ = try? GatewayDetails(payload: input)

@@ -1,3 +1,4 @@
+import HubModel
 import TradfriModel
 
 /// An MQTT command as the bridge receives it, turned into a command for every device and room of
@@ -12,7 +13,8 @@ struct MQTTCommandTarget: FuzzTarget {
         for device in DemoHome.devices {
             for expected in expectations {
                 guard
-                    var command = try? CommandParser.command(from: attributes, for: .device(device), expected: expected)
+                    var command = try? CommandParser.command(
+                        from: attributes, for: .device(device.hubDevice(hub: DemoHome.hub)), expected: expected)
                 else { continue }
                 // Every write of the command, as the queue sends them one after another.
                 for _ in 0..<4 {
@@ -25,7 +27,9 @@ struct MQTTCommandTarget: FuzzTarget {
         }
         for group in DemoHome.groups {
             let members = DemoHome.members(of: group)
-            let target = CommandTarget.group(group, members: members, scenes: DemoHome.scenes(of: group))
+            let target = CommandTarget.group(
+                group.hubGroup(hub: DemoHome.hub, scenes: DemoHome.scenes(of: group)),
+                members: members.map { $0.hubDevice(hub: DemoHome.hub) })
             for expected in expectations {
                 guard let command = try? CommandParser.command(from: attributes, for: target, expected: expected)
                 else { continue }
