@@ -155,7 +155,7 @@ struct Requester {
         let cases: [(verb: String, payload: String?, error: String)] = [
             (
                 "permit_join", #"{"time":60}"#,
-                "unknown request 'permit_join' (known: device/rename, gateway/reboot, group/rename, health_check, options, resync)"
+                "unknown request 'permit_join' (known: device/rename, gateway/reboot, group/rename, health, health_check, options, resync)"
             ),
             ("device/rename", #"{"from":"hallway","#, "malformed JSON"),
             ("device/rename", #"{"to":"Lamp"}"#, "missing 'from'"),

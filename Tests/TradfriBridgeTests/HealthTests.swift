@@ -97,15 +97,16 @@ import Testing
         await harness.shutdown()
     }
 
-    /// Off unless asked for: the default configuration serves nothing.
+    /// Off unless asked for: with the web page turned off, the default configuration serves
+    /// nothing.
     @Test func theMetricsEndpointIsOffByDefault() async throws {
         let harness = try await BridgeHarness()
-        try await harness.startBridge()
+        try await harness.startBridge(extraConfiguration: "web:\n  enabled: false")
         let bridge = try #require(harness.bridge)
         #expect(!bridge.outputText.contains("serving Prometheus metrics"))
         let sockets = try String(contentsOfFile: "/proc/\(bridge.pid)/net/tcp", encoding: .utf8)
         let listening = sockets.split(separator: "\n").dropFirst().filter { $0.split(separator: " ")[3] == "0A" }
-        // Listening sockets of the whole network namespace; none may be the bridge's (it listens nowhere).
+        // Listening sockets of the whole network namespace; none may be the bridge's.
         let inodes = try Self.socketInodes(of: bridge.pid)
         #expect(listening.allSatisfy { !inodes.contains(String($0.split(separator: " ")[9])) })
         await harness.shutdown()

@@ -212,7 +212,8 @@ import Testing
             return received
         }
         #expect(received.count == 2)
-        #expect(received.last?.contains("cannot reach the broker (… 3 more times in the last 0.3 s)") == true)
+        // "in the last 0.3 s", or a little more when the timer fires late on a busy machine.
+        #expect(received.last?.contains("cannot reach the broker (… 3 more times in the last ") == true)
     }
 
     @Test func describingTheSpan() {

@@ -217,7 +217,10 @@ extension GatewayMirror {
             case .sceneList(let group): ("scene list", group)
             default: ("list", 0)
             }
-        logger.notice(
+        // After a command a lost notification is routine on a lossy link (counted in
+        // view.repairs, announced on bridge/event): a log line each would be noise.
+        logger.log(
+            level: reason == .command || reason == .resync || reason == .request ? .debug : .notice,
             "a re-read found a change the gateway had not notified",
             metadata: ["path": "\(resource)", "reason": "\(reason.rawValue)"])
         onChange(.repaired(Repair(kind: kind, id: id, name: name(of: resource), reason: reason)))
