@@ -117,8 +117,10 @@ import Testing
         if let ended = try? await bridge.waitForExit(within: .seconds(10)) {
             status = ended
         } else {
+            // As systemd does, to the whole cgroup: the bridge and the crash handler's helper
+            // (swift-backtrace, its child), which can otherwise hold the exit on a loaded machine.
+            for child in Self.children(of: bridge.pid) { kill(child, SIGKILL) }
             bridge.signal(SIGKILL)
-            // Generous: on a loaded machine the crash handler's helper can hold the exit a while.
             status = try await bridge.waitForExit(within: .seconds(20))
         }
         print(
@@ -131,6 +133,19 @@ import Testing
         try await systemd.waitForPings(3, from: restart)
         systemd.close()
         await harness.shutdown()
+    }
+
+    /// The processes whose parent is `pid`.
+    static func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> Int32? in
+            guard let child = Int32(entry),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let fields = stat.split(separator: ")").last?.split(separator: " "), fields.count > 2,
+                Int32(fields[1]) == pid
+            else { return nil }
+            return child
+        }
     }
 
     /// Plays systemd's watchdog: returns when no `WATCHDOG=1` has come for `interval` since the
