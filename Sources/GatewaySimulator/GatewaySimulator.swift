@@ -240,7 +240,7 @@ public final class GatewaySimulator {
         if request.method != .get || !request.observe {
             requestLog?.record(
                 method: request.method.rawValue, path: request.path, identity: request.identity,
-                payload: request.payload)
+                payload: request.payload, peer: request.peer, messageID: request.messageID)
         }
         defer { onRequest?(request) }
         // Since firmware 1.2.42 the bootstrap identity may only create identities.

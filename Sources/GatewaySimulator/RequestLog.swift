@@ -3,7 +3,8 @@ import HubModel
 import TradfriModel
 
 /// Every request the simulator receives, one JSON line each, for tests and benchmarks:
-/// `{"time": <unix seconds>, "method": "PUT", "path": "15001/65537", "identity": "…", "payload": "…"}`.
+/// `{"time": <unix seconds>, "method": "PUT", "path": "15001/65537", "identity": "…", "payload": "…",
+/// "peer": "127.0.0.1:40123", "mid": 1234}` (a retransmission carries the same peer and mid).
 final class RequestLog: @unchecked Sendable {
     // @unchecked: the handle is only written from the libcoap queue (the simulator's actor).
     private let handle: FileHandle
@@ -19,11 +20,12 @@ final class RequestLog: @unchecked Sendable {
         self.handle = handle
     }
 
-    func record(method: String, path: String, identity: String, payload: [UInt8]) {
+    func record(method: String, path: String, identity: String, payload: [UInt8], peer: String, messageID: Int32) {
         let time = Date().timeIntervalSince1970
         let line: JSON = [
             "time": .double(time), "method": .string(method), "path": .string(path),
             "identity": .string(identity), "payload": .string(String(decoding: payload, as: UTF8.self)),
+            "peer": .string(peer), "mid": .int(Int(messageID)),
         ]
         handle.write(Data((line.description + "\n").utf8))
     }

@@ -18,10 +18,13 @@ struct SoakCommand: AsyncParsableCommand {
             --fault-interval seconds one fault from --faults happens (in that order, round robin): \
             reboot (the gateway reboots), simulator-kill (kill -9 and start again), broker-kill \
             (kill -9 mosquitto and start again), burst (200 commands to one light at once). \
-            After the load stops, waits at most --settle seconds for MQTT to equal the gateway, \
-            then compares every light's state, brightness, colour temperature and colour on MQTT \
-            (a fresh subscriber's retained states) with the gateway's, read with \
-            coap-client-openssl. Also measures the first sync and every recovery.
+            After the load stops, waits until nothing has asked the gateway to change anything \
+            for 10 s (the bridge may still be sending commands it queued; the simulator's request \
+            log tells), then at most --settle seconds from the gateway's last change for MQTT to \
+            equal the gateway, then compares every light's state, brightness, colour temperature \
+            and colour on MQTT (a fresh subscriber's retained states) with the gateway's, read \
+            with coap-client-openssl; a comparison during which the gateway was changed is made \
+            again. Also measures the first sync and every recovery.
 
             Everything random (the loss pattern, the lights and commands chosen, the order of \
             faults) comes from --seed: a failing run can be repeated. Exit status 0 when every \
@@ -55,7 +58,7 @@ struct SoakCommand: AsyncParsableCommand {
     @Option(help: "Seconds between two faults.")
     var faultInterval = 60.0
 
-    @Option(help: "Longest wait, after the load stops, for MQTT to equal the gateway.")
+    @Option(help: "Longest wait, after the gateway's last change, for MQTT to equal the gateway.")
     var settle = 30.0
 
     @Option(help: "Limit for the first sync, in seconds.")
@@ -73,8 +76,11 @@ struct SoakCommand: AsyncParsableCommand {
     @Option(help: "The simulator binary (default: tradfri-gateway-sim next to this program).")
     var simulator: String?
 
-    @Option(help: "Keep the logs (bridge, simulator, broker) and the report in this directory.")
+    @Option(help: "Keep the logs (bridge, simulator, broker, the gateway's requests) and the report in this directory.")
     var keep: String?
+
+    @Option(help: "The bridge's log level (debug also logs every command it sends).")
+    var bridgeLogLevel = "info"
 
     @Flag(help: "Print the report as JSON instead of text.")
     var json = false
@@ -125,6 +131,7 @@ struct SoakCommand: AsyncParsableCommand {
         options.limits = .init(
             firstSync: firstSyncLimit, brokerRecovery: brokerRecoveryLimit, gatewayRecovery: gatewayRecoveryLimit)
         options.keep = keep
+        options.bridgeLogLevel = bridgeLogLevel
         options.progress = { line in
             let text = "· \(line)\n"
             _ = text.withCString { write(2, $0, strlen($0)) }

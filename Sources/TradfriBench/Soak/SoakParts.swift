@@ -24,8 +24,14 @@ struct SoakOptions: Sendable {
     var faults: [SoakFault] = []
     var faultInterval = 60.0
     var settle = 30.0
+    /// The gateway counts as left alone once nothing asked it to change anything for this long
+    /// (the bridge's request timeout: a queued command waits at most that long behind one request).
+    var quiet = 10.0
+    /// Longest wait, after the load stops, for the gateway to be left alone.
+    var drainLimit = 120.0
     var limits = Limits(firstSync: 5, brokerRecovery: 10, gatewayRecovery: 15)
     var keep: String?
+    var bridgeLogLevel = "info"
     var progress: @Sendable (String) -> Void = { _ in }
 }
 
@@ -128,7 +134,7 @@ final class SoakGateway: @unchecked Sendable {
                 "--listen", "127.0.0.1:\(port)", "--security-code", securityCode, "--lights", "\(options.lights)",
                 "--state-dir", directory + "/simulator-state", "--reboot-delay", "3",
                 "--drop-rate", "\(options.dropRate)", "--drop-seed", "\(options.seed &* 7919 &+ starts)",
-                "--log-level", "info",
+                "--log-level", "info", "--request-log", directory + "/requests.jsonl",
             ]
         ) { line in appendLine(line, to: log) }
         starts += 1
@@ -414,5 +420,45 @@ final class SoakApp {
     func close() {
         client?.close()
         client = nil
+    }
+}
+
+/// What the gateway was asked to change, from the simulator's request log (every request it
+/// handled, one JSON line each, `--request-log`): how the soak knows the gateway is no longer
+/// being changed. After the load stops the bridge may still be working through the commands it
+/// queued, and a CoAP retransmission of an earlier PUT can still arrive and be carried out again
+/// (libcoap 4.3.1's server hands a retransmitted PUT to the handler again).
+struct GatewayChanges {
+    private let path: String
+    private var offset: UInt64 = 0
+    /// PUTs and POSTs handled so far.
+    private(set) var count = 0
+    /// When the latest of them was handled (Unix seconds).
+    private(set) var latest: Double?
+
+    init(path: String) {
+        self.path = path
+    }
+
+    /// Reads what the simulator logged since the last call (complete lines only).
+    mutating func poll() {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }
+        defer { try? handle.close() }
+        handle.seek(toFileOffset: offset)
+        let data = handle.readDataToEndOfFile()
+        guard let end = data.lastIndex(of: UInt8(ascii: "\n")) else { return }
+        offset += UInt64(end - data.startIndex + 1)
+        for line in data[data.startIndex..<end].split(separator: UInt8(ascii: "\n")) {
+            guard let entry = try? JSON(parsing: Array(line)), let method = entry["method"]?.stringValue,
+                method != "GET"
+            else { continue }
+            count += 1
+            if let time = entry["time"]?.doubleValue { latest = max(latest ?? time, time) }
+        }
+    }
+
+    /// Seconds since the gateway was last asked to change something (nil: never).
+    var quietFor: Double? {
+        latest.map { Date().timeIntervalSince1970 - $0 }
     }
 }

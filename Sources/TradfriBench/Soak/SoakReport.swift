@@ -43,8 +43,15 @@ struct SoakReport: Sendable {
     var appChangesFailed = 0
     var stateMessages = 0
     var faults: [Fault] = []
-    /// Seconds after the load stopped until MQTT equalled the gateway (nil: not within the settle).
+    /// Seconds after the load stopped until the gateway's last change (commands the bridge still
+    /// had queued, or a late retransmission).
+    var lastChange: Double?
+    /// Seconds after the load stopped until MQTT equalled the gateway, in one full pass with the
+    /// gateway left alone (nil: not within `settle` of the gateway's last change).
     var converged: Double?
+    /// Change requests the gateway handled while the last final comparison ran (that comparison
+    /// is void unless 0).
+    var changedDuringVerdict = 0
     var mismatches: [Mismatch] = []
     var unreadable: [Int] = []
     var resyncSeconds: Double?
@@ -64,7 +71,8 @@ struct SoakReport: Sendable {
     var firstSyncPassed: Bool { firstSync.map { $0 <= options.limits.firstSync } ?? false }
 
     var passed: Bool {
-        failure == nil && mismatches.isEmpty && unreadable.isEmpty && converged != nil && firstSyncPassed
+        failure == nil && mismatches.isEmpty && unreadable.isEmpty && converged != nil && changedDuringVerdict == 0
+            && firstSyncPassed
             && faults.allSatisfy(\.passed) && resyncStatus == "ok" && afterResync.isEmpty && bridgeExit == 0
     }
 
@@ -86,10 +94,13 @@ struct SoakReport: Sendable {
         for fault in faults { lines.append("fault \(fault.summary)") }
         lines.append(
             "after the load: "
+                + (lastChange.map { String(format: "the gateway's last change after %.2f s, ", $0) } ?? "")
                 + (converged.map { String(format: "MQTT equal to the gateway after %.2f s", $0) }
-                    ?? "MQTT not equal to the gateway within \(Int(o.settle)) s"))
+                    ?? "MQTT not equal to the gateway within \(Int(o.settle)) s of its last change"))
         lines.append(
             "verdict (coap-client-openssl vs retained states): \(lightCount - mismatches.count) of \(lightCount) lights equal"
+                + (changedDuringVerdict > 0
+                    ? ", VOID: the gateway was changed \(changedDuringVerdict) times meanwhile" : "")
         )
         for mismatch in mismatches { lines.append("  MISMATCH \(mismatch.summary)") }
         if !unreadable.isEmpty { lines.append("  unreadable at the gateway: \(unreadable)") }
@@ -130,7 +141,8 @@ struct SoakReport: Sendable {
                         "passed": .bool($0.passed),
                     ]
                 }),
-            "converged": number(converged), "mismatches": mismatchList(mismatches),
+            "last_change": number(lastChange), "converged": number(converged),
+            "changed_during_verdict": .int(changedDuringVerdict), "mismatches": mismatchList(mismatches),
             "resync_seconds": number(resyncSeconds), "after_resync": mismatchList(afterResync),
             "bridge_stop": number(bridgeStop), "bridge_warnings": .int(bridgeWarnings),
             "bridge_errors": .int(bridgeErrors), "failure": failure.map(JSON.string) ?? .null,
