@@ -455,7 +455,9 @@ final class Soak: @unchecked Sendable {
             await withTaskGroup(of: (Int, String?).self) { group in
                 for id in chunk {
                     group.addTask {
-                        for _ in 0..<3 {
+                        // A handshake whose datagrams are lost can fail a whole attempt (libcoap's
+                        // client gives up on an incomplete DTLS session): try again, a few times.
+                        for _ in 0..<5 {
                             if let text = await Self.coapClientGet(
                                 port: gateway.port, key: key, path: "15001/\(id)", log: log)
                             {
