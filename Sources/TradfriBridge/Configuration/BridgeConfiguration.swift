@@ -152,6 +152,7 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public var discovery = Discovery()
     public var pairing = Pairing()
     public var logging = Logging()
+    public var takeover = Takeover()
 
     public init() {}
 
@@ -211,14 +212,16 @@ extension BridgeConfiguration {
         var configuration = BridgeConfiguration()
         guard let root else { return configuration }
         let sections = try ConfigNode(node: root, key: "", file: file).members(
-            allowed: ["gateway", "mqtt", "homeassistant", "discovery", "pairing", "logging"])
+            allowed: ["gateway", "mqtt", "homeassistant", "discovery", "pairing", "logging", "takeover"])
         if let node = sections["gateway"] { try configuration.gateway.read(node) }
         if let node = sections["mqtt"] { try configuration.mqtt.read(node) }
         if let node = sections["homeassistant"] { try configuration.homeAssistant.read(node) }
         if let node = sections["discovery"] { try configuration.discovery.read(node) }
         if let node = sections["pairing"] { try configuration.pairing.read(node) }
         if let node = sections["logging"] { try configuration.logging.read(node) }
+        if let node = sections["takeover"] { try configuration.takeover.read(node) }
         try configuration.validate(file: file)
+        try configuration.validateTakeover(file: file)
         return configuration
     }
 
