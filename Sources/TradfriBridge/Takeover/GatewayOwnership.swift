@@ -25,7 +25,8 @@ import Synchronization
 ///   stopped driving by then: put this service before the bridge in the `ServiceGroup`, which shuts
 ///   services down in reverse order). On cancellation nothing is released; the others take over
 ///   after the full settle time.
-/// - `status` tells, at any time and from any thread, who owns each configured gateway.
+/// - `status` tells, at any time and from any thread, who owns each configured gateway;
+///   `onChange` hears `.statusChanged` whenever it changes.
 ///
 /// ## The protocol
 ///
@@ -78,6 +79,8 @@ public final class GatewayOwnership: Service, Sendable {
         case acquired(gatewayID: String)
         /// This instance must stop driving the gateway within `Settings.stopAllowance`.
         case lost(gatewayID: String, reason: String)
+        /// `status` changed (an owner, an instance came or went): for `bridge/info`.
+        case statusChanged(Status)
     }
 
     /// The timing of the protocol. The defaults meet the 15 s takeover the bridge promises; tests
@@ -295,7 +298,7 @@ public final class GatewayOwnership: Service, Sendable {
                     }
                     if graceful { break }
                     await perform(outputs, client)
-                    publishStatus(state)
+                    await publishStatus(state)
                     if let next = state.nextDeadline(after: clock.now()), armed.allSatisfy({ next < $0 }) {
                         armed.append(next)
                         wake(at: next, with: .timer(next))
@@ -305,9 +308,27 @@ public final class GatewayOwnership: Service, Sendable {
                 feed.yield(.shutdown)
             }
             // Graceful shutdown: release what we hold. Cancellation: only say we are gone.
-            await perform(state.stop(graceful: graceful, now: clock.now()), client)
-            publishStatus(state)
-            // Writes what was queued (the releases) before DISCONNECT.
+            var last: MQTTMessage?
+            var outputs = state.stop(graceful: graceful, now: clock.now())
+            if case .publish(let message) = outputs.last {
+                last = message
+                outputs.removeLast()
+            }
+            await perform(outputs, client)
+            if let last {
+                // The instance record's deletion goes last; once the broker acknowledged it, it has
+                // processed the releases before it. (Messages published without waiting just
+                // before `disconnect()` can be lost: libmosquitto 2.0.11 then writes DISCONNECT
+                // into the middle of them and the broker drops the connection, publishing the
+                // will, which deletes the instance record all the same.) A cancelled task cannot
+                // wait: then the deletion goes without waiting.
+                do {
+                    try await client.publish(last, acknowledgedWithin: .seconds(1))
+                } catch {
+                    try? client.publish(last)
+                }
+            }
+            await publishStatus(state)
             await client.disconnect()
             feed.finish()
             group.cancelAll()
@@ -356,7 +377,8 @@ public final class GatewayOwnership: Service, Sendable {
         }
     }
 
-    private func publishStatus(_ state: OwnershipState) {
+    /// Updates `status`, and tells `onChange` if it changed.
+    private func publishStatus(_ state: OwnershipState) async {
         let synced = state.syncedAt != nil
         var gateways: [String: GatewayStatus] = [:]
         for id in gatewayIDs {
@@ -374,7 +396,11 @@ public final class GatewayOwnership: Service, Sendable {
         }
         let status = Status(
             instanceID: instanceID, synced: synced, instances: state.instances.keys.sorted(), gateways: gateways)
-        current.withLock { $0 = status }
+        let changed = current.withLock { current in
+            defer { current = status }
+            return current != status
+        }
+        if changed { await onChange(.statusChanged(status)) }
     }
 
     static func randomToken() -> String {
