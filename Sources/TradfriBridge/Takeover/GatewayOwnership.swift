@@ -18,9 +18,9 @@ import Synchronization
 ///   (2 s). The handler must return promptly: start or stop the work and return, do not wait for it.
 /// - At most one instance drives a gateway at any time, provided every instance keeps to that
 ///   allowance and the assumptions below hold. A dead owner (kill -9: the broker publishes its will
-///   at once; silent: its heartbeats stop) is replaced within `lease + stopAllowance` after the
-///   will (5 s), or `ownerSilence + lease + stopAllowance` after it fell silent (12 s). A clean stop
-///   hands over within the race window (0.25 s) plus a few round trips.
+///   at once; silent: its heartbeats stop) is replaced `goneGrace + lease + stopAllowance` after
+///   the will (6.5 s), or `ownerSilence + lease + stopAllowance` after it fell silent (12 s). A
+///   clean stop hands over within twice the race window (0.5 s) plus a few round trips.
 /// - On graceful shutdown every ownership is reported `lost`, then released (the caller must have
 ///   stopped driving by then: put this service before the bridge in the `ServiceGroup`, which shuts
 ///   services down in reverse order). On cancellation nothing is released; the others take over
@@ -30,7 +30,7 @@ import Synchronization
 ///
 /// ## The protocol
 ///
-/// Topics under `<base>/bridge/takeover/` (`OwnershipTopics`), all QoS 1:
+/// Topics under `<base>/bridge/takeover/` (`OwnershipTopics`; QoS 0, see there why):
 /// - `instance/<instance>` (retained): present while the instance's ownership connection is up,
 ///   with a random `session` per connection. Deleted by that connection's will and by a clean stop.
 /// - `gateway/<gateway>` (retained): the ownership record `{"state":"owned","owner","token","since"}`
@@ -56,9 +56,11 @@ import Synchronization
 ///    the broker after the owner's last confirmed heartbeat waits at least `lease + stopAllowance`,
 ///    the old owner has stopped before the new one starts, whichever of them is slow.
 /// 4. **Who may claim.** A gateway is claimed when its record is missing, released, names an
-///    instance whose `instance/…` record is gone (its will), names this instance without it holding
-///    the claim (a restart), or names an owner not heard for `ownerSilence` (7 s). A live owner's
-///    gateway is never claimed: an instance that comes back stands by.
+///    instance whose `instance/…` record is gone (its will) and that was not heard for
+///    `goneGrace` (1.5 s) since, names this instance without it holding the claim (a restart), or
+///    names an owner not heard for `ownerSilence` (7 s). A live owner's gateway is never claimed:
+///    an instance that comes back stands by. (The grace covers mosquitto publishing every will
+///    when it shuts down: the owner is heard again, or the standby's own connection ends first.)
 /// 5. **Reconnecting.** Everything retained arrives before the instance's own record comes back, so
 ///    only then does it decide. What it finds without a live owner then, it claims only after
 ///    `syncHoldoff` (2 s), so that an owner whose lease still runs can put back its record (which it
@@ -66,7 +68,15 @@ import Synchronization
 /// 6. **One instance serves the whole set.** An instance holding nothing claims one gateway first
 ///    (the first in sorted order), and the rest once that claim survived the race window; while
 ///    another live instance holds part of its set, it waits `deferral` (2 s) for that instance to
-///    claim the rest. So two instances with the same gateways end with one owning all of them.
+///    claim the rest. If a race still splits the set, the instance that does not hold the first
+///    gateway hands over the rest to the one that does (when that one is configured for them):
+///    `lost`, then, `stopAllowance` later, its record `released`. So instances with the same
+///    gateways end with one owning all of them.
+/// 7. **Decide on a current view.** Before claiming, an instance sends a check (its instance record,
+///    not retained, with a number) and claims only when the check comes back and the gateway is
+///    still without a live owner: whatever the broker processed before the check (a dead owner's
+///    last heartbeats, a new owner's record) has arrived by then. A process that was frozen, or a
+///    connection that lags, thus never claims on what it saw before.
 ///
 /// Assumptions: one broker (or a cluster that keeps each topic's order); mosquitto delivers a
 /// client's messages in the order it processed them; the instances' monotonic clocks run at the
@@ -109,6 +119,10 @@ public final class GatewayOwnership: Service, Sendable {
 
         /// What a claimant waits when someone may still drive the gateway.
         public var takeoverSettle: Duration { lease + stopAllowance }
+
+        /// How long an owner whose instance record disappeared must stay unheard before it counts
+        /// as gone (one and a half heartbeats).
+        public var goneGrace: Duration { heartbeatInterval * 1.5 }
 
         /// Why these settings cannot work, if they cannot.
         public var problem: String? {

@@ -9,8 +9,16 @@ import TradfriModel
 /// | topic | retained | payload |
 /// |---|---|---|
 /// | `instance/<instance>` | yes | `{"instance","session","since","gateways"}` while the instance's ownership connection is up; deleted by its MQTT will and by a clean stop |
+/// | `instance/<instance>` | no | the same with `"check": <n>`, before a claim: its echo shows the instance's view is current |
 /// | `gateway/<gateway>` | yes | the ownership record: `{"state":"owned","owner","token","since"}`; `"released"` or `"withdrawn"` once given up |
 /// | `gateway/<gateway>` | no | the owner's heartbeat `{"heartbeat":<n>,"owner","token"}`, every `heartbeatInterval` |
+///
+/// Everything is published with QoS 0: libmosquitto sends QoS 1 messages that were in flight when
+/// a connection dropped again on the next connection, and a claim or record from before a broker
+/// restart arriving after it would replace a newer one. A message lost on the way (which TCP makes
+/// rare) only delays a decision: a claim not echoed is made again, a heartbeat not echoed shortens
+/// the lease. Only the very last message before a clean disconnect uses QoS 1, so its
+/// acknowledgement proves that the broker processed everything before it.
 struct OwnershipTopics: Sendable, Equatable {
     let base: String
 
@@ -79,7 +87,7 @@ struct OwnershipRecord: Sendable, Equatable {
 
     func message(_ topics: OwnershipTopics, gateway: String) -> MQTTMessage {
         MQTTMessage(
-            topic: topics.gateway(gateway), payload: payload, qos: .atLeastOnce, retain: true,
+            topic: topics.gateway(gateway), payload: payload, qos: .atMostOnce, retain: true,
             contentType: "application/json", payloadIsUTF8: true)
     }
 }
@@ -94,7 +102,7 @@ struct OwnershipHeartbeat: Sendable, Equatable {
         MQTTMessage(
             topic: topics.gateway(gateway),
             payload: JSON.object(["heartbeat": .int(sequence), "owner": .string(owner), "token": .string(token)]).bytes,
-            qos: .atLeastOnce, retain: false, contentType: "application/json", payloadIsUTF8: true)
+            qos: .atMostOnce, retain: false, contentType: "application/json", payloadIsUTF8: true)
     }
 }
 
@@ -108,17 +116,37 @@ struct InstanceRecord: Sendable, Equatable {
 
     func message(_ topics: OwnershipTopics) -> MQTTMessage {
         MQTTMessage(
-            topic: topics.instance(instance),
-            payload: JSON.object([
-                "instance": .string(instance), "session": .string(session), "since": .string(since),
-                "gateways": .array(gateways.map { .string($0) }),
-            ]).bytes,
-            qos: .atLeastOnce, retain: true, contentType: "application/json", payloadIsUTF8: true)
+            topic: topics.instance(instance), payload: json.bytes, qos: .atMostOnce, retain: true,
+            contentType: "application/json", payloadIsUTF8: true)
     }
 
-    /// The empty retained message that deletes the record: the will, and the last word of a clean stop.
-    static func deletion(_ topics: OwnershipTopics, instance: String) -> MQTTMessage {
-        MQTTMessage(topic: topics.instance(instance), payload: [], qos: .atLeastOnce, retain: true)
+    /// The same record, not retained, with `"check": check`: when it comes back, everything the
+    /// broker processed before it has arrived too (`OwnershipState`'s freshness check before a
+    /// claim). It leaves the retained record alone.
+    func check(_ topics: OwnershipTopics, _ check: Int) -> MQTTMessage {
+        var json = self.json
+        json["check"] = .int(check)
+        return MQTTMessage(
+            topic: topics.instance(instance), payload: json.bytes, qos: .atMostOnce, retain: false,
+            contentType: "application/json", payloadIsUTF8: true)
+    }
+
+    private var json: JSON {
+        .object([
+            "instance": .string(instance), "session": .string(session), "since": .string(since),
+            "gateways": .array(gateways.map { .string($0) }),
+        ])
+    }
+
+    /// The check number in a record that came back, if it is a check.
+    static func check(in payload: [UInt8]) -> Int? {
+        (try? JSON(parsing: payload))?["check"]?.intValue
+    }
+
+    /// The empty retained message that deletes the record: the will, and (with QoS 1) the last
+    /// word of a clean stop.
+    static func deletion(_ topics: OwnershipTopics, instance: String, qos: MQTTQoS = .atMostOnce) -> MQTTMessage {
+        MQTTMessage(topic: topics.instance(instance), payload: [], qos: qos, retain: true)
     }
 }
 

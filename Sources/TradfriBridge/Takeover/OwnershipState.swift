@@ -119,10 +119,16 @@ struct OwnershipState {
     private(set) var stopped = false
     /// Instance records present (nil value: present but unreadable).
     private(set) var instances: [String: InstanceRecord?] = [:]
+    /// When an instance's record was seen deleted on this connection (its will, or a clean stop).
+    private var goneAt: [String: Duration] = [:]
     private(set) var seats: [String: Seat] = [:]
     /// Records of gateways this instance is not configured for, as last received.
     private var others: [String: OwnershipRecord] = [:]
     private var nextSequence = 1
+    /// The freshness check under way (rule 7): its number and when it was sent.
+    private var check: (number: Int, sentAt: Duration)?
+    /// True only while evaluating right after a check came back.
+    private var fresh = false
 
     init(
         instance: String, gateways: [String], topics: OwnershipTopics, settings: GatewayOwnership.Settings,
@@ -164,7 +170,9 @@ struct OwnershipState {
     mutating func disconnected(now: Duration) -> [Output] {
         connected = false
         syncedAt = nil
+        check = nil
         instances = [:]
+        goneAt = [:]
         others = [:]
         var out: [Output] = []
         for id in gateways {
@@ -250,7 +258,7 @@ struct OwnershipState {
             seat.role = .standby
             seats[id] = seat
         }
-        if connected { out.append(.publish(InstanceRecord.deletion(topics, instance: instance))) }
+        if connected { out.append(.publish(InstanceRecord.deletion(topics, instance: instance, qos: .atLeastOnce))) }
         return out
     }
 
@@ -259,6 +267,9 @@ struct OwnershipState {
     private mutating func instanceRecord(_ id: String, payload: [UInt8], now: Duration, _ out: inout [Output]) {
         guard !payload.isEmpty else {
             instances[id] = nil
+            goneAt[id] = now
+            // Only a heartbeat from after this counts as hearing from it again.
+            for gateway in gateways where seats[gateway]?.record?.owner == id { seats[gateway]?.ownerHeard = nil }
             if id == instance, syncedAt != nil {
                 // Our record went (a late will of an earlier connection, or someone cleaning up):
                 // the others would take us for gone.
@@ -268,9 +279,17 @@ struct OwnershipState {
         }
         let record = InstanceRecord(payload: payload)
         instances[id] = .some(record)
-        if id == instance, syncedAt == nil, let record, record.session == session {
+        goneAt[id] = nil
+        guard id == instance, let record, record.session == session else { return }
+        if syncedAt == nil {
             syncedAt = now
             synced(now, &out)
+        } else if let check, InstanceRecord.check(in: payload) == check.number {
+            // Rule 7: everything processed before the check has arrived; decide now.
+            self.check = nil
+            fresh = true
+            evaluate(now, atSync: false, &out)
+            fresh = false
         }
     }
 
@@ -501,13 +520,21 @@ struct OwnershipState {
             else { return false }
             return now >= readyTime(vacancy, holding: holding)
         }
-        guard let first = ready.first else { return }
-        if !holding {
-            // Rule (one instance serves the whole set): start with the first gateway in the common order.
-            claim(first, now: now, &out)
-        } else if anchorSettled(now) {
-            for id in ready { claim(id, now: now, &out) }
+        // Rule 6: holding nothing, start with the first gateway in the common order; the rest
+        // once that claim stands.
+        let wanted = holding ? (anchorSettled(now) ? ready : []) : Array(ready.prefix(1))
+        guard !wanted.isEmpty else { return }
+        guard fresh || atSync else {
+            // Rule 7: a claim is decided on a view that is known to be current. (A process that
+            // was frozen, or a connection that lags, may still have a dead owner's heartbeats or
+            // a new owner's record on the way.)
+            if let check, now < check.sentAt + settings.lease { return }
+            let number = sequence()
+            check = (number, now)
+            out.append(.publish(ownInstanceRecord().check(topics, number)))
+            return
         }
+        for id in wanted { claim(id, now: now, &out) }
     }
 
     enum VacancyCause: Equatable, CustomStringConvertible {
@@ -529,7 +556,13 @@ struct OwnershipState {
         guard let record = seat.record else { return .noRecord }
         if record.state != .owned { return seat.releasedByOwner ? .released : .removed }
         if record.owner == instance { return .mine }
-        if instances[record.owner] == nil { return .ownerGone }
+        if instances[record.owner] == nil {
+            // Rule 4: gone, unless it is heard again at once. (Mosquitto publishes every client's
+            // will when it shuts down; the owner puts back a record deleted under it.)
+            let gone = goneAt[record.owner] ?? syncedAt
+            if now >= gone + settings.goneGrace, seat.ownerHeard == nil { return .ownerGone }
+            return nil
+        }
         if now >= silenceReference(seat, syncedAt: syncedAt) + settings.ownerSilence { return .silent }
         return nil
     }
@@ -589,6 +622,7 @@ struct OwnershipState {
     /// The next time `tick` has something to do, if any.
     func nextDeadline(after now: Duration) -> Duration? {
         var candidates: [Duration] = []
+        if let check { candidates.append(check.sentAt + settings.lease) }
         for id in gateways {
             guard let seat = seats[id] else { continue }
             switch seat.role {
@@ -613,8 +647,11 @@ struct OwnershipState {
                 if let vacancy = seat.vacancy {
                     candidates.append(vacancy.since + settings.syncHoldoff)
                     if let claimed = othersLatestClaim { candidates.append(claimed + settings.deferral) }
-                } else if seat.record != nil {
+                } else if let record = seat.record {
                     candidates.append(silenceReference(seat, syncedAt: syncedAt) + settings.ownerSilence)
+                    if instances[record.owner] == nil {
+                        candidates.append((goneAt[record.owner] ?? syncedAt) + settings.goneGrace)
+                    }
                 }
             }
         }

@@ -123,6 +123,39 @@ import Testing
         try await b.stop()
     }
 
+    /// A broker restart shorter than the lease changes nothing: the owner puts its records back
+    /// before the other's hold-off ends. The shipped timing.
+    @Test func aShortBrokerRestartChangesNothing() async throws {
+        let broker = try await MosquittoBroker()
+        let base = Self.base("blip")
+        let settings = GatewayOwnership.Settings()
+        let a = try RunningOwnership(
+            broker: broker, base: base, instance: "bridge-a", gateways: Self.gateways, settings: settings)
+        try await a.waitUntilOwning(Self.gateways)
+        let b = try RunningOwnership(
+            broker: broker, base: base, instance: "bridge-b", gateways: Self.gateways, settings: settings)
+        try await b.waitUntilSeeing("bridge-a", on: Self.gateways)
+        let down = (a.events.count, b.events.count)
+        let stopped = ContinuousClock.now
+        await broker.stop()
+        try await broker.start()
+        print("broker restart took \(ContinuousClock.now - stopped)")
+        for (running, mark) in [(a, down.0), (b, down.1)] {
+            try await running.events.firstEvent(within: .seconds(10), "\(running.instance) to notice", from: mark) {
+                $0.status?.synced == false
+            }
+        }
+        #expect(try await Self.agreedOwner(a, b, from: (a.events.count, b.events.count)) == "bridge-a")
+        // Longer than the standby's hold-off and the full settle time: it claims nothing.
+        let claimed = try? await b.events.firstEvent(
+            within: settings.syncHoldoff + settings.takeoverSettle + .seconds(1), "a claim by bridge-b", from: down.1
+        ) { $0.status?.gateways.values.contains { $0.role != .standby } == true }
+        #expect(claimed == nil, "\(b.events.describeEvents())")
+        #expect(!a.events.events.contains { $0.lost != nil }, "\(a.events.describeEvents())")
+        try await b.stop()
+        try await a.stop()
+    }
+
     /// Graceful shutdown and cancellation both end `run()` well within 2 s, also with the broker gone.
     @Test func stopsPromptlyInEveryState() async throws {
         let broker = try await MosquittoBroker()
@@ -224,46 +257,38 @@ import Testing
     }
 
     // MARK: Helpers
+    //
+    // Each wait has one waiter: TestSupport's `ChildProcess` and `EventRecorder` resume waiters
+    // while holding their lock, and a waiter's cancellation handler takes that lock, so cancelling
+    // a wait at the moment a line or event arrives can deadlock (two waits raced in a task group).
 
-    /// The instance that acquired both gateways; the other must have acquired nothing by then.
+    /// The instance that acquired both gateways, once `a` sees one instance own both and that one
+    /// has acquired them; the other must have acquired nothing.
     static func winner(_ a: RunningOwnership, _ b: RunningOwnership) async throws -> RunningOwnership {
-        let first = try await withDeadline(.seconds(20), "a first acquisition") {
-            try await withThrowingTaskGroup(of: RunningOwnership.self) { group in
-                for running in [a, b] {
-                    group.addTask {
-                        try await running.events.firstEvent(within: .seconds(20), "an acquisition") {
-                            $0.acquired != nil
-                        }
-                        return running
-                    }
-                }
-                let first = try await group.next()!
-                group.cancelAll()
-                return first
+        let seen = try await a.events.firstEvent(within: .seconds(20), "bridge-a to see one owner of both gateways") {
+            guard let status = $0.status, status.synced, let owner = status.gateways[gateways[0]]?.owner else {
+                return false
+            }
+            return gateways.allSatisfy { id in
+                guard let gateway = status.gateways[id], gateway.owner == owner else { return false }
+                return owner == a.instance ? gateway.role == .active : gateway.ownerConnected
             }
         }
-        try await first.waitUntilOwning(gateways)
-        return first
+        let owner = seen.status?.gateways[gateways[0]]?.owner == a.instance ? a : b
+        try await owner.waitUntilOwning(gateways)
+        return owner
     }
 
+    /// The same for two probes, from `a`'s status lines (`status synced=true <gateway>=<role>:<owner>:<up|down> …`).
     static func winner(_ a: OwnershipProbe, _ b: OwnershipProbe) async throws -> (OwnershipProbe, OwnershipProbe) {
-        try await withDeadline(.seconds(20), "a first acquisition") {
-            while true {
-                let counts = [a.process.lineCount, b.process.lineCount]
-                if a.owns || b.owns { break }
-                // Either prints its next line (a status, an acquisition) within the deadline.
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for (probe, count) in zip([a, b], counts) {
-                        group.addTask {
-                            _ = try await probe.process.waitForLine(within: .seconds(20), after: count) { _ in true }
-                        }
-                    }
-                    try await group.next()
-                    group.cancelAll()
-                }
-            }
+        let line = try await a.process.waitForLine(within: .seconds(20), "bridge-a to see one owner of both gateways") {
+            line in
+            guard line.hasPrefix("status synced=true") else { return false }
+            let mine = gateways.allSatisfy { line.contains("\($0)=active:\(a.instance):up") }
+            let theirs = gateways.allSatisfy { line.contains("\($0)=standby:\(b.instance):up") }
+            return mine || theirs
         }
-        let (owner, standby) = a.owns ? (a, b) : (b, a)
+        let (owner, standby) = line.contains("=active:") ? (a, b) : (b, a)
         try await owner.waitUntilOwning(gateways, within: .seconds(20))
         #expect(!standby.owns)
         return (owner, standby)
@@ -273,35 +298,29 @@ import Testing
     /// instance drives both gateways, and that one says it drives them; returns it.
     static func agreedOwner(_ a: RunningOwnership, _ b: RunningOwnership, from marks: (Int, Int)) async throws -> String
     {
-        try await withDeadline(
-            .seconds(20), "one agreed owner; a: \(a.events.describeEvents())\nb: \(b.events.describeEvents())"
-        ) {
-            while true {
-                let statusA = a.ownership.status
-                let statusB = b.ownership.status
-                if statusA.synced, statusB.synced, a.events.count > marks.0 || b.events.count > marks.1,
-                    let owner = statusA.gateways[gateways[0]]?.owner,
-                    gateways.allSatisfy({
-                        statusA.gateways[$0]?.owner == owner && statusB.gateways[$0]?.owner == owner
-                            && statusA.gateways[$0]?.ownerConnected == true
-                    }),
-                    (owner == "bridge-a" ? statusA : statusB).gateways.values.allSatisfy({ $0.role == .active })
-                {
-                    return owner
-                }
-                // Re-check on the next thing either instance reports.
-                let counts = (a.events.count, b.events.count)
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        try await a.events.firstEvent(within: .seconds(20), "a change", from: counts.0) { _ in true }
+        func agreement(_ running: RunningOwnership, from mark: Int, owner wanted: String?) async throws -> String {
+            let event = try await running.events.firstEvent(
+                within: .seconds(20), "\(running.instance) to see one live owner of both gateways", from: mark
+            ) { stamped in
+                guard let status = stamped.status, status.synced,
+                    let owner = wanted ?? status.gateways[gateways[0]]?.owner
+                else { return false }
+                return gateways.allSatisfy { id in
+                    guard let gateway = status.gateways[id], gateway.owner == owner, gateway.ownerConnected else {
+                        return false
                     }
-                    group.addTask {
-                        try await b.events.firstEvent(within: .seconds(20), "a change", from: counts.1) { _ in true }
-                    }
-                    try await group.next()
-                    group.cancelAll()
+                    return owner != running.instance || gateway.role == .active
                 }
             }
+            return event.status?.gateways[gateways[0]]?.owner ?? ""
         }
+        let owner = try await agreement(a, from: marks.0, owner: nil)
+        _ = try await agreement(b, from: marks.1, owner: owner)
+        // Still so for both.
+        for running in [a, b] {
+            let status = running.ownership.status
+            #expect(gateways.allSatisfy { status.gateways[$0]?.owner == owner }, "\(running.instance): \(status)")
+        }
+        return owner
     }
 }

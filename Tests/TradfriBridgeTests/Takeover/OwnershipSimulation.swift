@@ -34,8 +34,14 @@ struct OwnershipSimulation {
         /// and the instance its own one to two keepalives after, even if the network came back in
         /// between (harsher than a real broker, on purpose).
         case partition(Int, Duration)
-        /// The broker is down for the duration and comes back without its retained messages.
+        /// The broker publishes every will, is down for the duration and comes back without its
+        /// retained messages.
         case brokerRestart(Duration)
+        /// The instance's process stops (SIGSTOP, a paused VM) for the duration: nothing it would
+        /// do happens; the broker drops its connection after 1.5 keepalives of silence. When it
+        /// resumes, its timers run before it reads what arrived meanwhile (the worst order).
+        /// It drives nothing while frozen.
+        case freeze(Int, Duration)
     }
 
     private enum Event {
@@ -50,14 +56,20 @@ struct OwnershipSimulation {
         case brokerUp
         case tick(Int, generation: Int)
         case stopDriving(Int, gateway: String, epoch: Int)
+        case keepaliveExpiry(Int, connection: Int)
+        case libraryReconnect(Int)
+        case resume(Int)
     }
 
     private struct Node {
         let id: String
         var state: OwnershipState?
         var incarnation = 0
-        /// The instance's current connection (0: none).
+        /// libmosquitto's current connection (0: none): what publishes go out on.
         var connection = 0
+        /// The connection the protocol has been told about (`connected` … `disconnected`); it lags
+        /// behind `connection` while events wait to be read.
+        var stateConnection = 0
         var connectionCount = 0
         var partitionedUntil: Duration = .zero
         var upFree: Duration = .zero
@@ -67,6 +79,8 @@ struct OwnershipSimulation {
         /// Gateway → index in `intervals` of the open interval, and the epoch of a pending stop.
         var driving: [String: Int] = [:]
         var stopEpoch: [String: Int] = [:]
+        var frozenUntil: Duration = .zero
+        var frozenDriving: [String] = []
     }
 
     let settings: GatewayOwnership.Settings
@@ -76,6 +90,7 @@ struct OwnershipSimulation {
     private(set) var intervals: [Interval] = []
     private(set) var acquisitions: [(instance: String, gateway: String, at: Duration)] = []
     private(set) var losses: [(instance: String, gateway: String, at: Duration, reason: String)] = []
+    private(set) var claims: [(instance: String, gateway: String, at: Duration)] = []
     private var nodes: [Node]
     private var queue: [(at: Duration, order: Int, event: Event)] = []
     private var order = 0
@@ -164,7 +179,27 @@ struct OwnershipSimulation {
         }
     }
 
+    /// The instance an event happens in, if it is one that a frozen process cannot do.
+    private func target(_ event: Event) -> Int? {
+        switch event {
+        case .connect(let n), .clientConnected(let n, _), .clientDisconnected(let n, _), .deliver(let n, _, _),
+            .tick(let n, _):
+            n
+        default:
+            nil
+        }
+    }
+
     private mutating func handle(_ event: Event) {
+        if let n = target(event), now < nodes[n].frozenUntil {
+            // Timers first when it resumes, then everything else in order.
+            if case .tick = event {
+                enqueue(event, at: nodes[n].frozenUntil)
+            } else {
+                enqueue(event, at: nodes[n].frozenUntil + .microseconds(1))
+            }
+            return
+        }
         switch event {
         case .tick, .stopDriving: break
         default: if trace != nil { note(describe(event)) }
@@ -176,14 +211,25 @@ struct OwnershipSimulation {
             connect(n)
         case .clientConnected(let n, let connection):
             guard nodes[n].connection == connection, nodes[n].state != nil else { return }
+            nodes[n].stateConnection = connection
             perform(n) { $0.connected(now: $1) }
         case .clientDisconnected(let n, let connection):
-            guard nodes[n].connection == connection, nodes[n].state != nil else { return }
+            guard nodes[n].state != nil else { return }
+            if nodes[n].stateConnection == connection {
+                nodes[n].stateConnection = 0
+                perform(n) { $0.disconnected(now: $1) }
+            }
+            if nodes[n].connection == connection {
+                nodes[n].connection = 0
+                enqueue(.connect(n), at: now + uniform(.milliseconds(250), .seconds(2)))
+            }
+        case .libraryReconnect(let n):
+            // libmosquitto's own thread resumes too, finds the connection closed and reconnects
+            // before the protocol has read about it.
             nodes[n].connection = 0
-            perform(n) { $0.disconnected(now: $1) }
-            enqueue(.connect(n), at: now + uniform(.milliseconds(250), .seconds(2)))
+            connect(n)
         case .deliver(let n, let connection, let message):
-            guard nodes[n].connection == connection, nodes[n].state != nil else { return }
+            guard nodes[n].stateConnection == connection, nodes[n].state != nil else { return }
             perform(n) { $0.received(topic: message.topic, payload: message.payload, now: $1) }
         case .brokerReceives(let n, let connection, let message):
             guard brokerUp, live[n] == connection else { return }
@@ -200,6 +246,23 @@ struct OwnershipSimulation {
             guard nodes[n].tickGeneration == generation, nodes[n].state != nil else { return }
             nodes[n].nextTick = nil
             perform(n) { $0.tick(now: $1) }
+        case .keepaliveExpiry(let n, let connection):
+            guard now < nodes[n].frozenUntil, brokerUp, live[n] == connection else { return }
+            live[n] = nil
+            process(InstanceRecord.deletion(topics, instance: nodes[n].id))
+            // It learns of it when it resumes: libmosquitto reconnects at once, the protocol reads
+            // about it after its timers ran.
+            enqueue(.libraryReconnect(n), at: nodes[n].frozenUntil - .nanoseconds(1))
+            enqueue(.clientDisconnected(n, connection: connection), at: nodes[n].frozenUntil + .microseconds(1))
+        case .resume(let n):
+            // What it still owns after its first timers ran, it drives again.
+            guard let state = nodes[n].state else { return }
+            for gateway in nodes[n].frozenDriving
+            where state.owned.contains(gateway) && nodes[n].driving[gateway] == nil {
+                intervals.append(Interval(gateway: gateway, instance: nodes[n].id, start: now))
+                nodes[n].driving[gateway] = intervals.count - 1
+            }
+            nodes[n].frozenDriving = []
         case .stopDriving(let n, let gateway, let epoch):
             guard nodes[n].stopEpoch[gateway, default: 0] == epoch, let index = nodes[n].driving[gateway] else {
                 return
@@ -228,6 +291,7 @@ struct OwnershipSimulation {
             guard nodes[n].state != nil else { return }
             endDriving(n)
             nodes[n].state = nil
+            nodes[n].stateConnection = 0
             if let connection = live[n] {
                 // The kernel closes the socket; the broker reads EOF at once.
                 enqueue(.brokerNoticesDeath(n, connection: connection), at: now + uniform(.zero, .milliseconds(50)))
@@ -245,6 +309,7 @@ struct OwnershipSimulation {
             }
             nodes[n].state = nil
             nodes[n].connection = 0
+            nodes[n].stateConnection = 0
         case .partition(let n, let duration):
             // TCP holds what is in flight until the network is back (or the connection is declared
             // dead): everything on this instance's links moves on by the partition, in order.
@@ -262,7 +327,23 @@ struct OwnershipSimulation {
                 let noticed = now + uniform(settings.keepAlive, settings.keepAlive * 2)
                 enqueue(.clientDisconnected(n, connection: nodes[n].connection), at: noticed)
             }
+        case .freeze(let n, let duration):
+            guard nodes[n].state != nil else { return }
+            nodes[n].frozenUntil = now + duration
+            nodes[n].frozenDriving = Array(nodes[n].driving.keys)
+            endDriving(n)
+            if let connection = live[n] {
+                enqueue(
+                    .keepaliveExpiry(n, connection: connection),
+                    at: now + settings.keepAlive * 1.5 + uniform(.zero, .seconds(1)))
+            }
+            // After its timers (at frozenUntil) and before what arrived meanwhile.
+            enqueue(.resume(n), at: now + duration + .nanoseconds(500))
         case .brokerRestart(let duration):
+            // Mosquitto publishes every client's will as it shuts down, to the clients still there.
+            for (n, _) in live.sorted(by: { $0.key < $1.key }) {
+                process(InstanceRecord.deletion(topics, instance: nodes[n].id))
+            }
             brokerUp = false
             retained = [:]
             for (n, connection) in live.sorted(by: { $0.key < $1.key }) {
@@ -340,6 +421,7 @@ struct OwnershipSimulation {
                 let stop = now + uniform(.zero, settings.stopAllowance)
                 enqueue(.stopDriving(n, gateway: gateway, epoch: nodes[n].stopEpoch[gateway, default: 0]), at: stop)
             case .log(_, let message, let metadata):
+                if message == "claiming gateway" { claims.append((nodes[n].id, metadata["gateway.id"] ?? "", now)) }
                 if trace != nil {
                     let line = "\(nodes[n].id): \(message) \(metadata.sorted { $0.key < $1.key })"
                     note(line)

@@ -140,6 +140,42 @@ import Testing
         print("simulated silent-owner takeover, worst of 200: \(worst)")
     }
 
+    /// The owner's process freezes (SIGSTOP, a paused VM) for 2 to 30 s. Resumed, with its timers
+    /// running before it reads what arrived meanwhile, it never takes back what the other took
+    /// over, and never drives together with it.
+    @Test func aFrozenOwnerDoesNotTakeBackWhenItResumes() {
+        var takenOver = 0
+        for seed in UInt64(1)...200 {
+            var simulation = OwnershipSimulation(
+                instances: 2, gateways: Self.gateways, settings: Self.settings, seed: seed)
+            Self.traced(&simulation, test: "freeze", seed: seed)
+            defer { Self.printTrace(simulation) }
+            simulation.schedule(.start(0), at: .seconds(1))
+            simulation.schedule(.start(1), at: .seconds(2))
+            simulation.run(until: .seconds(30))
+            guard let owner = Self.owner(simulation, instances: 2) else {
+                Issue.record("seed \(seed): no single owner before the freeze")
+                continue
+            }
+            let frozen = simulation.uniform(.seconds(2), .seconds(30))
+            simulation.schedule(.freeze(owner, frozen), at: .seconds(30))
+            simulation.run(until: .seconds(100))
+            Self.expectNoOverlap(simulation, seed: seed)
+            Self.expectOneOwnerOfEverything(simulation, seed: seed)
+            let standby = simulation.instanceID(1 - owner)
+            // Once the other one claimed, it keeps the gateways: the resumed one takes nothing back.
+            if simulation.claims.contains(where: { $0.instance == standby && $0.at >= .seconds(30) }) {
+                takenOver += 1
+                #expect(simulation.owned(by: 1 - owner) == Self.gateways, "seed \(seed): frozen \(frozen)")
+                let back = simulation.acquisitions.filter {
+                    $0.instance == simulation.instanceID(owner) && $0.at >= .seconds(30)
+                }
+                #expect(back.isEmpty, "seed \(seed): frozen \(frozen), then took back \(back)")
+            }
+        }
+        print("frozen owners replaced: \(takenOver) of 200 (frozen 2 to 30 s)")
+    }
+
     @Test func aCleanStopHandsOverAtOnce() {
         var worst: Duration = .zero
         for seed in UInt64(1)...200 {
