@@ -4,7 +4,10 @@
 // Layers, bottom to top (nothing above a wrapper ever sees a C symbol):
 //   C modules      CCoap, CMosquitto, CAvahiClient, COpenSSL   (system libraries)
 //   Wrappers       CoAP, MQTT, MDNS, TLS                        (the only importers of the C modules)
-//   Domain         TradfriModel                                 (pure: JSON, gateway model, MQTT payloads)
+//   Domain         HubModel                                     (pure, hub-neutral: devices and their
+//                                                               capabilities, MQTT payloads, commands)
+//                  TradfriModel                                 (pure: the TRÅDFRI gateway's JSON model,
+//                                                               its translation to HubModel and back)
 //   Products       GatewaySimulator, TradfriBridge              (libraries the executables and tests share)
 //   Executables    tradfri-bridge, tradfri-gateway-sim, tradfri-bench
 import PackageDescription
@@ -47,13 +50,14 @@ let package = Package(
         .target(name: "TLS", dependencies: ["COpenSSL"], swiftSettings: strict),
 
         // MARK: Domain
-        .target(name: "TradfriModel", swiftSettings: strict),
+        .target(name: "HubModel", swiftSettings: strict),
+        .target(name: "TradfriModel", dependencies: ["HubModel"], swiftSettings: strict),
 
         // MARK: Products
         .target(
             name: "GatewaySimulator",
             dependencies: [
-                "CoAP", "TradfriModel",
+                "CoAP", "HubModel", "TradfriModel",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -61,7 +65,7 @@ let package = Package(
         .target(
             name: "TradfriBridge",
             dependencies: [
-                "CoAP", "MQTT", "MDNS", "TLS", "TradfriModel",
+                "CoAP", "MQTT", "MDNS", "TLS", "HubModel", "TradfriModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
@@ -73,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "TradfriBridgeCLI",
             dependencies: [
-                "TradfriBridge", "CoAP", "MDNS", "TradfriModel",
+                "TradfriBridge", "CoAP", "MDNS", "HubModel", "TradfriModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -85,7 +89,10 @@ let package = Package(
                 // 2 MB less of the binary: peak RSS 31.5 → 29.3 MiB (README, Performance).
                 .unsafeFlags(
                     ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--icf=all"],
-                    .when(platforms: [.linux], configuration: .release))
+                    .when(platforms: [.linux], configuration: .release)),
+                // Full RELRO (the Debian package's hardening: lintian's hardening-no-bindnow).
+                .unsafeFlags(
+                    ["-Xlinker", "-z", "-Xlinker", "now"], .when(platforms: [.linux], configuration: .release)),
             ]
         ),
         .executableTarget(
@@ -95,13 +102,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: [
+                .unsafeFlags(
+                    ["-Xlinker", "-z", "-Xlinker", "now"], .when(platforms: [.linux], configuration: .release))
+            ]
         ),
 
         .executableTarget(
             name: "TradfriBench",
             dependencies: [
-                "GatewaySimulator", "CoAP", "MQTT", "TradfriModel",
+                "GatewaySimulator", "CoAP", "MQTT", "HubModel", "TradfriModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -120,10 +131,11 @@ let package = Package(
             ],
             path: "Tests/TakeoverProbe", swiftSettings: strict),
         .target(name: "TestSupport", dependencies: ["CTestSupport"], path: "Tests/TestSupport", swiftSettings: strict),
-        .testTarget(name: "TradfriModelTests", dependencies: ["TradfriModel"], swiftSettings: strict),
+        .testTarget(name: "HubModelTests", dependencies: ["HubModel"], swiftSettings: strict),
+        .testTarget(name: "TradfriModelTests", dependencies: ["HubModel", "TradfriModel"], swiftSettings: strict),
         .testTarget(name: "CoAPTests", dependencies: ["CoAP", "TestSupport"], swiftSettings: strict),
         .testTarget(
-            name: "TradfriBridgeTests", dependencies: ["TradfriBridge", "TestSupport", "TradfriModel"],
+            name: "TradfriBridgeTests", dependencies: ["TradfriBridge", "TestSupport", "HubModel", "TradfriModel"],
             swiftSettings: strict),
         .testTarget(name: "MDNSTests", dependencies: ["MDNS", "TestSupport"], swiftSettings: strict),
         .testTarget(
@@ -133,8 +145,22 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewaySimulatorTests",
-            dependencies: ["GatewaySimulator", "CoAP", "TradfriModel", "TestSupport"],
+            dependencies: ["GatewaySimulator", "CoAP", "HubModel", "TradfriModel", "TestSupport"],
             swiftSettings: strict
         ),
     ]
 )
+
+// MARK: Fuzzing
+// libFuzzer targets for every parser of outside input (Tests/Fuzz). Only scripts/fuzz.sh builds
+// them (TRADFRI_FUZZ=1, with -sanitize=fuzzer): libFuzzer provides their main.
+if Context.environment["TRADFRI_FUZZ"] != nil {
+    package.products.append(.executable(name: "tradfri-fuzz", targets: ["TradfriFuzz"]))
+    package.targets.append(
+        .executableTarget(
+            name: "TradfriFuzz",
+            dependencies: ["TradfriBridge", "TradfriModel", "GatewaySimulator", "CoAP"],
+            path: "Tests/Fuzz/TradfriFuzz",
+            swiftSettings: strict
+        ))
+}

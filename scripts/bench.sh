@@ -5,6 +5,9 @@
 #   ./scripts/bench.sh            full run, about 4 minutes, prints a table
 #   ./scripts/bench.sh --json     the same as JSON
 #   ./scripts/bench.sh --quick    about 45 s, noisier
+#   ./scripts/bench.sh fleet      one bridge, 10 gateways × 100 lights: initial sync, change → MQTT
+#                                 with every gateway busy, memory; about 1 minute. Options:
+#                                 --gateways 10 --lights 100 --rate 200 (in all) --seconds 30 --json
 # Build output goes to standard error, so standard output is only the table (or the JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -17,6 +17,9 @@ packages=(
   # the simulator's interop test builds aiocoap's DTLS transport from PyPI (scripts/aiocoap-env.sh):
   # DTLSSocket compiles tinydtls (autoconf, automake, gcc) and a Cython extension (python3-dev)
   python3-dev autoconf automake gcc libc6-dev
+  # the Debian package: built with debhelper, checked by lintian, man and systemd-analyze
+  # (packaging/build-deb.sh, scripts/package-test.sh)
+  debhelper lintian man-db systemd
 )
 
 install_packages() {

@@ -3,8 +3,12 @@
 # the real mosquitto, coap-client-openssl, avahi-daemon in private network namespaces, the
 # gateway simulator, and a real Home Assistant Core 2024.3), then a bounded soak: the bridge
 # binary under datagram loss, mixed load and every kind of fault, its end state compared with the
-# gateway's light by light (README, Reliability). Needs root for apt and network namespaces.
-# ./scripts/ha-newest.sh runs the Home Assistant test against the newest release.
+# gateway's light by light (README, Reliability), the Home Assistant test again against the
+# newest release (a Debian sid root with Python 3.14), the Debian package (lintian, install,
+# upgrade, remove, purge in throwaway Debian 12 roots) and every fuzz target for a bounded number
+# of inputs. Needs root for apt, network namespaces, debootstrap and chroots.
+#   ./scripts/test.sh                   everything (what CI runs: about 45 minutes from a fresh clone)
+#   TRADFRI_TESTS=quick ./scripts/test.sh   the suite and the soak only (about 10 minutes once built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +31,15 @@ timeout --kill-after=30 3000 swift test --skip-build 2>&1 | tee .build/test-outp
 rm -rf .build/soak-ci
 timeout --kill-after=30 900 "$(swift build --show-bin-path)/tradfri-bench" soak --seed 1 --lights 100 \
   --duration 150 --fault-interval 30 --keep .build/soak-ci
+
+[ "${TRADFRI_TESTS:-all}" = quick ] && exit 0
+
+# The Home Assistant integration test against the newest release (a Debian sid root with
+# Python 3.14, cached: about 3 minutes the first time, half a minute after).
+./scripts/ha-newest.sh
+# The Debian package: lintian, then install, upgrade over 0.1.0, remove and purge in throwaway
+# Debian 12 roots (cached under ~/.cache/tradfri-bridge): about 9 minutes from a fresh clone, most
+# of it the release build.
+./scripts/package-test.sh
+# Every fuzz target for a bounded number of inputs: about 4 minutes with the instrumented build.
+./scripts/fuzz.sh --ci

@@ -1,3 +1,4 @@
+import HubModel
 import TradfriModel
 
 /// The gateway's content: gateway details, devices, groups and scenes, each kept as the exact JSON

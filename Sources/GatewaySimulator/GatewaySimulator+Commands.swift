@@ -1,3 +1,4 @@
+import HubModel
 import TradfriModel
 
 /// Control commands, one per line on the simulator's standard input, for tests and demos that
@@ -15,6 +16,12 @@ import TradfriModel
 ///     end-observations <device id>               ends every observation of the device with 4.04
 ///                                                though it stays listed (as a gateway shutting
 ///                                                down does)
+///     mute <device id>                           the device's changes notify nobody any more (a
+///                                                gateway that silently stops notifying one device)
+///     unmute <device id>
+///     half-dead                                  every session so far gets no answer to any request
+///                                                (only an empty acknowledgement) and no notification;
+///                                                pings are still answered. A new session works.
 ///     drop <to-gateway|from-gateway> <count>     loses exactly the next datagrams of that
 ///                                                direction (needs --relay or --drop-rate)
 ///     reboot
@@ -101,6 +108,13 @@ extension GatewaySimulator {
             guard devices[id] != nil else { throw CommandError(description: "no device \(id)") }
             server?.removeResource(GatewayPath.device(id))
             server?.addResource(GatewayPath.device(id), handler: resourceHandler)
+        case "mute", "unmute":
+            let (id, _) = try splitID()
+            guard devices[id] != nil else { throw CommandError(description: "no device \(id)") }
+            if command == "mute" { mutedDevices.insert(id) } else { mutedDevices.remove(id) }
+        case "half-dead":
+            halfDeadPeers = (halfDeadPeers ?? []).union(peersSeen)
+            notificationsPaused = true
         case "drop":
             let pieces = rest.split(separator: " ")
             guard pieces.count == 2, let count = Int(pieces[1]), count >= 0,

@@ -1,5 +1,6 @@
 import CoAP
 import Foundation
+import HubModel
 import TradfriModel
 
 /// How a device PUT changes a device, like the real gateway: the body is merged into the device

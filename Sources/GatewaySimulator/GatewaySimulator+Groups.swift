@@ -1,4 +1,5 @@
 import CoAP
+import HubModel
 import TradfriModel
 
 /// Group and scene behaviour: a group PUT (flat keys) applies to its member devices, which notify;

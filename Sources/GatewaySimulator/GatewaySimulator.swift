@@ -1,5 +1,6 @@
 import CoAP
 import Foundation
+import HubModel
 import Logging
 import TradfriModel
 
@@ -57,6 +58,15 @@ public final class GatewaySimulator {
     /// One-shot raw bodies served instead of a device's JSON (the real gateway sometimes answers
     /// `{"r":"06"}` or an empty body under stress).
     var oddAnswers: [Int: String] = [:]
+    /// Devices whose changes notify nobody (`mute`): a gateway that stops notifying one device.
+    var mutedDevices: Set<Int> = []
+    /// Sessions (by peer) that get no answer to any request, only pings answered and empty
+    /// acknowledgements (`half-dead`); nil when none.
+    var halfDeadPeers: Set<String>?
+    /// No notification goes out while a half-dead session is the newest one (until a handshake).
+    var notificationsPaused = false
+    /// Every peer that sent a request in this run.
+    var peersSeen: Set<String> = []
     var blindTimer: Task<Void, Never>?
     private var rebooting = false
     /// Answers to recent POSTs by peer and message ID: a retransmitted POST (its ACK was lost) gets
@@ -136,6 +146,9 @@ public final class GatewaySimulator {
             try? await Task.sleep(for: .milliseconds(150))
             guard let self, let server = self.server else { return }
             server.stop()
+            // Every session is gone: none is half-dead any more.
+            self.halfDeadPeers = nil
+            self.notificationsPaused = false
             self.blindTimer?.cancel()
             self.blindTimer = nil
             try? await Task.sleep(for: delay)
@@ -154,6 +167,8 @@ public final class GatewaySimulator {
     // MARK: Identities
 
     private func key(for identity: String) -> [UInt8]? {
+        // A new session after `half-dead`: notifications flow again (to the sessions that work).
+        if notificationsPaused, identity != bootstrapIdentity { notificationsPaused = false }
         if identity == bootstrapIdentity { return Array(configuration.securityCode.utf8) }
         return identities.key(for: identity).map { Array($0.utf8) }
     }
@@ -185,6 +200,9 @@ public final class GatewaySimulator {
     }
 
     func handle(_ request: CoAPRequest) -> CoAPServerResponse {
+        peersSeen.insert(request.peer)
+        // A half-dead session: the request is acknowledged (empty ACK) and never answered.
+        if halfDeadPeers?.contains(request.peer) == true { return CoAPServerResponse(code: CoAPCode(rawValue: 0)) }
         guard request.method == .post else { return route(request) }
         let key = "\(request.peer)#\(request.messageID)"
         let now = ContinuousClock.now
@@ -302,6 +320,9 @@ public final class GatewaySimulator {
     // MARK: Changing the content (also used by control commands)
 
     func notify(_ path: String) {
+        guard !notificationsPaused else { return }
+        let parts = path.split(separator: "/")
+        if parts.count == 2, parts[0] == "15001", let id = Int(parts[1]), mutedDevices.contains(id) { return }
         server?.notifyObservers(path)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TradfriModel
 
 /// Every request the simulator receives, one JSON line each, for tests and benchmarks:

@@ -19,7 +19,7 @@ struct SimulatorCommand: AsyncParsableCommand {
             When ready it prints one line: "tradfri-gateway-sim listening on HOST:PORT ...".
             SIGUSR1 reboots the gateway; SIGTERM stops it. Control commands are read from standard \
             input, one per line (change, change-silently, add-device, remove-device, add-group, \
-            remove-group, add-scene, remove-scene, battery, reachable, odd-answer, end-observations, drop, reboot).
+            remove-group, add-scene, remove-scene, battery, reachable, odd-answer, end-observations, mute, unmute, half-dead, drop, reboot).
             """)
 
     @Option(help: "Address and UDP port to serve on (port 0 picks a free one).")

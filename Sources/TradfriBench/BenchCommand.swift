@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoAP
 import Foundation
+import HubModel
 import Logging
 
 @main
@@ -17,7 +18,7 @@ struct BenchCommand: AsyncParsableCommand {
             and CPU. Build the bridge as it ships first (scripts/bench.sh does): \
             swift build -c release --static-swift-stdlib.
             """,
-        subcommands: [RunBench.self, SoakCommand.self, ObserveCommand.self],
+        subcommands: [RunBench.self, FleetCommand.self, SoakCommand.self, ObserveCommand.self],
         defaultSubcommand: RunBench.self)
 }
 

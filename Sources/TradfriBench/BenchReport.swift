@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TradfriModel
 
 /// The numbers of one run, the targets they are held against, and how to print them.

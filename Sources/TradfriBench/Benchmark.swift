@@ -1,6 +1,7 @@
 import CoAP
 import Foundation
 import GatewaySimulator
+import HubModel
 import MQTT
 import TradfriModel
 
@@ -113,11 +114,9 @@ final class Benchmark: @unchecked Sendable {
         fixture.scenes = [:]
         fixture.addGenerated(lights: options.lights, groups: options.groups)
         lightIDs = fixture.devices.keys.sorted()
-        let names = FriendlyNames(
-            devices: fixture.devices.map { ($0.key, $0.value["9001"]?.stringValue ?? "", "light") },
-            groups: fixture.groups.map { ($0.key, $0.value["9001"]?.stringValue ?? "") })
+        let names = fixture.friendlyNames()
         for id in lightIDs {
-            guard let name = names[.device(id)] else { continue }
+            guard let name = names[.device(ItemID(hub: "gateway", id))] else { continue }
             idsByName[name] = id
             nameByID[id] = name
         }
@@ -265,9 +264,7 @@ final class Benchmark: @unchecked Sendable {
     /// (all scenes) arrived; returns the arrival time of the last of them.
     private func waitForSync(base: String, bridge: Spawned) async throws -> UInt64 {
         let sceneCount = fixture.scenes.values.reduce(0) { $0 + $1.count }
-        let names = FriendlyNames(
-            devices: fixture.devices.map { ($0.key, $0.value["9001"]?.stringValue ?? "", "light") },
-            groups: fixture.groups.map { ($0.key, $0.value["9001"]?.stringValue ?? "") })
+        let names = fixture.friendlyNames()
         let stateTopics = Set(names.names.values.map { "\(base)/\($0)" })
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
@@ -359,7 +356,7 @@ final class Benchmark: @unchecked Sendable {
                 try? publisher.publish(message)
             }
         }
-        let started = await drive(rate: rate, seconds: seconds, burst: burst, action)
+        let started = await Self.drive(rate: rate, seconds: seconds, burst: burst, action)
         try await settle(expected: started)
         switch path {
         case .rawCoAP:
@@ -395,7 +392,7 @@ final class Benchmark: @unchecked Sendable {
 
     /// Calls `action` `rate` times a second for `seconds`, `burst` at a time, on schedule (late
     /// ticks catch up). Returns how many actions ran.
-    private func drive(rate: Double, seconds: Double, burst: Int, _ action: @Sendable () -> Void) async -> Int {
+    static func drive(rate: Double, seconds: Double, burst: Int, _ action: @Sendable () -> Void) async -> Int {
         let ticks = max(Int(rate * seconds) / burst, 1)
         let interval = Duration.nanoseconds(Int64(Double(burst) / rate * 1e9))
         let clock = ContinuousClock()
@@ -440,7 +437,7 @@ final class Benchmark: @unchecked Sendable {
         let (publisher, source, recorder, nameByID) = (
             try ready(self.publisher, "the publisher"), try ready(mainChanges, "the bridge changes"), recorder, nameByID
         )
-        _ = await drive(rate: rate, seconds: max(options.segmentSeconds * 2, 4), burst: burst) {
+        _ = await Self.drive(rate: rate, seconds: max(options.segmentSeconds * 2, 4), burst: burst) {
             let (id, level) = source.next()
             let message = MQTTMessage(
                 topic: "tradfri/\(nameByID[id] ?? String(id))/set", text: #"{"brightness":\#(level)}"#)
@@ -514,5 +511,17 @@ final class Benchmark: @unchecked Sendable {
             report.observerIdleWakeups = switches[1]
         }
         report.threads = bridge.threadCounters().count
+    }
+}
+
+extension Fixture {
+    /// The friendly names the bridge gives this gateway's devices and groups (one gateway, plain names).
+    func friendlyNames() -> FriendlyNames {
+        FriendlyNames([
+            FriendlyNames.Inventory(
+                hub: "gateway", prefix: nil,
+                devices: devices.map { (ItemID(hub: "gateway", $0.key), $0.value["9001"]?.stringValue ?? "", "light") },
+                groups: groups.map { (ItemID(hub: "gateway", $0.key), $0.value["9001"]?.stringValue ?? "") })
+        ])
     }
 }

@@ -40,17 +40,19 @@ struct Stamp: Sendable {
 
 /// Matches each start stamp to the first delivery of the same (device, value) at or after it.
 func match(starts: [Stamp], deliveries: [Stamp]) -> Latency {
+    Latency(samples: matchEach(starts: starts, deliveries: deliveries).compactMap { $0 }, expected: starts.count)
+}
+
+/// Each start's latency in microseconds (nil: no delivery), in the order of `starts`.
+func matchEach(starts: [Stamp], deliveries: [Stamp]) -> [Double?] {
     var arrivals: [Int: [UInt64]] = [:]
     for delivery in deliveries {
         arrivals[delivery.device &* 1024 &+ delivery.value, default: []].append(delivery.time)
     }
-    var samples: [Double] = []
-    samples.reserveCapacity(starts.count)
-    for start in starts {
-        guard let times = arrivals[start.device &* 1024 &+ start.value] else { continue }
-        if let time = times.first(where: { $0 >= start.time }) {
-            samples.append(Double(time - start.time) / 1000)
-        }
+    return starts.map { start in
+        guard let times = arrivals[start.device &* 1024 &+ start.value],
+            let time = times.first(where: { $0 >= start.time })
+        else { return nil }
+        return Double(time - start.time) / 1000
     }
-    return Latency(samples: samples, expected: starts.count)
 }

@@ -5,7 +5,7 @@ import Foundation
 final class Mosquitto: Sendable {
     let port: UInt16
     let directory: String
-    private let process: Spawned
+    let process: Spawned
 
     init(executable: String = "/usr/sbin/mosquitto") async throws {
         guard FileManager.default.isExecutableFile(atPath: executable) else {

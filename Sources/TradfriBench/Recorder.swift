@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import MQTT
 import TradfriModel
 
@@ -89,6 +90,15 @@ final class Recorder: @unchecked Sendable {
     }
 
     var messageCount: Int { lock.withLock { messages.count } }
+
+    /// The messages recorded from position `index` on (for a caller that reads them as they come,
+    /// without copying or parsing the earlier ones again), and the position after them.
+    func messages(from index: Int) -> (messages: [(time: UInt64, topic: String, payload: [UInt8])], next: Int) {
+        lock.withLock {
+            let start = min(index, messages.count)
+            return (Array(messages[start...]), messages.count)
+        }
+    }
 
     /// Every arrival on topics under `prefix`, by topic, oldest first.
     func arrivals(prefix: String) -> [String: [(time: UInt64, payload: [UInt8])]] {

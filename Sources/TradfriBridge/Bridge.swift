@@ -1,18 +1,19 @@
 import CoAP
 import Foundation
+import HubModel
 import Logging
 import MQTT
 import ServiceLifecycle
-import TradfriModel
 
-/// The daemon: one gateway session, one broker connection, and the features between them.
+/// The daemon: the hubs (one session each), one broker connection, and the features between
+/// them.
 ///
 /// `Bridge.make(...)` builds the whole graph from the configuration (tests build the same graph
 /// in-process); `run()` runs until graceful shutdown (SIGTERM/SIGINT through the ServiceGroup),
-/// then publishes `bridge/state` offline, disconnects from the broker and closes the DTLS
-/// session.
+/// then closes every hub's session, publishes `bridge/state` offline and disconnects from the
+/// broker.
 ///
-/// Every gateway change, connection event and MQTT message becomes a `BridgeEvent` that each
+/// Every hub change, connection event and MQTT message becomes a `BridgeEvent` that each
 /// feature sees in order, on the libcoap actor (so a notification travels from the DTLS socket
 /// to `mosquitto_publish` without a thread hop).
 @CoAPActor
@@ -21,62 +22,30 @@ public final class Bridge: Service {
     public let mqtt: MQTTClient
     /// The request/response API; features added later (pairing) register their verbs here.
     public let requests: BridgeRequests
-    private let locator: GatewayLocator
     private var features: [any BridgeFeature] = []
     private let logger = Logger(label: "bridge")
     private var subscribed = false
 
-    init(context: BridgeContext, mqtt: MQTTClient, locator: GatewayLocator, requests: BridgeRequests) {
+    init(context: BridgeContext, mqtt: MQTTClient, requests: BridgeRequests) {
         self.context = context
         self.mqtt = mqtt
-        self.locator = locator
         self.requests = requests
         context.dispatcher = { [weak self] event in self?.dispatch(event) }
     }
 
-    /// Builds the bridge for `configuration` with the stored gateway `credentials`.
+    /// Builds the bridge for `configuration` with its hubs.
     /// - Parameters:
-    ///   - locator: where to find the gateway (asked before every connection attempt).
+    ///   - hubs: one per configured gateway, in configuration order.
     ///   - broker: the broker to use.
     public static func make(
-        configuration: BridgeConfiguration, credentials: GatewayCredentials, locator: GatewayLocator,
-        broker: (host: String, port: UInt16, tls: Bool)
+        configuration: BridgeConfiguration, hubs: [any Hub], broker: (host: String, port: UInt16, tls: Bool)
     ) throws -> Bridge {
-        var settings = GatewayLink.Settings()
-        settings.keepAlive = .seconds(configuration.gateway.keepAlive)
-        settings.pingTimeout = .seconds(min(5, configuration.gateway.keepAlive))
-        settings.requestTimeout = .seconds(configuration.gateway.requestTimeout)
-        settings.handshakeTimeout = .seconds(max(configuration.gateway.requestTimeout, 5))
-        settings.reconnectMaxDelay = .seconds(configuration.gateway.reconnectMaxDelay)
-        let link = GatewayLink(identity: credentials.identity, key: credentials.psk, settings: settings) {
-            try await locator.resolve()
-        }
-        var mirrorSettings = GatewayMirror.Settings()
-        let audit = configuration.gateway.auditInterval
-        mirrorSettings.auditInterval = audit > 0 ? .seconds(audit) : nil
-        let mirror = GatewayMirror(link: link, settings: mirrorSettings)
-
         let mqttConfiguration = try mqttConfiguration(configuration, broker: broker)
         let client = try MQTTClient(mqttConfiguration)
         let outbox = MQTTOutbox(client: client)
-        let queue = CommandQueue(link: link, spacing: .seconds(configuration.gateway.commandSpacing)) {
-            [weak mirror] target, command in
-            guard let mirror else { return (nil, nil) }
-            switch target {
-            case .device(let id):
-                guard let device = mirror.devices[id] else { return (nil, nil) }
-                return CommandPlanner.plan(command, for: device)
-            case .group(let id):
-                guard let group = mirror.groups[id] else { return (nil, nil) }
-                // A group part (CommandPlanner.split) becomes one write; members have their own commands.
-                return (CommandPlanner.plan(command, for: group, members: []).write, nil)
-            }
-        }
-        let context = BridgeContext(
-            configuration: configuration, link: link, mirror: mirror, outbox: outbox, queue: queue,
-            gatewayID: credentials.gatewayID)
+        let context = BridgeContext(configuration: configuration, hubs: hubs, outbox: outbox)
         let requests = BridgeRequests(context: context)
-        let bridge = Bridge(context: context, mqtt: client, locator: locator, requests: requests)
+        let bridge = Bridge(context: context, mqtt: client, requests: requests)
         let states = StatePublisher(context: context)
         bridge.features = [
             BridgeTopics(context: context),
@@ -124,15 +93,18 @@ public final class Bridge: Service {
 
     // MARK: Running
 
-    /// Runs until graceful shutdown: the gateway link and the MQTT event listener are child
-    /// tasks of this one. On shutdown the link's task is cancelled and awaited (the DTLS session
-    /// is closed, so devices go offline on MQTT while the broker is still there), then
+    /// Runs until graceful shutdown: every hub and the MQTT event listener are child tasks of
+    /// this one. On shutdown the hubs' tasks are cancelled and awaited (their sessions are
+    /// closed, so devices go offline on MQTT while the broker is still there), then
     /// `bridge/state` offline is published and the broker disconnected, which ends the listener.
     public func run() async throws {
-        context.mirror.onChange { [weak self] change in self?.gatewayChanged(change) }
+        for hub in context.hubs {
+            let name = hub.name
+            hub.setEventHandler { [weak self] event in self?.hubEvent(name, event) }
+        }
         try mqtt.start()
         let events = mqtt.events
-        let link = context.link
+        let hubs = context.hubs
         await withDiscardingTaskGroup { group in
             group.addTask { [weak self] in
                 for await event in events {
@@ -140,17 +112,14 @@ public final class Bridge: Service {
                     await self.mqttEvent(event)
                 }
             }
-            await withDiscardingTaskGroup { gateway in
-                gateway.addTask {
-                    await link.run(
-                        { [weak self] event in self?.linkEvent(event) },
-                        // While each session lasts: observe everything afresh and keep it equal.
-                        whileConnected: { [weak self] in await self?.context.mirror.serve() })
+            await withDiscardingTaskGroup { running in
+                for hub in hubs {
+                    running.addTask { await hub.run() }
                 }
                 try? await gracefulShutdown()
                 logger.info("stopping")
                 dispatch(.stopping)
-                gateway.cancelAll()
+                running.cancelAll()
             }
             await disconnect()
         }
@@ -180,57 +149,61 @@ public final class Bridge: Service {
         for feature in features { feature.handle(event) }
     }
 
-    private func linkEvent(_ event: GatewayLink.Event) {
+    private func hubEvent(_ hub: String, _ event: HubEvent) {
         switch event {
-        case .connected(let host, let port):
-            context.gatewayAddress = "\(host):\(port)"
-            Task { [locator] in await locator.connected(host: host, port: port) }
-            dispatch(.gatewayConnected(address: "\(host):\(port)"))
+        case .connected(let address):
+            dispatch(.hubConnected(hub: hub, address: address))
         case .disconnected(let reason):
-            dispatch(.gatewayDisconnected(reason: reason.map { "\($0)" } ?? "closed"))
-        case .connectFailed(let error):
-            if case .unknownIdentity = error {
-                logger.error(
-                    "the gateway no longer knows our identity; pair again with 'tradfri-bridge auth'",
-                    metadata: ["gateway.id": "\(context.gatewayIDFromCredentials)"])
-            }
+            dispatch(.hubDisconnected(hub: hub, reason: reason))
+        case .connectFailed:
+            break
+        case .change(let change):
+            hubChanged(hub, change)
+        case .commandFinished(let topic, let error, let description):
+            dispatch(.commandFinished(hub: hub, topic: topic, error: error, description: description))
         }
     }
 
-    private func gatewayChanged(_ change: GatewayMirror.Change) {
-        switch change {
-        case .rebootAnnounced:
-            context.link.reset(reason: "the gateway is rebooting")
-            return
-        case .details(let details) where details.id != context.gatewayIDFromCredentials:
-            logger.error(
-                "this gateway is not the one the credentials belong to",
-                metadata: ["gateway.id": "\(details.id)", "expected": "\(context.gatewayIDFromCredentials)"])
-        default:
-            break
-        }
+    private func hubChanged(_ hub: String, _ change: HubChange) {
         let previous = context.names
+        // Names are made once a hub's first sync is complete (one computation instead of one per
+        // item found: that was quadratic, seconds for a thousand lights), then on every change of
+        // what they are made from.
+        let named = namedHubs.contains(hub)
         let renamed: Bool
         switch change {
+        case .synced:
+            renamed = namedHubs.insert(hub).inserted
         case .deviceAdded, .deviceRemoved, .groupAdded, .groupRemoved:
-            renamed = true
+            renamed = named
         case .deviceChanged(let device, let old):
-            renamed = device.name != old.name
+            renamed = named && device.name != old.name
         case .groupChanged(let group, let old):
-            renamed = group.name != old.name
+            renamed = named && group.name != old.name
         default:
             renamed = false
         }
         if renamed { recomputeNames() }
-        dispatch(.gateway(change))
-        // Comparing every name costs more than the rest of a state change: only after a recompute.
-        if renamed, context.names != previous { dispatch(.namesChanged(previous: previous)) }
+        dispatch(.hub(hub, change))
+        // Only when a name that existed moved or went away: an item that only appeared is
+        // announced by its own event (comparing every name costs more than the rest of a state
+        // change, so only after a recompute).
+        if renamed, previous.names.contains(where: { context.names[$0.key] != $0.value }) {
+            dispatch(.namesChanged(previous: previous))
+        }
     }
+
+    /// Hubs whose first full sync is done: their items have friendly names.
+    private var namedHubs: Set<String> = []
 
     private func recomputeNames() {
         context.names = FriendlyNames(
-            devices: context.mirror.devices.values.map { ($0.id, $0.name, $0.kind.description) },
-            groups: context.mirror.groups.values.map { ($0.id, $0.name) })
+            context.hubs.map { hub in
+                FriendlyNames.Inventory(
+                    hub: hub.name, prefix: context.prefix(of: hub),
+                    devices: hub.devices.values.map { ($0.id, $0.name, $0.type.description) },
+                    groups: hub.groups.values.map { ($0.id, $0.name) })
+            })
     }
 
     private func mqttEvent(_ event: MQTTEvent) async {

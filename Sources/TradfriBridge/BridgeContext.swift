@@ -1,40 +1,32 @@
 import CoAP
 import Foundation
+import HubModel
 import MQTT
-import TradfriModel
 
-/// What every feature shares: configuration, the gateway mirror and link, the command queue,
-/// the MQTT outbox, friendly names and the topic layout. Owned by the controller.
+/// What every feature shares: configuration, the hubs, the MQTT outbox, friendly names and the
+/// topic layout. Owned by the controller.
 @CoAPActor
 public final class BridgeContext {
     /// The configuration in effect: the file's, with runtime changes from `bridge/request/options`
     /// applied (never written back to the file).
     public internal(set) var configuration: BridgeConfiguration
-    public let link: GatewayLink
-    public let mirror: GatewayMirror
+    /// Every hub, in configuration order.
+    public let hubs: [any Hub]
     public let outbox: MQTTOutbox
-    public let queue: CommandQueue
-    public let gatewayIDFromCredentials: String
     public internal(set) var names = FriendlyNames()
-    public internal(set) var gatewayAddress: String?
     public let startedAt = Date()
     /// Set by the controller: hands an event to every feature (see `post(_:)`).
     var dispatcher: @CoAPActor (BridgeEvent) -> Void = { _ in }
+    private let hubsByName: [String: any Hub]
 
-    init(
-        configuration: BridgeConfiguration, link: GatewayLink, mirror: GatewayMirror, outbox: MQTTOutbox,
-        queue: CommandQueue, gatewayID: String
-    ) {
+    init(configuration: BridgeConfiguration, hubs: [any Hub], outbox: MQTTOutbox) {
         self.configuration = configuration
-        self.link = link
-        self.mirror = mirror
+        self.hubs = hubs
         self.outbox = outbox
-        self.queue = queue
-        self.gatewayIDFromCredentials = gatewayID
+        hubsByName = Dictionary(hubs.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     public var base: String { configuration.mqtt.baseTopic }
-    public var gatewayConnected: Bool { link.isConnected }
 
     public func topic(_ suffix: String) -> String { "\(base)/\(suffix)" }
 
@@ -42,14 +34,38 @@ public final class BridgeContext {
         names[entity].map { "\(base)/\($0)" }
     }
 
-    /// The scenes of a group, by name.
-    public func scenes(ofGroup id: Int) -> [Scene] {
-        (mirror.scenes[id] ?? [:]).values.sorted { $0.id < $1.id }
+    // MARK: Hubs
+
+    public func hub(named name: String) -> (any Hub)? { hubsByName[name] }
+
+    /// With several hubs every name and topic of a hub is under its name (`garden/hallway`); the
+    /// only hub of a one-gateway set-up keeps plain names, so its topics never change.
+    public var topicsUseHubNames: Bool { hubs.count > 1 }
+
+    /// The hub's topic prefix (nil: plain names).
+    public func prefix(of hub: any Hub) -> String? { topicsUseHubNames ? hub.name : nil }
+
+    public var anyHubConnected: Bool { hubs.contains { $0.connected } }
+    public var allHubsConnected: Bool { hubs.allSatisfy { $0.connected } }
+
+    public func device(_ id: ItemID) -> HubDevice? { hubsByName[id.hub]?.devices[id] }
+    public func group(_ id: ItemID) -> HubGroup? { hubsByName[id.hub]?.groups[id] }
+
+    public func members(of group: HubGroup) -> [HubDevice] {
+        group.members.compactMap { device($0) }
     }
 
-    public func members(of group: Group) -> [Device] {
-        group.memberIDs.compactMap { mirror.devices[$0] }
+    /// The groups of the device's hub that hold it.
+    public func groups(containing id: ItemID) -> [HubGroup] {
+        (hubsByName[id.hub]?.groups.values.filter { $0.members.contains(id) } ?? []).sorted { $0.id < $1.id }
     }
+
+    /// Whether the device is reachable through a live session of its hub.
+    public func isOnline(_ device: HubDevice) -> Bool {
+        (hubsByName[device.id.hub]?.connected ?? false) && device.reachable != false
+    }
+
+    // MARK: Events
 
     /// Hands `event` to every feature, in order, now. For features that change something others
     /// must react to (runtime options, later pairing); never call it from inside `handle(_:)` for
@@ -58,32 +74,13 @@ public final class BridgeContext {
         dispatcher(event)
     }
 
-    /// How fresh the bridge's copy of the gateway is, for `bridge/info` and `health_check`:
-    /// when everything was last read in full, what still waits to be read, how long ago the least
-    /// recently confirmed item was heard from, and what re-reads found; plus what the session
-    /// learnt about the link.
-    public var viewFigures: JSON {
-        let mirror = self.mirror
-        var view: [String: JSON] = [
-            "observed": .int(mirror.observedCount),
-            "pending_rereads": .int(mirror.pendingRereads),
-            "rereads": .int(mirror.rereads),
-            "repairs": .int(mirror.repairs),
-        ]
-        if let read = mirror.lastFullRead { view["last_full_read"] = .string(read.formatted(.iso8601)) }
-        if let age = mirror.oldestCheck { view["oldest_check_seconds"] = .double((age.seconds * 10).rounded() / 10) }
-        if let link = self.link.statistics {
-            view["retransmission_timeout"] = .double((link.retransmissionTimeout * 1000).rounded() / 1000)
-            if let roundTrip = link.roundTrip { view["round_trip"] = .double((roundTrip * 10000).rounded() / 10000) }
-            view["retransmissions"] = .int(link.retransmissions)
-            view["duplicates_acknowledged"] = .int(link.duplicatesAcknowledged)
-            view["acknowledgements_repeated"] = .int(link.acknowledgementsRepeated)
-        }
-        return .object(view)
-    }
-
     /// Publishes `{"type": type, "data": data}` on `<base>/bridge/event`.
     public func event(_ type: String, _ data: [String: JSON]) {
         outbox.publishEvent(topic("bridge/event"), ["type": .string(type), "data": .object(data)])
+    }
+
+    /// The `gateway` field of events and listings about something on `hub`.
+    public func hubField(_ hub: String) -> [String: JSON] {
+        ["gateway": .string(hub)]
     }
 }

@@ -11,12 +11,14 @@ import ServiceLifecycle
 /// the daemon as cleanly as later: the lookup is cancelled and nothing else starts.
 public final class BridgeDaemon: Service {
     private let configuration: BridgeConfiguration
-    private let credentials: GatewayCredentials
+    private let gateways: [ResolvedGateway]
     private let logger: Logger
 
-    public init(configuration: BridgeConfiguration, credentials: GatewayCredentials, logger: Logger) {
+    /// - Parameter gateways: every configured gateway with its credentials, in configuration order.
+    public init(configuration: BridgeConfiguration, gateways: [ResolvedGateway], logger: Logger) {
+        precondition(!gateways.isEmpty, "a bridge drives at least one gateway")
         self.configuration = configuration
-        self.credentials = credentials
+        self.gateways = gateways
         self.logger = logger
     }
 
@@ -28,9 +30,20 @@ public final class BridgeDaemon: Service {
             await mdns.closeAll()
             return
         }
-        let locator = GatewayLocator(configuration: configuration, credentials: credentials, mdns: mdns)
+        // One hub per gateway, each with its own session, pacing, locator and recovery.
+        var hubs: [any Hub] = []
+        for gateway in gateways {
+            let locator = GatewayLocator(
+                gateway: gateway, mdns: mdns, browseTimeout: .seconds(configuration.discovery.timeout))
+            let entry = gateway.entry
+            let setup = HubSetup(
+                name: gateway.name, credentials: gateway.credentials, keepAlive: entry.keepAlive,
+                requestTimeout: entry.requestTimeout, commandSpacing: entry.commandSpacing,
+                reconnectMaxDelay: entry.reconnectMaxDelay, auditInterval: entry.auditInterval)
+            hubs.append(await TradfriHub(setup, locator: locator))
+        }
         let bridge = try await Bridge.make(
-            configuration: configuration, credentials: credentials, locator: locator,
+            configuration: configuration, hubs: hubs,
             broker: (broker.host, broker.port, broker.tls))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
         var pairingTXT: [String: String] = [:]
@@ -44,7 +57,7 @@ public final class BridgeDaemon: Service {
         }
         let advertiser = Advertiser(
             advertisements: Advertiser.advertisements(
-                for: configuration, gatewayID: credentials.gatewayID, broker: broker, extraTXT: pairingTXT),
+                for: configuration, gatewayIDs: gateways.map(\.gatewayID), broker: broker, extraTXT: pairingTXT),
             mdns: mdns)
         services.append(.init(service: advertiser))
         // No signals here: the caller's group catches them, and its graceful shutdown reaches

@@ -1,15 +1,17 @@
 import CoAP
+import HubModel
 import MQTT
-import TradfriModel
 
 /// What the controller hands to every feature, in order, on the libcoap actor.
 public enum BridgeEvent: Sendable {
-    /// The gateway session is up; a full sync follows.
-    case gatewayConnected(address: String)
-    /// The gateway session is gone (after a failure or a reboot).
-    case gatewayDisconnected(reason: String)
-    /// Something on the gateway changed (from the sync or a notification).
-    case gateway(GatewayMirror.Change)
+    /// A hub's session is up (`hub`: its name); a full sync follows.
+    case hubConnected(hub: String, address: String)
+    /// A hub's session is gone (after a failure or a reboot).
+    case hubDisconnected(hub: String, reason: String)
+    /// Something on a hub changed (from the sync or a notification).
+    case hub(String, HubChange)
+    /// A command a hub carried out (nil error) or could not.
+    case commandFinished(hub: String, topic: String, error: String?, description: String)
     /// Friendly names were recomputed (devices or groups added, removed or renamed).
     case namesChanged(previous: FriendlyNames)
     /// Connected (again) to the broker; everything must be announced again.

@@ -36,7 +36,9 @@ struct CommonOptions: ParsableArguments {
         guard let level = Logger.Level(rawValue: levelName) else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
         }
-        BridgeLogHandler.bootstrap(level: level, format: configuration.logging.format == "json" ? .json : .text)
+        BridgeLogHandler.bootstrap(
+            level: level, format: configuration.logging.format == "json" ? .json : .text,
+            repeatInterval: .seconds(configuration.logging.repeatInterval))
         return configuration
     }
 }

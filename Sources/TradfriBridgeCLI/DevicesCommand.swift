@@ -1,6 +1,8 @@
 import ArgumentParser
 import CoAP
 import Foundation
+import HubModel
+import MDNS
 import TradfriBridge
 import TradfriModel
 
@@ -11,10 +13,16 @@ struct DevicesCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: "Credentials file (default: gateway.credentials from the configuration).")
+    @Option(help: "Credentials file (default: the configured gateways' credentials).")
     var credentials: String?
 
-    @Option(help: "Talk to this address instead of the one stored at pairing (HOST or HOST:PORT).")
+    @Option(
+        help:
+            "Which gateway, by its name (or gateway id) when several are configured or stored (default: the first)."
+    )
+    var gatewayName: String?
+
+    @Option(help: "Talk to this address instead of the configured one or the one found by mDNS (HOST or HOST:PORT).")
     var gateway: String?
 
     @Flag(help: "Print JSON instead of a table.")
@@ -25,21 +33,15 @@ struct DevicesCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try common.load()
-        let stored: GatewayCredentials
-        do {
-            stored = try GatewayCredentials.load(from: credentials ?? configuration.gateway.credentials)
-        } catch {
-            throw Failure("\(error)")
-        }
-        var host = stored.address
-        var port = stored.port
+        var (stored, address) = try chosenGateway(configuration)
         if let gateway {
             guard case .host(let overrideHost, let overridePort)? = BridgeConfiguration.GatewayAddress.parse(gateway)
             else {
                 throw ValidationError("--gateway must be HOST or HOST:PORT")
             }
-            (host, port) = (overrideHost, overridePort)
+            address = .host(overrideHost, port: overridePort)
         }
+        let (host, port) = await locate(stored, address: address, configuration: configuration)
         let limit = try timeoutDuration(timeout)
         let session = CoAPClient(
             .init(
@@ -71,18 +73,73 @@ struct DevicesCommand: AsyncParsableCommand {
     }
 }
 
+extension DevicesCommand {
+    /// The gateway to list and its configured address: with --credentials, the gateways of that
+    /// file (`address: auto`); else the configured ones (resolved as `run` does). --gateway-name
+    /// picks one by name or id; default the first.
+    func chosenGateway(
+        _ configuration: BridgeConfiguration
+    ) throws -> (GatewayCredentials, BridgeConfiguration.GatewayAddress) {
+        var gateways: [(name: String, credentials: GatewayCredentials, address: BridgeConfiguration.GatewayAddress)]
+        do {
+            if let credentials {
+                gateways = try CredentialStore.load(from: credentials).entries.map { ($0.displayName, $0, .auto) }
+                if gateways.isEmpty { throw GatewayCredentials.Failure.missing(credentials) }
+            } else {
+                gateways = try GatewayResolution.resolve(configuration).map {
+                    ($0.name, $0.credentials, $0.entry.address)
+                }
+            }
+        } catch {
+            throw Failure("\(error)")
+        }
+        guard let gatewayName else { return (gateways[0].credentials, gateways[0].address) }
+        guard
+            let match = gateways.first(where: {
+                $0.name == gatewayName || $0.credentials.gatewayID.lowercased() == gatewayName.lowercased()
+            })
+        else {
+            throw Failure(
+                "no gateway named '\(gatewayName)'; there are: \(gateways.map { "\($0.name) (\($0.credentials.gatewayID))" }.joined(separator: ", "))"
+            )
+        }
+        return (match.credentials, match.address)
+    }
+
+    /// Where to talk to the gateway: a configured HOST[:PORT]; with `address: auto`, where mDNS
+    /// shows it (the bridge's own locator: by the recorded mDNS name or by its id), when
+    /// avahi-daemon answers; else the address stored at pairing. Quiet without avahi-daemon.
+    func locate(
+        _ stored: GatewayCredentials, address: BridgeConfiguration.GatewayAddress, configuration: BridgeConfiguration
+    ) async -> (String, UInt16) {
+        if case .host(let host, let port) = address { return (host, port) }
+        guard configuration.discovery.enabled, let client = try? MDNSClient() else {
+            return (stored.address, stored.port)
+        }
+        let mdns = MDNSConnection(client: client)
+        let locator = GatewayLocator(
+            address: .auto, credentials: stored, name: stored.name, mdns: mdns,
+            browseTimeout: .seconds(configuration.discovery.timeout))
+        let found = try? await locator.resolve()
+        await mdns.closeAll()
+        return found ?? (stored.address, stored.port)
+    }
+}
+
 extension GatewayInventory {
     var json: JSON {
         .object([
             "gateway": ["id": .string(details.id), "firmware": .string(details.firmware)],
             "devices": .array(
-                devices.sorted { $0.id < $1.id }.map { device in
+                devices.sorted { $0.id < $1.id }.map { gatewayDevice in
+                    let device = gatewayDevice.hubDevice(hub: "gateway")
                     var entry: [String: JSON] = [
-                        "id": .int(device.id), "type": .string(device.kind.description), "name": .string(device.name),
-                        "model": .string(device.info.model), "state": .string(device.stateSummary),
+                        "id": .int(gatewayDevice.id), "type": .string(device.type.description),
+                        "name": .string(device.name), "model": .string(device.model),
+                        "state": .string(device.stateSummary),
                     ]
                     if let spectrum = device.light?.spectrum { entry["spectrum"] = .string(spectrum.rawValue) }
-                    if let battery = device.info.battery { entry["battery"] = .int(battery) }
+                    if let battery = device.battery?.level { entry["battery"] = .int(battery) }
                     return .object(entry)
                 }),
             "groups": .array(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubModel
 import MDNS
 import TradfriBridge
 import TradfriModel

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubModel
 import TradfriBridge
 import TradfriModel
 

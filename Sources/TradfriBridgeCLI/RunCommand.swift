@@ -15,10 +15,10 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: "Credentials file (default: gateway.credentials from the configuration).")
+    @Option(help: "Credentials file (overrides the credentials of every configured gateway).")
     var credentials: String?
 
-    @Option(help: "The gateway, HOST or HOST:PORT (overrides gateway.address).")
+    @Option(help: "The gateway, HOST or HOST:PORT (overrides gateway.address; with one gateway configured).")
     var gateway: String?
 
     @Option(help: "The broker, mqtt://HOST:PORT or mqtts://HOST:PORT (overrides mqtt.server).")
@@ -30,7 +30,13 @@ struct RunCommand: AsyncParsableCommand {
             guard let address = BridgeConfiguration.GatewayAddress.parse(gateway) else {
                 throw ValidationError("--gateway must be HOST, HOST:PORT or auto")
             }
+            guard configuration.gatewaysForm != .auto, configuration.gateways.count == 1 else {
+                throw ValidationError("--gateway needs a configuration with one gateway")
+            }
             configuration.gateway.address = address
+        }
+        if let credentials {
+            for index in configuration.gateways.indices { configuration.gateways[index].credentials = credentials }
         }
         if let mqtt {
             guard let server = BridgeConfiguration.BrokerAddress.parse(mqtt) else {
@@ -39,16 +45,17 @@ struct RunCommand: AsyncParsableCommand {
             configuration.mqtt.server = server
         }
         let logger = Logger(label: "tradfri-bridge")
-        let stored: GatewayCredentials
+        let gateways: [ResolvedGateway]
         do {
-            stored = try GatewayCredentials.load(from: credentials ?? configuration.gateway.credentials)
+            gateways = try GatewayResolution.resolve(configuration)
         } catch {
             throw Failure("\(error)")
         }
-        if GatewayCredentials.isExposed(credentials ?? configuration.gateway.credentials) {
-            logger.warning("the credentials file is readable by other users; chmod 600 it")
+        for path in Set(gateways.map(\.entry.credentials)) where GatewayCredentials.isExposed(path) {
+            logger.warning(
+                "the credentials file is readable by other users; chmod 600 it", metadata: ["file": "\(path)"])
         }
-        let daemon = BridgeDaemon(configuration: configuration, credentials: stored, logger: logger)
+        let daemon = BridgeDaemon(configuration: configuration, gateways: gateways, logger: logger)
         // Signals are caught from here on, also while the daemon is still starting.
         let group = ServiceGroup(
             configuration: .init(

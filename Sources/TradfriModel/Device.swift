@@ -1,3 +1,5 @@
+import HubModel
+
 /// What kind of accessory a device is (key 5750).
 public enum DeviceKind: Sendable, Hashable, CustomStringConvertible {
     case remote, slaveRemote, light, plug, motionSensor, repeater, blind, soundRemote, airPurifier
@@ -64,16 +66,6 @@ public struct DeviceInfo: Sendable, Hashable {
         self.powerSource = powerSource
         self.battery = battery
     }
-}
-
-/// The colour abilities of a bulb, told by which keys its 3311 object carries.
-public enum LightSpectrum: String, Sendable, Hashable {
-    /// Dimmable white: on/off and brightness only.
-    case white
-    /// White spectrum: adds colour temperature (mireds 250–454).
-    case whiteSpectrum = "white_spectrum"
-    /// Colour: hue/saturation and xy; no colour temperature key.
-    case color
 }
 
 public struct LightState: Sendable, Hashable {
@@ -218,24 +210,5 @@ public struct Device: GatewayResource, Sendable, Hashable, Identifiable {
         if let object = reader.capability(GatewayKey.airPurifierCapability) {
             airPurifier = try AirPurifierState(object, "\(what) air purifier (15025)")
         }
-    }
-
-    /// A one-word summary of the main state for listings: "on 80%", "closed", "auto", "battery 87%".
-    public var stateSummary: String {
-        if let light {
-            guard light.on else { return "off" }
-            return "on \(Int((Double(light.brightness) / 254 * 100).rounded()))%"
-        }
-        if let plug { return plug.on ? "on" : "off" }
-        if let blind { return "\(blind.openPercent)% open" }
-        if let airPurifier {
-            switch airPurifier.fanMode {
-            case 0: return "off"
-            case 1: return "auto"
-            default: return "speed \(airPurifier.fanMode)"
-            }
-        }
-        if let battery = info.battery { return "battery \(battery)%" }
-        return "-"
     }
 }

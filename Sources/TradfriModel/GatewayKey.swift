@@ -1,3 +1,5 @@
+import HubModel
+
 /// The gateway's numeric JSON keys and resource paths (see tradfri-gateway-protocol.md §3, §4).
 public enum GatewayKey {
     // Common object keys

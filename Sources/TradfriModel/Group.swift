@@ -1,3 +1,5 @@
+import HubModel
+
 /// A group ("room") at `15004/<id>`. Its 5850/5851 are not kept in sync with its members by the
 /// gateway; a bridge derives group state from member lights.
 public struct Group: GatewayResource, Sendable, Hashable, Identifiable {

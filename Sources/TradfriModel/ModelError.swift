@@ -1,3 +1,5 @@
+import HubModel
+
 /// Why a gateway payload could not be read; the description names the resource and key.
 public enum ModelError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidJSON(JSONError)

@@ -51,7 +51,8 @@ import Testing
         let cancelled = clock.now
         sleeper.cancel()
         await #expect(throws: CancellationError.self) { try await sleeper.value }
-        #expect(clock.now - cancelled < .seconds(1))
+        // Long before the 60 s it was asked to sleep (generous: a loaded CI machine is slow to schedule).
+        #expect(clock.now - cancelled < .seconds(10))
 
         let already = Task {
             withUnsafeCurrentTask { $0?.cancel() }

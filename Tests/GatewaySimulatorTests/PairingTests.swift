@@ -1,5 +1,6 @@
 import CoAP
 import GatewaySimulator
+import HubModel
 import TestSupport
 import Testing
 import TradfriModel

@@ -1,6 +1,7 @@
 import CoAP
 import Foundation
 import GatewaySimulator
+import HubModel
 import TestSupport
 import TradfriModel
 

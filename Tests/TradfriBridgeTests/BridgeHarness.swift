@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TestSupport
 import Testing
 import TradfriModel
@@ -8,62 +9,59 @@ import TradfriModel
 /// app (with an identity of its own).
 final class BridgeHarness: @unchecked Sendable {
     // @unchecked: mutated only by the test that owns the harness, one step at a time.
-    static let securityCode = "BRIDGETESTCODE12"
+    static let securityCode = SimulatedGateway.securityCode
     let directory: URL
     let broker: MosquittoBroker
-    private(set) var simulator: ChildProcess
-    private(set) var gatewayPort: UInt16
+    /// The gateway of a one-gateway set-up (paired without a name, `gateway:` section).
+    let primary: SimulatedGateway
     private(set) var bridge: ChildProcess?
-    private var appIdentity: (identity: String, key: String)?
     /// Added to every mosquitto_sub / mosquitto_pub (e.g. `-u admin -P …` on a broker without
     /// anonymous access).
     var clientArguments: [String] = []
 
     var credentials: String { directory.appendingPathComponent("credentials.json").path }
     var configFile: String { directory.appendingPathComponent("config.yaml").path }
-    var requestLog: String { directory.appendingPathComponent("requests.log").path }
-    var gateway: String { "127.0.0.1:\(gatewayPort)" }
+    var simulator: ChildProcess { primary.simulator }
+    var gatewayPort: UInt16 { primary.port }
+    var requestLog: String { primary.requestLog }
+    var gateway: String { primary.address }
 
     /// Starts the broker and the simulator, and pairs the bridge.
     init(simulatorArguments: [String] = [], brokerOptions: MosquittoBroker.Options = .init()) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("bridge-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         broker = try await MosquittoBroker(brokerOptions)
-        (simulator, gatewayPort) = try await Self.launchSimulator(
-            directory: directory, port: 0, extra: simulatorArguments)
+        primary = try await SimulatedGateway(directory: directory, extra: simulatorArguments)
         let paired = try await runCommand(
             "tradfri-bridge",
-            [
-                "auth", "--gateway", "127.0.0.1:\(gatewayPort)", "--security-code", Self.securityCode,
-                "--credentials", directory.appendingPathComponent("credentials.json").path,
-            ])
+            ["auth", "--gateway", primary.address, "--security-code", Self.securityCode, "--credentials", credentials])
         #expect(paired.status == 0)
     }
 
-    private static func launchSimulator(
-        directory: URL, port: UInt16, extra: [String]
-    ) async throws -> (ChildProcess, UInt16) {
-        let simulator = try ChildProcess(
-            "tradfri-gateway-sim",
+    /// Starts one more simulator (its own directory, request log and gateway id) and pairs it
+    /// under `name` in the same credentials file.
+    func addGateway(name: String, id: String, extra: [String] = []) async throws -> SimulatedGateway {
+        let folder = directory.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let gateway = try await SimulatedGateway(directory: folder, extra: ["--gateway-id", id] + extra)
+        let paired = try await runCommand(
+            "tradfri-bridge",
             [
-                "--listen", "127.0.0.1:\(port)", "--security-code", securityCode,
-                "--state-dir", directory.appendingPathComponent("simulator").path,
-                "--request-log", directory.appendingPathComponent("requests.log").path,
-                "--reboot-delay", "1", "--blind-speed", "100",
-            ] + extra, interactive: true)
-        let ready = try await simulator.waitForLine(containing: "listening on")
-        let address = ready.split(separator: " ").first { $0.hasPrefix("127.0.0.1:") }
-        guard let port = address?.split(separator: ":").last.flatMap({ UInt16($0) }) else {
-            throw ChildProcessError.failed(command: "tradfri-gateway-sim", status: -1, output: simulator.outputText)
-        }
-        return (simulator, port)
+                "auth", "--gateway", gateway.address, "--security-code", Self.securityCode, "--credentials",
+                credentials, "--name", name,
+            ])
+        #expect(paired.status == 0, "\(paired.output)")
+        return gateway
     }
 
     /// Starts the bridge binary with a configuration tuned for fast recovery in tests.
     /// - Parameters:
     ///   - extraConfiguration: more top-level sections (YAML).
     ///   - mqttConfiguration: more keys of the `mqtt` section, each line indented by two spaces.
-    func startBridge(extraConfiguration: String = "", mqttConfiguration: String = "") async throws {
+    ///   - gatewayConfiguration: more keys of the `gateway` section, each line indented by two spaces.
+    func startBridge(
+        extraConfiguration: String = "", mqttConfiguration: String = "", gatewayConfiguration: String = ""
+    ) async throws {
         let configuration = """
             gateway:
               address: \(gateway)
@@ -72,6 +70,7 @@ final class BridgeHarness: @unchecked Sendable {
               request_timeout: 2
               reconnect_max_delay: 2
               command_spacing: 0.5
+            \(gatewayConfiguration)
             mqtt:
               server: \(broker.url)
               client_id: bridge-under-test-\(UUID().uuidString.prefix(6))
@@ -121,58 +120,21 @@ final class BridgeHarness: @unchecked Sendable {
     /// Stops the simulator (killed outright unless `signal` says otherwise) and starts it again
     /// on the same port and state directory.
     func restartSimulator(signal: Int32 = SIGKILL, extra: [String] = []) async throws {
-        simulator.signal(signal)
-        _ = try? await simulator.waitForExit()
-        (simulator, gatewayPort) = try await Self.launchSimulator(directory: directory, port: gatewayPort, extra: extra)
+        try await primary.restart(signal: signal, extra: extra)
     }
 
     /// A control command to the simulator (as the IKEA app or a remote would change things).
-    func control(_ command: String) async throws {
-        let before = simulator.lineCount
-        simulator.send(command)
-        let answer = try await simulator.waitForLine(within: .seconds(5), "the answer to '\(command)'", after: before) {
-            line in
-            line.hasPrefix("ok ") || line.hasPrefix("error:")
-        }
-        #expect(answer.hasPrefix("ok "), "simulator: \(answer)")
-    }
+    func control(_ command: String) async throws { try await primary.control(command) }
 
     /// `coap-client-openssl` with an identity of its own, as another client of the gateway.
     func coap(_ method: String = "get", _ path: String, _ body: String? = nil) async throws -> String {
-        let identity = try await appCredentials()
-        var arguments = ["-B", "10", "-u", identity.identity, "-k", identity.key, "-m", method]
-        if let body { arguments += ["-e", body] }
-        arguments.append("coaps://\(gateway)/\(path)")
-        return try await runCommand("coap-client-openssl", arguments, within: .seconds(20)).output
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try await primary.coap(method, path, body)
     }
 
-    func device(_ id: Int) async throws -> Device {
-        try Device(payload: Array(try await coap("get", "15001/\(id)").utf8))
-    }
-
-    private func appCredentials() async throws -> (identity: String, key: String) {
-        if let appIdentity { return appIdentity }
-        let name = "ikea-app-\(UUID().uuidString.prefix(6))"
-        let answer = try await runCommand(
-            "coap-client-openssl",
-            [
-                "-B", "10", "-u", "Client_identity", "-k", Self.securityCode, "-m", "post", "-e",
-                #"{"9090":"\#(name)"}"#,
-                "coaps://\(gateway)/15011/9063",
-            ]
-        ).output
-        let key = try #require(
-            try JSON(parsing: answer.trimmingCharacters(in: .whitespacesAndNewlines))["9091"]?.stringValue)
-        appIdentity = (name, key)
-        return (name, key)
-    }
+    func device(_ id: Int) async throws -> Device { try await primary.device(id) }
 
     /// The requests the simulator received, oldest first.
-    func requests() throws -> [JSON] {
-        let text = (try? String(contentsOfFile: requestLog, encoding: .utf8)) ?? ""
-        return try text.split(separator: "\n").map { try JSON(parsing: String($0)) }
-    }
+    func requests() throws -> [JSON] { try primary.requests() }
 
     // MARK: MQTT
 
@@ -185,9 +147,9 @@ final class BridgeHarness: @unchecked Sendable {
         try await broker.publish(clientArguments + ["-t", topic, "-m", message] + (retain ? ["-r"] : []))
     }
 
-    func shutdown() async {
+    func shutdown(_ others: [SimulatedGateway] = []) async {
         _ = await stopBridge()
-        await simulator.stop()
+        for gateway in [primary] + others { await gateway.simulator.stop() }
         await broker.stop()
         try? FileManager.default.removeItem(at: directory)
     }

@@ -52,6 +52,7 @@ import Testing
         ("mqtt:\n  server: http://x\n", "config:2: mqtt.server: must be 'auto' or a URL"),
         ("mqtt:\n  base_topic: a/#\n", "config:2: mqtt.base_topic: must be a topic without wildcards"),
         ("logging:\n  level: loud\n", "config:2: logging.level: 'loud' is not one of"),
+        ("logging:\n  repeat_interval: -1\n", "config:2: logging.repeat_interval: -1.0 is out of range"),
         ("mqtt: [1, 2]\n", "config:1: mqtt: must be a mapping"),
         ("mqtt:\n  base_topic: x\n  base_topic: y\n", "duplicated key(s): 'base_topic'"),
         ("gateway: {address: \"a b\"}\n", "gateway.address: must be 'auto'"),

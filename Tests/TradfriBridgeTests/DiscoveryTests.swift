@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TestSupport
 import Testing
 import TradfriModel
@@ -63,13 +64,13 @@ struct DiscoveryTests {
             }
         }
 
-        func pair(_ gateway: String = "auto") async throws -> (status: Int32, output: String) {
+        func pair(_ gateway: String = "auto", name: String? = nil) async throws -> (status: Int32, output: String) {
             try await lab["bridge"].run(
                 "tradfri-bridge",
                 [
                     "auth", "--gateway", gateway, "--security-code", DiscoveryTests.code, "--credentials",
                     "\(state)/credentials.json",
-                ], within: .seconds(60), check: false)
+                ] + (name.map { ["--name", $0] } ?? []), within: .seconds(60), check: false)
         }
 
         func startBridge(
@@ -249,5 +250,69 @@ struct DiscoveryTests {
         #expect(
             bridgeService.output.contains("base_topic=tradfri")
                 && bridgeService.output.contains("gateway=7e11515204400072"))
+    }
+
+    @Test func eachOfTwoPairedGatewaysIsFoundByItsOwnLocatorAfterBothMoved() async throws {
+        let lan = try await LAN(hosts: ["kitchen", "cellar", "broker", "bridge"])
+        defer { lan.shutdown() }
+        try await lan.startSimulator(on: "kitchen", gatewayID: "00000000000000aa")
+        try await lan.startSimulator(on: "cellar", gatewayID: "00000000000000bb")
+        // The kitchen by its address (no mDNS name recorded: found later by its id); then
+        // `auth --gateway auto` takes the one gateway on the LAN not paired yet.
+        let kitchen = try await lan.pair(lan.lab["kitchen"].address, name: "kitchen")
+        #expect(kitchen.status == 0, "\(kitchen.output)")
+        let cellar = try await lan.pair()
+        #expect(cellar.status == 0, "\(cellar.output)")
+        #expect(
+            cellar.output.contains("Found 2 gateways; gw-0000000000bb is the one not paired yet."), "\(cellar.output)")
+        #expect(
+            cellar.output.contains("now holds 2 gateways: kitchen (00000000000000aa), gw_0000bb (00000000000000bb)"))
+
+        // DHCP gives both new addresses: what was stored at pairing is stale now.
+        for (host, address) in [("kitchen", "10.77.0.77"), ("cellar", "10.77.0.88")] {
+            await lan.stopSimulator(on: host)
+            try await lan.lab[host].setAddress(address)
+        }
+        try await lan.startSimulator(on: "kitchen", gatewayID: "00000000000000aa")
+        try await lan.startSimulator(on: "cellar", gatewayID: "00000000000000bb")
+
+        // gateways: auto: one gateway per pairing; `devices` locates each as the bridge does.
+        let config = "\(lan.state)/auto.yaml"
+        try """
+        gateways:
+          auto: true
+          credentials: \(lan.state)/credentials.json
+        discovery:
+          timeout: 3
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        for (name, id, how) in [
+            ("kitchen", "00000000000000aa", "identified it by its id"),
+            ("gw_0000bb", "00000000000000bb", "found the gateway by mDNS"),
+        ] {
+            let listing = try await lan.lab["bridge"].run(
+                "tradfri-bridge", ["devices", "--config", config, "--gateway-name", name, "--timeout", "5"],
+                within: .seconds(60), check: false)
+            #expect(listing.status == 0, "\(listing.output)")
+            #expect(listing.output.contains("Gateway \(id), firmware"), "\(name): \(listing.output)")
+            #expect(listing.output.contains(how), "\(name): \(listing.output)")
+        }
+
+        // The bridge runs the entry it is given, among two paired gateways and two on the LAN.
+        try await lan.startBroker()
+        let watcher = try lan.subscribe("tradfri/bridge/info")
+        let bridgeConfig = "\(lan.state)/kitchen.yaml"
+        try """
+        gateways:
+          - name: kitchen
+            credentials: \(lan.state)/credentials.json
+            keepalive: 1
+            request_timeout: 2
+        discovery:
+          timeout: 3
+        """.write(toFile: bridgeConfig, atomically: true, encoding: .utf8)
+        _ = try lan.lab["bridge"].spawn("tradfri-bridge", ["run", "--config", bridgeConfig])
+        try await watcher.waitForLine(within: .seconds(60), "the kitchen gateway connected") {
+            $0.contains(#""connected":true"#) && $0.contains("00000000000000aa") && $0.contains("10.77.0.77")
+        }
     }
 }

@@ -26,15 +26,15 @@ import Testing
         var configuration = BridgeConfiguration()
         configuration.discovery.advertiseBroker = true
         let broker = BrokerLocator.Choice(host: "localhost", port: 1883, tls: false, reason: "")
-        let ads = Advertiser.advertisements(for: configuration, gatewayID: "7e11", broker: broker)
+        let ads = Advertiser.advertisements(for: configuration, gatewayIDs: ["7e11"], broker: broker)
         #expect(ads.map(\.type) == ["_tradfri-bridge._tcp", "_mqtt._tcp"])
         #expect(ads[0].txt["base_topic"] == "tradfri" && ads[0].txt["version"] == BridgeVersion.current)
         #expect(ads[0].txt["gateway"] == "7e11")
         let remote = BrokerLocator.Choice(host: "10.0.0.9", port: 1883, tls: false, reason: "")
         #expect(
-            Advertiser.advertisements(for: configuration, gatewayID: "7e11", broker: remote).count == 1,
+            Advertiser.advertisements(for: configuration, gatewayIDs: ["7e11"], broker: remote).count == 1,
             "a broker on another host is not advertised as ours")
         configuration.discovery.advertise = false
-        #expect(Advertiser.advertisements(for: configuration, gatewayID: "7e11", broker: broker).isEmpty)
+        #expect(Advertiser.advertisements(for: configuration, gatewayIDs: ["7e11"], broker: broker).isEmpty)
     }
 }

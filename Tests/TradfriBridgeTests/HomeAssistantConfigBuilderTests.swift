@@ -1,42 +1,54 @@
 import Foundation
+import HubModel
 import TestSupport
 import Testing
 import TradfriBridge
 import TradfriModel
 
-/// The demo home exactly as the simulator serves it (`tradfri-gateway-sim --print-fixture`).
+/// The demo home exactly as the simulator serves it (`tradfri-gateway-sim --print-fixture`), as
+/// the gateway holds it and as the bridge sees it (the hub-neutral model): by default one gateway
+/// "gateway" with plain names, or one of several, whose names are under `prefix/`.
 struct DemoInventory {
+    static let hub = "gateway"
+    var hub = DemoInventory.hub
+    var prefix: String?
     var details: GatewayDetails
-    var devices: [Int: Device] = [:]
-    var groups: [Int: Group] = [:]
-    var scenes: [Int: [Scene]] = [:]
+    var gatewayDevices: [Int: Device] = [:]
+    /// By the gateway's instance id.
+    var devices: [Int: HubDevice] = [:]
+    var groups: [Int: HubGroup] = [:]
 
-    static func load() async throws -> DemoInventory {
+    static func load(hub: String = DemoInventory.hub, prefix: String? = nil) async throws -> DemoInventory {
         let text = try await runCommand("tradfri-gateway-sim", ["--print-fixture"]).output
         let fixture = try JSON(parsing: text.trimmingCharacters(in: .whitespacesAndNewlines))
-        var inventory = DemoInventory(details: try GatewayDetails(json: try #require(fixture["gateway"])))
+        var inventory = DemoInventory(
+            hub: hub, prefix: prefix, details: try GatewayDetails(json: try #require(fixture["gateway"])))
         for json in fixture["devices"]?.arrayValue ?? [] {
             let device = try Device(json: json)
-            inventory.devices[device.id] = device
+            inventory.gatewayDevices[device.id] = device
+            inventory.devices[device.id] = device.hubDevice(hub: hub)
+        }
+        var scenes: [Int: [Scene]] = [:]
+        for (group, list) in fixture["scenes"]?.objectValue ?? [:] {
+            scenes[Int(group)!] = try (list.arrayValue ?? []).map { try Scene(json: $0) }
         }
         for json in fixture["groups"]?.arrayValue ?? [] {
             let group = try Group(json: json)
-            inventory.groups[group.id] = group
-        }
-        for (group, list) in fixture["scenes"]?.objectValue ?? [:] {
-            inventory.scenes[Int(group)!] = try (list.arrayValue ?? []).map { try Scene(json: $0) }
+            inventory.groups[group.id] = group.hubGroup(hub: hub, scenes: scenes[group.id] ?? [])
         }
         return inventory
     }
 
     /// Friendly names as the bridge assigns them.
     var names: FriendlyNames {
-        FriendlyNames(
-            devices: devices.values.map { ($0.id, $0.name, $0.kind.description) },
-            groups: groups.values.map { ($0.id, $0.name) })
+        FriendlyNames([
+            FriendlyNames.Inventory(
+                hub: hub, prefix: prefix, devices: devices.values.map { ($0.id, $0.name, $0.type.description) },
+                groups: groups.values.map { ($0.id, $0.name) })
+        ])
     }
 
-    func members(of group: Group) -> [Device] { group.memberIDs.compactMap { devices[$0] } }
+    func members(of group: HubGroup) -> [HubDevice] { group.members.compactMap { $0.number.flatMap { devices[$0] } } }
 
     /// Every config the bridge publishes for this inventory.
     func configs(_ builder: HomeAssistantConfigBuilder) -> [HomeAssistantConfig] {
@@ -48,12 +60,15 @@ struct DemoInventory {
                 area: HomeAssistantConfigBuilder.area(ofDevice: device.id, in: groups.values))
         }
         for group in groups.values.sorted(by: { $0.id < $1.id }) {
-            configs += builder.groupConfigs(
-                group, friendlyName: names[.group(group.id)]!, members: members(of: group),
-                scenes: scenes[group.id] ?? [])
+            configs += builder.groupConfigs(group, friendlyName: names[.group(group.id)]!, members: members(of: group))
         }
         return configs
     }
+}
+
+extension HomeAssistantConfigBuilder {
+    /// The node id of the gateway's item with this instance id.
+    func nodeID(_ id: Int) -> String { nodeID(ItemID(hub: gatewayName, id)) }
 }
 
 /// The discovery payloads themselves, without a broker: valid for Home Assistant, stable across
@@ -75,12 +90,12 @@ struct DemoInventory {
                 "light", "switch", "cover", "fan", "sensor", "binary_sensor", "button", "scene",
             ])
         for device in home.devices.values {
-            let own = configs.filter { $0.nodeID == "tradfri_7e11515204400072_\(device.id)" }
+            let own = configs.filter { $0.nodeID == "tradfri_7e11515204400072_\(device.id.local)" }
             #expect(
                 own.contains { $0.payload["enabled_by_default"] != false }, "\(device.name) shows something by default")
             for config in own {
                 #expect(config.payload["device"]?["via_device"] == "tradfri_7e11515204400072")
-                #expect(config.payload["device"]?["sw_version"] == .string(device.info.firmware ?? ""))
+                #expect(config.payload["device"]?["sw_version"] == .string(device.firmware ?? ""))
                 #expect(
                     config.payload["origin"] == [
                         "name": "tradfri-bridge", "sw_version": "9.9.9",
@@ -215,7 +230,7 @@ struct DemoInventory {
         ] {
             let attributes = try CommandParser.attributes(payload: Array(payload.utf8), attribute: nil)
             _ = try CommandParser.command(
-                from: attributes, for: .group(room, members: home.members(of: room), scenes: []),
+                from: attributes, for: .group(room, members: home.members(of: room)),
                 expected: ExpectedState())
         }
     }
@@ -229,17 +244,18 @@ struct DemoInventory {
             let config = try #require(configs.first { $0.nodeID.hasSuffix("_\(id)") && $0.objectID == object })
             return try #require(config.payload[key]?.stringValue, "\(object) \(key)")
         }
-        func state(_ device: Device) -> [String: JSON] {
+        func state(_ device: HubDevice) -> [String: JSON] {
             let payload = MQTTState.payload(for: device)
             return ["value": .string(payload.description), "value_json": payload]
         }
         // (template, variables, what Home Assistant must get)
         var cases: [(String, [String: JSON], String)] = []
-        var purifier = try #require(home.devices[65547])
+        var purifier = try #require(home.gatewayDevices[65547])
         for (mode, power, percentage, preset) in [
             (1, "ON", "None", "auto"), (30, "ON", "3", "None"), (0, "OFF", "0", "None"),
         ] {
             purifier.airPurifier?.fanMode = mode
+            let purifier = purifier.hubDevice(hub: home.hub)
             cases.append((try template("65547", "fan", "state_value_template"), state(purifier), power))
             cases.append((try template("65547", "fan", "percentage_value_template"), state(purifier), percentage))
             cases.append((try template("65547", "fan", "preset_mode_value_template"), state(purifier), preset))
@@ -260,8 +276,10 @@ struct DemoInventory {
             ),
             (try template("65536", "battery", "value_template"), state(try #require(home.devices[65536])), "87"),
         ]
-        let online: JSON = ["gateway": ["connected": true, "firmware": "1.19.32", "id": "7e11515204400072"]]
-        let offline: JSON = ["gateway": ["connected": false, "id": "7e11515204400072"]]
+        let online: JSON = [
+            "gateways": ["gateway": ["connected": true, "firmware": "1.19.32", "id": "7e11515204400072"]]
+        ]
+        let offline: JSON = ["gateways": ["gateway": ["connected": false, "id": "7e11515204400072"]]]
         cases += [
             (try template("gateway", "connectivity", "value_template"), ["value_json": online], "ON"),
             (try template("gateway", "firmware", "value_template"), ["value_json": online], "1.19.32"),
@@ -281,7 +299,7 @@ struct DemoInventory {
         for (index, item) in cases.enumerated() {
             #expect(rendered[index] == item.2, "\(item.0) with \(item.1)")
         }
-        var parsed: [Command] = []
+        var parsed: [DeviceCommand] = []
         for (index, device) in [65547, 65547, 65547, 65547, 65546].enumerated() {
             let text = rendered[cases.count + index]
             let attributes = try CommandParser.attributes(payload: Array(text.utf8), attribute: nil)
@@ -290,7 +308,9 @@ struct DemoInventory {
                     from: attributes, for: .device(try #require(home.devices[device])),
                     expected: ExpectedState()))
         }
-        #expect(parsed.map(\.fanMode) == [1, 30, 0, 1, nil], "on = auto, 60 % = level 3, 0 % = off, preset auto")
+        #expect(
+            parsed.map(\.fanMode) == [.auto, .level(3), .off, .auto, nil],
+            "on = auto, 60 % = level 3, 0 % = off, preset auto")
         #expect(parsed[4].position == 40)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TestSupport
 import Testing
 import TradfriBridge
@@ -36,6 +37,121 @@ import TradfriModel
         }
     }
 
+    /// Two gateways in one bridge: each is a device of its own in Home Assistant, with its
+    /// devices via it; every entity of both is there, equal to its simulator, and controls only
+    /// its own gateway; one gateway going away makes only its entities unavailable.
+    @Test(.timeLimit(.minutes(20))) func twoGatewaysAreTwoDevicesEachWithItsOwnLights() async throws {
+        let gardenID = "1112131415161718"
+        let upstairs = World(
+            builder: HomeAssistantConfigBuilder(
+                discoveryPrefix: "homeassistant", baseTopic: "tradfri", gatewayID: Self.gatewayID,
+                gatewayName: "upstairs", severalGateways: true),
+            home: try await DemoInventory.load(hub: "upstairs", prefix: "upstairs"))
+        let garden = World(
+            builder: HomeAssistantConfigBuilder(
+                discoveryPrefix: "homeassistant", baseTopic: "tradfri", gatewayID: gardenID, gatewayName: "garden",
+                severalGateways: true),
+            home: try await DemoInventory.load(hub: "garden", prefix: "garden"))
+        let core = try await HomeAssistantCore()
+        let harness = try await BridgeHarness()
+        let gardenGateway = try await harness.addGateway(name: "garden", id: gardenID)
+        let entries = [("upstairs", Self.gatewayID, harness.primary), ("garden", gardenID, gardenGateway)].map {
+            name, id, gateway in
+            """
+              - name: \(name)
+                id: \(id)
+                address: \(gateway.address)
+                credentials: \(harness.credentials)
+                keepalive: 1
+                request_timeout: 2
+                reconnect_max_delay: 2
+            """
+        }
+        let ready = try await harness.subscribe(["tradfri/bridge/devices"])
+        try harness.launchBridge(
+            configuration: """
+                gateways:
+                \(entries.joined(separator: "\n"))
+                mqtt:
+                  server: \(harness.broker.url)
+                discovery:
+                  enabled: false
+                  advertise: false
+                homeassistant:
+                  republish_delay: 1
+                """)
+        try await message(on: "tradfri/bridge/devices", from: ready, within: .seconds(30)) {
+            $0.arrayValue?.count == upstairs.home.devices.count + garden.home.devices.count
+        }
+        ready.signal(SIGTERM)
+        try await core.start()
+        try await core.onboard()
+        try await core.addMQTT(host: harness.broker.host, port: harness.broker.port)
+        let ws = try await core.websocket()
+        try await ws.follow()
+
+        let everything = upstairs.configs + garden.configs
+        #expect(Set(everything.compactMap(\.uniqueID)).count == everything.count, "no unique id shared")
+        try await upstairs.everyEntityIsThere(ws, everything: everything)
+        try await garden.everyEntityIsThere(ws, everything: everything)
+        try await upstairs.everythingEqualsTheSimulator(ws, harness.primary)
+        try await garden.everythingEqualsTheSimulator(ws, gardenGateway)
+
+        // Each gateway is a device; each light is via its own gateway.
+        let devices = try await ws.request(["type": "config/device_registry/list"]).arrayValue ?? []
+        for world in [upstairs, garden] {
+            let gateway = devices.first {
+                $0["identifiers"]?.description.contains("\"\(world.builder.gatewayIdentifier)\"") == true
+            }
+            #expect(gateway?["name"]?.stringValue == "TRÅDFRI gateway \(world.builder.gatewayName)")
+            let ceiling = devices.first {
+                $0["identifiers"]?.description.contains("\"\(world.builder.nodeID(65538))\"") == true
+            }
+            #expect(ceiling?["via_device_id"] == gateway?["id"] && gateway?["id"] != nil)
+        }
+        #expect(upstairs.entity(65538, "light") == "light.upstairs_living_room_ceiling")
+
+        // A light of each, controlled from Home Assistant: only its own gateway changes.
+        try await ws.call("light", "turn_on", upstairs.entity(65538, "light"), ["brightness": 100])
+        try await ws.waitForState(upstairs.entity(65538, "light"), "dimmed") {
+            abs(($0?["attributes"]?["brightness"]?.doubleValue ?? 0) - 100) <= 1.5
+        }
+        #expect((99...100).contains(try await harness.primary.device(65538).light?.brightness ?? 0))
+        #expect(try await gardenGateway.device(65538).light?.brightness == 200)
+        try await ws.call("light", "turn_off", garden.entity(65539, "light"))
+        try await upstairs.expectState(ws, garden.entity(65539, "light"), "off")
+        #expect(try await gardenGateway.device(65539).light?.on == false)
+        #expect(try await harness.primary.device(65539).light?.on == true)
+
+        // The garden goes away: its connection is off and its entities unavailable, nothing else.
+        func connection(_ world: World) throws -> String {
+            World.entityID(
+                try #require(world.configs.first { $0.nodeID.hasSuffix("_gateway") && $0.objectID == "connectivity" }))
+        }
+        try await upstairs.expectState(ws, try connection(upstairs), "on")
+        try await upstairs.expectState(ws, try connection(garden), "on")
+        gardenGateway.simulator.signal(SIGKILL)
+        try await upstairs.expectState(ws, try connection(garden), "off")
+        try await ws.waitForState(garden.entity(65538, "light"), within: .seconds(30), "unavailable") {
+            $0?["state"] == "unavailable"
+        }
+        for entityID in upstairs.enabledEntityIDs {
+            #expect(ws.state(entityID)?["state"] != "unavailable", "\(entityID) stays available")
+        }
+        try await gardenGateway.restart()
+        try await upstairs.expectState(ws, try connection(garden), "on")
+        try await ws.waitForState(garden.entity(65538, "light"), within: .seconds(30), "available again") {
+            $0 != nil && $0?["state"] != "unavailable"
+        }
+
+        ws.close()
+        try await core.stop()
+        await harness.shutdown([gardenGateway])
+        let problems = upstairs.problems(in: core.log) + garden.problems(in: core.log)
+        #expect(problems.isEmpty, "Home Assistant logged:\n\(problems.joined(separator: "\n"))")
+        await core.shutdown()
+    }
+
     func run(_ core: HomeAssistantCore, _ harness: BridgeHarness, _ world: World) async throws {
         var ws = try await core.websocket()
         try await ws.follow()
@@ -43,7 +159,7 @@ import TradfriModel
 
         // Every entity of the demo home, in the right domain, under the entity id we suggest.
         try await world.everyEntityIsThere(ws)
-        try await world.everythingEqualsTheSimulator(ws, harness)
+        try await world.everythingEqualsTheSimulator(ws, harness.primary)
 
         try await world.servicesChangeTheSimulator(ws, harness)
         try await world.changesByAnotherClientReachHomeAssistant(ws, harness)
@@ -61,7 +177,7 @@ import TradfriModel
                 $0 != nil && $0?["state"] != "unavailable"
             }
         }
-        try await world.everythingEqualsTheSimulator(ws, harness)
+        try await world.everythingEqualsTheSimulator(ws, harness.primary)
 
         try await world.renamesKeepTheEntity(ws, harness)
 
@@ -107,9 +223,14 @@ struct World: Sendable {
         configs.first { $0.nodeID.hasSuffix("_\(id)") && $0.objectID == object }.map(Self.entityID) ?? "?"
     }
 
+    func entity(_ id: ItemID, _ object: String) -> String { entity(id.number ?? 0, object) }
+
     // MARK: Discovery
 
-    func everyEntityIsThere(_ ws: HomeAssistantWebSocket) async throws {
+    /// - Parameter everything: every config the bridge publishes (with several gateways, all of
+    ///   theirs); the registry must hold exactly those.
+    func everyEntityIsThere(_ ws: HomeAssistantWebSocket, everything: [HomeAssistantConfig]? = nil) async throws {
+        let all = everything ?? configs
         for entityID in enabledEntityIDs {
             try await ws.waitForState(entityID, within: .seconds(90), "discovered and available") {
                 $0 != nil && $0?["state"] != "unavailable"
@@ -117,7 +238,7 @@ struct World: Sendable {
         }
         // The registry: every config (the disabled "last seen" sensors too) is an MQTT entity with
         // its unique id, in its domain, under the entity id we suggested.
-        let expected = Dictionary(uniqueKeysWithValues: configs.map { ($0.uniqueID ?? "", Self.entityID($0)) })
+        let expected = Dictionary(uniqueKeysWithValues: all.map { ($0.uniqueID ?? "", Self.entityID($0)) })
         let registry = try await ws.until(within: .seconds(30), "every config in the entity registry") {
             let list = try await ws.request(["type": "config/entity_registry/list"]).arrayValue ?? []
             let ours = list.filter { ($0["unique_id"]?.stringValue ?? "").hasPrefix("tradfri_") }
@@ -130,16 +251,19 @@ struct World: Sendable {
             #expect(entry["entity_id"]?.stringValue == expected[uniqueID], "\(uniqueID)")
         }
         let disabled = registry.filter { $0["disabled_by"] != .null }.compactMap { $0["entity_id"]?.stringValue }
-        #expect(
-            Set(disabled) == Set(configs.filter { $0.payload["enabled_by_default"] == false }.map(Self.entityID)))
+        #expect(Set(disabled) == Set(all.filter { $0.payload["enabled_by_default"] == false }.map(Self.entityID)))
         // Every device and room is a device of its own, named as in the IKEA app.
         let devices = try await ws.request(["type": "config/device_registry/list"]).arrayValue ?? []
         for device in home.devices.values {
-            let entry = devices.first { $0["identifiers"]?.description.contains("_\(device.id)\"") == true }
+            let entry = devices.first {
+                $0["identifiers"]?.description.contains("\"\(builder.nodeID(device.id))\"") == true
+            }
             #expect(entry?["name"]?.stringValue == device.name, "\(device.name)")
         }
         for group in home.groups.values {
-            let entry = devices.first { $0["identifiers"]?.description.contains("_\(group.id)\"") == true }
+            let entry = devices.first {
+                $0["identifiers"]?.description.contains("\"\(builder.nodeID(group.id))\"") == true
+            }
             #expect(entry?["name"]?.stringValue == group.name, "\(group.name)")
         }
     }
@@ -147,17 +271,19 @@ struct World: Sendable {
     // MARK: States
 
     /// Every entity shows what the simulator holds (read by coap-client as another client).
-    func everythingEqualsTheSimulator(_ ws: HomeAssistantWebSocket, _ harness: BridgeHarness) async throws {
-        var devices: [Int: Device] = [:]
-        for id in home.devices.keys.sorted() { devices[id] = try await harness.device(id) }
+    func everythingEqualsTheSimulator(_ ws: HomeAssistantWebSocket, _ gateway: SimulatedGateway) async throws {
+        var devices: [Int: HubDevice] = [:]
+        for id in home.devices.keys.sorted() {
+            devices[id] = try await gateway.device(id).hubDevice(hub: home.hub)
+        }
         for device in devices.values.sorted(by: { $0.id < $1.id }) {
             if device.light != nil {
                 try await expectLight(ws, entity(device.id, "light"), MQTTState.payload(for: device), device.name)
             }
-            if let plug = device.plug {
+            if let plug = device.onOff {
                 try await expectState(ws, entity(device.id, "switch"), plug.on ? "on" : "off")
             }
-            if let blind = device.blind {
+            if let blind = device.cover {
                 let open = blind.openPercent
                 try await ws.waitForState(entity(device.id, "cover"), "at \(open) %") {
                     $0?["attributes"]?["current_position"]?.intValue == open
@@ -166,21 +292,21 @@ struct World: Sendable {
             }
             if let purifier = device.airPurifier {
                 try await expectFan(ws, entity(device.id, "fan"), purifier)
-                if let pm25 = purifier.airQuality { try await expectState(ws, entity(device.id, "pm25"), "\(pm25)") }
+                if let pm25 = purifier.pm25 { try await expectState(ws, entity(device.id, "pm25"), "\(pm25)") }
                 if let remaining = purifier.filterRemaining {
                     try await expectState(ws, entity(device.id, "filter_remaining"), "\(remaining)")
                 }
-                if let locked = purifier.controlsLocked {
+                if let locked = purifier.childLock {
                     try await expectState(ws, entity(device.id, "child_lock"), locked ? "on" : "off")
                 }
-                if let ledsOff = purifier.ledsOff {
-                    try await expectState(ws, entity(device.id, "led_enable"), ledsOff ? "off" : "on")
+                if let ledsOn = purifier.ledsOn {
+                    try await expectState(ws, entity(device.id, "led_enable"), ledsOn ? "on" : "off")
                 }
-                if let replace = purifier.filterNeedsReplacement {
+                if let replace = purifier.replaceFilter {
                     try await expectState(ws, entity(device.id, "replace_filter"), replace ? "on" : "off")
                 }
             }
-            if let battery = device.info.battery {
+            if let battery = device.battery?.level {
                 try await expectState(ws, entity(device.id, "battery"), "\(battery)")
             }
         }
@@ -193,9 +319,9 @@ struct World: Sendable {
             }
         }
         for group in home.groups.values.sorted(by: { $0.id < $1.id }) {
-            let members = group.memberIDs.compactMap { devices[$0] }
+            let members = group.members.compactMap { $0.number.flatMap { devices[$0] } }
             guard ColorMode.supported(byGroupOf: members) != nil else { continue }
-            let payload = MQTTState.payload(for: group, members: members, activeScene: nil)
+            let payload = MQTTState.payload(for: group, members: members)
             try await expectLight(ws, entity(group.id, "light"), payload, group.name)
         }
         let gateway = configs.filter { $0.nodeID.hasSuffix("_gateway") }
@@ -242,8 +368,8 @@ struct World: Sendable {
         }
     }
 
-    func expectFan(_ ws: HomeAssistantWebSocket, _ entityID: String, _ purifier: AirPurifierState) async throws {
-        let mode = MQTTState.fanModeName(purifier.fanMode)
+    func expectFan(_ ws: HomeAssistantWebSocket, _ entityID: String, _ purifier: AirPurifier) async throws {
+        let mode = purifier.fanMode.name
         try await ws.waitForState(entityID, "fan mode \(mode)") { state in
             guard let state, let attributes = state["attributes"] else { return false }
             switch mode {
@@ -339,7 +465,7 @@ struct World: Sendable {
         }
         light = try #require(try await harness.device(65550).light)
         #expect(light.on && light.brightness == 254 && light.colorTemperature == 250)
-        try await everythingEqualsTheSimulator(ws, harness)
+        try await everythingEqualsTheSimulator(ws, harness.primary)
     }
 
     // MARK: Simulator → Home Assistant
@@ -355,7 +481,7 @@ struct World: Sendable {
         try await ws.waitForState(entity(65546, "cover"), "opened in the app") {
             $0?["attributes"]?["current_position"] == 80
         }
-        try await everythingEqualsTheSimulator(ws, harness)
+        try await everythingEqualsTheSimulator(ws, harness.primary)
     }
 
     // MARK: Availability
@@ -372,12 +498,12 @@ struct World: Sendable {
         try await all(false)
         try await harness.startBridge(extraConfiguration: "homeassistant:\n  republish_delay: 1")
         try await all(true)
-        try await everythingEqualsTheSimulator(ws, harness)
+        try await everythingEqualsTheSimulator(ws, harness.primary)
         await harness.killBridge()
         try await all(false)
         try await harness.startBridge(extraConfiguration: "homeassistant:\n  republish_delay: 1")
         try await all(true)
-        try await everythingEqualsTheSimulator(ws, harness)
+        try await everythingEqualsTheSimulator(ws, harness.primary)
 
         // The gateway's reboot button: the gateway goes away (its devices with it) and comes back.
         let gateway = configs.filter { $0.nodeID.hasSuffix("_gateway") }

@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TestSupport
 import Testing
 import TradfriBridge
@@ -47,7 +48,9 @@ import TradfriModel
             .flatMap(HomeAssistantSchema.problems)
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
         for device in home.devices.values {
-            #expect(configs.keys.contains { $0.contains("/\(node(device.id))/") }, "\(device.name) has an entity")
+            #expect(
+                configs.keys.contains { $0.contains("/\(node(device.id.number ?? 0))/") },
+                "\(device.name) has an entity")
         }
         // Every state topic a config reads is published (retained) by the bridge.
         let states = try await harness.subscribe(["tradfri/#"])

@@ -1,3 +1,4 @@
+import HubModel
 import TradfriBridge
 import TradfriModel
 

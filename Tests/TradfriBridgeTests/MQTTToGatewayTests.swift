@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TestSupport
 import Testing
 import TradfriModel
@@ -13,32 +14,44 @@ import TradfriModel
             "tradfri/living_room_ceiling", "tradfri/hallway", "tradfri/reading_lamp",
         ])
 
+        // Each wait looks only at what arrived after its command (the retained states come first
+        // and may already match: the hallway starts off, the reading lamp warm).
+        var mark = watcher.lineCount
         try await harness.publish(
             "tradfri/living_room_ceiling/set", #"{"state":"ON","brightness":120,"color_temp":300}"#)
-        try await message(on: "tradfri/living_room_ceiling", from: watcher) {
+        try await message(on: "tradfri/living_room_ceiling", from: watcher, after: mark) {
             $0["brightness"] == 120 && $0["color_temp"] == 300
         }
         let ceiling = try await harness.device(65538).light
         #expect(ceiling?.brightness == 120 && ceiling?.colorTemperature == 300)
 
+        mark = watcher.lineCount
         try await harness.publish("tradfri/hallway/set", "ON")
-        try await message(on: "tradfri/hallway", from: watcher) { $0["state"] == "ON" }
+        try await message(on: "tradfri/hallway", from: watcher, after: mark) { $0["state"] == "ON" }
         #expect(try await harness.device(65537).light?.on == true)
+        mark = watcher.lineCount
         try await harness.publish("tradfri/hallway/set", "TOGGLE")
-        try await message(on: "tradfri/hallway", from: watcher) { $0["state"] == "OFF" }
+        try await message(on: "tradfri/hallway", from: watcher, after: mark) { $0["state"] == "OFF" }
 
         // A raw attribute topic and the numeric id as an alias.
+        mark = watcher.lineCount
         try await harness.publish("tradfri/65537/set/brightness", "80")
-        try await message(on: "tradfri/hallway", from: watcher) { $0["brightness"] == 80 && $0["state"] == "ON" }
+        try await message(on: "tradfri/hallway", from: watcher, after: mark) {
+            $0["brightness"] == 80 && $0["state"] == "ON"
+        }
 
         // Colour temperature to a colour bulb travels as xy; Kelvin is accepted too.
+        mark = watcher.lineCount
         try await harness.publish("tradfri/reading_lamp/set", #"{"color_temp_kelvin":2700}"#)
-        try await message(on: "tradfri/reading_lamp", from: watcher) { ($0["color"]?["x"]?.doubleValue ?? 0) > 0.45 }
-        let put = try harness.requests().last { $0["path"] == "15001/65539" }
+        try await message(on: "tradfri/reading_lamp", from: watcher, after: mark) {
+            ($0["color"]?["x"]?.doubleValue ?? 0) > 0.45
+        }
+        let put = try harness.requests().last { $0["path"] == "15001/65539" && $0["method"] == "PUT" }
         #expect(put?["payload"]?.stringValue?.contains("5709") == true)
         #expect(put?["payload"]?.stringValue?.contains("5711") == false)
+        mark = watcher.lineCount
         try await harness.publish("tradfri/reading_lamp/set", #"{"color":{"hue":120,"saturation":100}}"#)
-        try await message(on: "tradfri/reading_lamp", from: watcher) { $0["color"]?["hue"] == 120 }
+        try await message(on: "tradfri/reading_lamp", from: watcher, after: mark) { $0["color"]?["hue"] == 120 }
         await harness.shutdown()
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TestSupport
 import Testing
 import TradfriModel

@@ -1,13 +1,23 @@
-import Foundation
+import HubModel
 import Testing
 
 @testable import TradfriModel
 
+/// Gateway payloads → the bridge's devices → their MQTT state.
 @Suite struct MQTTStateTests {
+    static let hub = "gateway"
+
     func device(_ text: String) throws -> Device { try Device(payload: Array(text.utf8)) }
 
+    func payload(_ device: Device) -> JSON { MQTTState.payload(for: device.hubDevice(hub: Self.hub)) }
+
+    func payload(_ group: Group, members: [Device]) -> JSON {
+        MQTTState.payload(
+            for: group.hubGroup(hub: Self.hub, scenes: []), members: members.map { $0.hubDevice(hub: Self.hub) })
+    }
+
     @Test func whiteSpectrumLightLooksLikeZigbee2MQTT() throws {
-        let state = MQTTState.payload(for: try device(GatewayPayloads.whiteSpectrumSpot))
+        let state = payload(try device(GatewayPayloads.whiteSpectrumSpot))
         #expect(state["state"] == "ON")
         #expect(state["brightness"] == 188)
         #expect(state["color_mode"] == "color_temp")
@@ -20,7 +30,7 @@ import Testing
     }
 
     @Test func colourLightReportsXYAndHueSaturation() throws {
-        let state = MQTTState.payload(for: try device(GatewayPayloads.colorBulb))
+        let state = payload(try device(GatewayPayloads.colorBulb))
         #expect(state["color_mode"] == "xy")
         #expect(state["color"]?["hue"] == 275)
         #expect(state["color"]?["saturation"] == 100)
@@ -28,7 +38,7 @@ import Testing
     }
 
     @Test func dimmableWhiteNamesItsOnlyModeAndNoColour() throws {
-        let state = MQTTState.payload(for: try device(GatewayPayloads.dimmableWhite))
+        let state = payload(try device(GatewayPayloads.dimmableWhite))
         #expect(state["state"] == "OFF")
         #expect(state["color_mode"] == "brightness", "Home Assistant shows brightness only with a colour mode")
         #expect(state["color"] == nil && state["color_temp"] == nil)
@@ -39,30 +49,30 @@ import Testing
     @Test func lightsWithPartialColourDataStillNameTheirMode() throws {
         var spot = try device(GatewayPayloads.whiteSpectrumSpot)
         spot.light?.colorTemperature = nil
-        let white = MQTTState.payload(for: spot)
+        let white = payload(spot)
         #expect(white["color_mode"] == "color_temp")
         let mireds = try #require(white["color_temp"]?.intValue)
         #expect((330...360).contains(mireds), "xy (0.4439, 0.4078) is about 2900 K: \(mireds)")
         var lamp = try device(GatewayPayloads.colorBulb)
         lamp.light?.x = nil
         lamp.light?.y = nil
-        let colour = MQTTState.payload(for: lamp)
+        let colour = payload(lamp)
         #expect(colour["color_mode"] == "xy")
         #expect(colour["color"]?["x"]?.doubleValue != nil && colour["color"]?["y"]?.doubleValue != nil)
     }
 
     @Test func blindPositionIsInvertedSo100IsOpen() throws {
-        let state = MQTTState.payload(for: try device(GatewayPayloads.blind))
+        let state = payload(try device(GatewayPayloads.blind))
         #expect(state["position"] == 69)
         #expect(state["state"] == "OPEN")
         #expect(state["battery"] == 77)
     }
 
     @Test func plugRemoteAndAirPurifier() throws {
-        #expect(MQTTState.payload(for: try device(GatewayPayloads.plug))["state"] == "ON")
-        let remote = MQTTState.payload(for: try device(GatewayPayloads.remote))
+        #expect(payload(try device(GatewayPayloads.plug))["state"] == "ON")
+        let remote = payload(try device(GatewayPayloads.remote))
         #expect(remote["battery"] == 87 && remote["state"] == nil)
-        let purifier = MQTTState.payload(for: try device(GatewayPayloads.airPurifier))
+        let purifier = payload(try device(GatewayPayloads.airPurifier))
         #expect(purifier["fan_mode"] == "auto")
         #expect(purifier["fan_state"] == "ON")
         #expect(purifier["pm25"] == 5)
@@ -78,12 +88,11 @@ import Testing
         let on = try device(GatewayPayloads.whiteSpectrumSpot)
         let off = try device(GatewayPayloads.dimmableWhite)
         let remote = try device(GatewayPayloads.remote)
-        var state = MQTTState.payload(for: group, members: [on, off, remote], activeScene: "RELAX")
+        var state = payload(group, members: [on, off, remote])
         #expect(state["state"] == "ON")
         #expect(state["brightness"] == 188)
         #expect(state["color_temp"] == 345)
-        #expect(state["scene"] == "RELAX")
-        state = MQTTState.payload(for: group, members: [off, remote], activeScene: nil)
+        state = payload(group, members: [off, remote])
         #expect(state["state"] == "OFF")
         #expect(state["brightness"] == nil)
         #expect(state["color_mode"] == "brightness", "a room of dimmable bulbs")
@@ -100,7 +109,7 @@ import Testing
         let lamp = try device(GatewayPayloads.colorBulb)  // xy (0.3067, 0.1241), on
         let hallway = try device(GatewayPayloads.dimmableWhite)
         let plug = try device(GatewayPayloads.plug)
-        func state(_ members: [Device]) -> JSON { MQTTState.payload(for: group, members: members, activeScene: nil) }
+        func state(_ members: [Device]) -> JSON { payload(group, members: members) }
 
         // White-spectrum bulbs that disagree, with a colour bulb: the colour bulb's xy.
         var mixed = state([spot, ceiling, lamp, hallway])
@@ -138,51 +147,8 @@ import Testing
     }
 
     @Test func samePayloadGivesIdenticalBytes() throws {
-        let a = MQTTState.payload(for: try device(GatewayPayloads.colorBulb)).description
-        let b = MQTTState.payload(for: try device(GatewayPayloads.colorBulb)).description
+        let a = payload(try device(GatewayPayloads.colorBulb)).description
+        let b = payload(try device(GatewayPayloads.colorBulb)).description
         #expect(a == b)
-    }
-}
-
-@Suite struct FriendlyNamesTests {
-    @Test func namesAreTopicSafe() {
-        #expect(FriendlyNames.slug("Living room – Ceiling (2)", fallback: "x") == "living_room_ceiling_2")
-        #expect(FriendlyNames.slug("Kök/Bänk #1 +", fallback: "x") == "kok_bank_1")
-        #expect(FriendlyNames.slug("Straße", fallback: "x") == "strasse")
-        #expect(FriendlyNames.slug("💡", fallback: "light_65537") == "light_65537")
-    }
-
-    @Test func collisionsAreResolvedDeterministically() {
-        let names = FriendlyNames(
-            devices: [
-                (65538, "Lamp", "light"), (65537, "Lamp", "light"), (65540, "", "remote"), (65541, "Bridge", "plug"),
-            ],
-            groups: [(131073, "Lamp"), (131074, "Hallway")])
-        #expect(names[.device(65537)] == "lamp")
-        #expect(names[.device(65538)] == "lamp_2")
-        #expect(names[.device(65540)] == "remote_65540")
-        #expect(names[.device(65541)] == "bridge_65541")
-        #expect(names[.group(131073)] == "lamp_group")
-        #expect(names[.group(131074)] == "hallway")
-        #expect(names.entity(named: "lamp_2") == .device(65538))
-        #expect(names.entity(named: "65537") == .device(65537), "the numeric id is an alias")
-        #expect(names.entity(named: "131074") == .group(131074))
-        #expect(names.entity(named: "nobody") == nil)
-    }
-
-    /// `last_seen` is formatted by hand (it runs for every published state): it must read exactly
-    /// as Foundation's `.iso8601` style, across leap years, centuries and the epoch.
-    @Test func lastSeenReadsLikeFoundationISO8601() {
-        var seconds: [Int] = [
-            0, 1, 59, 86_399, 86_400, 951_782_400, 951_868_799, 1_642_111_763, 1_709_164_800,
-            4_107_542_399, 4_107_542_400, 253_402_300_799,
-        ]
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<2000 { seconds.append(Int.random(in: 0...4_102_444_800, using: &generator)) }
-        for value in seconds {
-            #expect(
-                MQTTState.isoTime(value) == Date(timeIntervalSince1970: TimeInterval(value)).formatted(.iso8601),
-                "\(value)")
-        }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HubModel
 import Logging
 
 /// `tradfri-bench soak`: a home as it really behaves, with the real binaries, and a verdict

@@ -1,5 +1,6 @@
 import CoAP
 import Foundation
+import HubModel
 import MQTT
 import TradfriModel
 

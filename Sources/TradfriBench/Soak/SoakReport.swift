@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TradfriModel
 
 /// What a soak run found; `passed` is the verdict.

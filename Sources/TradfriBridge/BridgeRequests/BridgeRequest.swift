@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TradfriModel
 
 /// One request received on `<base>/bridge/request/<verb>`.

@@ -1,4 +1,5 @@
 import CoAP
+import HubModel
 import Logging
 import TradfriModel
 
@@ -43,7 +44,7 @@ extension BridgeRequests {
             // Everything was valid: put it into effect.
             context.configuration = configuration
             if let level = Logger.Level(rawValue: configuration.logging.level) { BridgeLogHandler.level = level }
-            context.queue.spacing = .seconds(configuration.gateway.commandSpacing)
+            for hub in context.hubs { hub.setCommandSpacing(.seconds(configuration.gateway.commandSpacing)) }
             if !changed.isEmpty {
                 logger.notice("options changed", metadata: ["options": "\(changed.joined(separator: ","))"])
                 context.post(.optionsChanged)

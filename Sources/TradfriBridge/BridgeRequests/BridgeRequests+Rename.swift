@@ -1,5 +1,6 @@
 import CoAP
 import Foundation
+import HubModel
 import TradfriModel
 
 /// `device/rename` and `group/rename`: `{"from": <friendly name, id, or name in the IKEA app>,
@@ -35,58 +36,52 @@ extension BridgeRequests {
         guard let entity = context.names.entity(named: from) ?? entity(withAppName: from, target) else {
             throw BridgeRequestError("no device or group named '\(from)'")
         }
-        let id: Int
+        let id: ItemID
         let oldName: String
-        let path: String
         switch (entity, target) {
         case (.device(let deviceID), .device):
-            guard let device = context.mirror.devices[deviceID] else { throw BridgeRequestError("the device is gone") }
-            (id, oldName, path) = (deviceID, device.name, GatewayPath.device(deviceID))
+            guard let device = context.device(deviceID) else { throw BridgeRequestError("the device is gone") }
+            (id, oldName) = (deviceID, device.name)
         case (.group(let groupID), .group):
-            guard let group = context.mirror.groups[groupID] else { throw BridgeRequestError("the group is gone") }
-            (id, oldName, path) = (groupID, group.name, GatewayPath.group(groupID))
+            guard let group = context.group(groupID) else { throw BridgeRequestError("the group is gone") }
+            (id, oldName) = (groupID, group.name)
         case (.group, .device):
             throw BridgeRequestError("'\(from)' is a group: use bridge/request/group/rename")
         case (.device, .group):
             throw BridgeRequestError("'\(from)' is a device: use bridge/request/device/rename")
         }
-        guard context.gatewayConnected else { throw BridgeRequestError("the gateway is offline") }
-
-        let body: JSON = [GatewayKey.name: .string(to)]
-        let response: CoAPResponse
+        guard let hub = context.hub(named: id.hub) else { throw BridgeRequestError("the gateway is gone") }
         do {
-            response = try await context.link.request(.put, path, payload: body.bytes, priority: .command)
-        } catch {
-            throw BridgeRequestError("the gateway did not answer: \(error)")
-        }
-        guard response.code.isSuccess else {
-            throw BridgeRequestError("the gateway refused the new name (\(response.code))")
+            try await hub.rename(id, to: to)
+        } catch let error as HubError {
+            throw BridgeRequestError(error.description)
         }
 
         // Follow the gateway's notification, so the answer names the topic that now exists.
         let followed = await waitForGateway(within: .seconds(5)) { [unowned self] in
             switch target {
-            case .device: self.context.mirror.devices[id]?.name == to
-            case .group: self.context.mirror.groups[id]?.name == to
+            case .device: self.context.device(id)?.name == to
+            case .group: self.context.group(id)?.name == to
             }
         }
         let entityNow: FriendlyNames.Entity = target == .device ? .device(id) : .group(id)
         var data: [String: JSON] = [
-            "id": .int(id), "from": .string(oldName), "to": .string(to),
+            "id": id.number.map(JSON.int) ?? .string(id.local), "from": .string(oldName), "to": .string(to),
             "friendly_name": context.names[entityNow].map(JSON.string) ?? .null,
         ]
+        if context.topicsUseHubNames { data["gateway"] = .string(id.hub) }
         if !followed { data["note"] = "the gateway accepted the name but has not reported it yet" }
         return .object(data)
     }
 
-    /// The one device or group with exactly this name in the IKEA app.
+    /// The one device or group with exactly this name in the IKEA app (of any gateway).
     private func entity(withAppName name: String, _ target: RenameTarget) -> FriendlyNames.Entity? {
         switch target {
         case .device:
-            let matches = context.mirror.devices.values.filter { $0.name == name }
+            let matches = context.hubs.flatMap { $0.devices.values.filter { $0.name == name } }
             return matches.count == 1 ? .device(matches[0].id) : nil
         case .group:
-            let matches = context.mirror.groups.values.filter { $0.name == name }
+            let matches = context.hubs.flatMap { $0.groups.values.filter { $0.name == name } }
             return matches.count == 1 ? .group(matches[0].id) : nil
         }
     }

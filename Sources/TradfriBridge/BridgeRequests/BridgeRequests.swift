@@ -1,4 +1,5 @@
 import CoAP
+import HubModel
 import Logging
 import MQTT
 import TradfriModel
@@ -29,6 +30,8 @@ public final class BridgeRequests: BridgeFeature {
     let logger = Logger(label: "requests")
     private var handlers: [String: Handler] = [:]
     private var retained = RetainedCommands()
+    /// The requests being carried out (cancelled when the bridge stops).
+    private let tasks = Tasks()
     private var waiters: [Int: (condition: @CoAPActor () -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
     private var nextWaiter = 0
 
@@ -63,9 +66,10 @@ public final class BridgeRequests: BridgeFeature {
         switch event {
         case .message(let message):
             received(message)
-        case .gateway:
+        case .hub:
             checkWaiters()
         case .stopping:
+            tasks.cancelAll()
             for id in Array(waiters.keys) { finishWaiter(id, false) }
         default:
             break
@@ -108,7 +112,7 @@ public final class BridgeRequests: BridgeFeature {
         }
         let answer = reply
         logger.info("request", metadata: ["verb": "\(verb)"])
-        Task { [weak self] in
+        tasks.start { [weak self] in
             let result: Result<JSON, BridgeRequestError>
             do {
                 result = .success(try await handler(request))

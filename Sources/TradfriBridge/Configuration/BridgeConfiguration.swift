@@ -57,20 +57,6 @@ public struct BridgeConfiguration: Sendable, Equatable {
         }
     }
 
-    public struct Gateway: Sendable, Equatable {
-        public var address: GatewayAddress = .auto
-        public var credentials: String = BridgeConfiguration.defaultStateDirectory + "/credentials.json"
-        /// Seconds between CoAP pings while the session is quiet.
-        public var keepAlive: Double = 10
-        public var requestTimeout: Double = 10
-        /// Seconds in which every observed item is read once again (0: never).
-        public var auditInterval: Double = 600
-        /// Minimum seconds between two PUTs to the same device.
-        public var commandSpacing: Double = 0.5
-        /// Longest wait between reconnect attempts.
-        public var reconnectMaxDelay: Double = 60
-    }
-
     public struct MQTT: Sendable, Equatable {
         public var server: BrokerAddress = .auto
         public var baseTopic = "tradfri"
@@ -144,9 +130,18 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public struct Logging: Sendable, Equatable {
         public var level = "info"
         public var format = "text"
+        /// A repeated warning is logged once, then summarised once per this many seconds (0: every time).
+        public var repeatInterval: Double = 600
     }
 
-    public var gateway = Gateway()
+    /// The gateways to bridge, in the order the file lists them. With `gateway:` (one gateway,
+    /// the form every existing file uses) or no section at all this is one entry named
+    /// `gateway`; with `gateways: auto` it is one entry whose credentials file and tuning every
+    /// paired gateway uses (`GatewayResolution` turns it into one gateway per stored pairing).
+    /// Never empty.
+    public var gateways: [GatewayEntry] = [GatewayEntry()]
+    /// Which form of the gateway section the file used.
+    public var gatewaysForm: GatewaysForm = .section
     public var mqtt = MQTT()
     public var homeAssistant = HomeAssistant()
     public var discovery = Discovery()
@@ -212,8 +207,8 @@ extension BridgeConfiguration {
         var configuration = BridgeConfiguration()
         guard let root else { return configuration }
         let sections = try ConfigNode(node: root, key: "", file: file).members(
-            allowed: ["gateway", "mqtt", "homeassistant", "discovery", "pairing", "logging", "takeover"])
-        if let node = sections["gateway"] { try configuration.gateway.read(node) }
+            allowed: ["gateway", "gateways", "mqtt", "homeassistant", "discovery", "pairing", "logging", "takeover"])
+        try configuration.readGateways(section: sections["gateway"], list: sections["gateways"])
         if let node = sections["mqtt"] { try configuration.mqtt.read(node) }
         if let node = sections["homeassistant"] { try configuration.homeAssistant.read(node) }
         if let node = sections["discovery"] { try configuration.discovery.read(node) }
@@ -246,33 +241,6 @@ extension BridgeConfiguration {
             throw ConfigurationError(
                 file: file, line: nil, key: "mqtt.cert_file",
                 message: "a client certificate needs both cert_file and key_file")
-        }
-    }
-}
-
-extension BridgeConfiguration.Gateway {
-    mutating func read(_ node: ConfigNode) throws(ConfigurationError) {
-        let keys = try node.members(allowed: [
-            "address", "credentials", "keepalive", "request_timeout", "command_spacing", "reconnect_max_delay",
-            "audit_interval",
-        ])
-        if let value = keys["address"] {
-            guard let address = BridgeConfiguration.GatewayAddress.parse(try value.string()) else {
-                throw value.error("must be 'auto', a host name or address, or HOST:PORT")
-            }
-            self.address = address
-        }
-        if let value = keys["credentials"] { credentials = try value.string() }
-        if let value = keys["keepalive"] { keepAlive = try value.seconds(in: 1...600) }
-        if let value = keys["request_timeout"] { requestTimeout = try value.seconds(in: 1...120) }
-        if let value = keys["command_spacing"] { commandSpacing = try value.seconds(in: 0...10) }
-        if let value = keys["reconnect_max_delay"] { reconnectMaxDelay = try value.seconds(in: 1...3600) }
-        if let value = keys["audit_interval"] {
-            auditInterval = try value.seconds(in: 0...86400)
-            if auditInterval > 0, auditInterval < 60 {
-                throw value.error(
-                    "must be 0 (off) or at least 60 seconds (reading every item more often strains the gateway)")
-            }
         }
     }
 }
@@ -374,11 +342,12 @@ extension BridgeConfiguration.Pairing {
 
 extension BridgeConfiguration.Logging {
     mutating func read(_ node: ConfigNode) throws(ConfigurationError) {
-        let keys = try node.members(allowed: ["level", "format"])
+        let keys = try node.members(allowed: ["level", "format", "repeat_interval"])
         if let value = keys["level"] {
             level = try value.oneOf(["trace", "debug", "info", "notice", "warning", "error"])
         }
         if let value = keys["format"] { format = try value.oneOf(["text", "json"]) }
+        if let value = keys["repeat_interval"] { repeatInterval = try value.seconds(in: 0...86400) }
     }
 }
 

@@ -90,6 +90,14 @@ struct ConfigNode {
         return value
     }
 
+    /// The items of a list, each with the key path `<key>[<index>]` (counted from 0).
+    func items() throws(ConfigurationError) -> [ConfigNode] {
+        guard let sequence = node.sequence else { throw error("must be a list") }
+        return sequence.enumerated().map { index, item in
+            ConfigNode(node: item, key: "\(key)[\(index)]", file: file)
+        }
+    }
+
     func stringList() throws(ConfigurationError) -> [String] {
         if isNull { return [] }
         guard let sequence = node.sequence else { throw error("must be a list") }

@@ -5,7 +5,7 @@ import ServiceLifecycle
 
 /// Advertises the bridge on the LAN, so devices find the base station by service (or by this
 /// host's `.local` name) instead of an IP: `_tradfri-bridge._tcp` with TXT `version`,
-/// `base_topic`, `gateway` and `mqtt` (plus the pairing endpoint's details when pairing is on),
+/// `base_topic`, `gateway` (the gateway ids, comma-separated) and `mqtt` (plus the pairing endpoint's details when pairing is on),
 /// and optionally the local broker as `_mqtt._tcp`.
 ///
 /// Runs until graceful shutdown, then withdraws the advertisements. If avahi-daemon is missing
@@ -32,12 +32,13 @@ public final class Advertiser: Service {
 
     /// What the bridge advertises for `configuration` (the broker it uses is `broker`).
     public static func advertisements(
-        for configuration: BridgeConfiguration, gatewayID: String, broker: BrokerLocator.Choice,
+        for configuration: BridgeConfiguration, gatewayIDs: [String], broker: BrokerLocator.Choice,
         extraTXT: [String: String] = [:]
     ) -> [Advertisement] {
         guard configuration.discovery.advertise else { return [] }
         var txt = [
-            "version": BridgeVersion.current, "base_topic": configuration.mqtt.baseTopic, "gateway": gatewayID,
+            "version": BridgeVersion.current, "base_topic": configuration.mqtt.baseTopic,
+            "gateway": gatewayIDs.joined(separator: ","),
             "mqtt": "\(broker.tls ? "mqtts" : "mqtt")://\(broker.host):\(broker.port)",
             "pairing": configuration.pairing.enabled ? "on" : "off",
         ]

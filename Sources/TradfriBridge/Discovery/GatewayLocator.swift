@@ -1,11 +1,12 @@
 import CoAP
+import HubModel
 import Logging
 import MDNS
 import TradfriModel
 
-/// Where the gateway is.
+/// Where one gateway is; the bridge makes one locator per gateway it runs.
 ///
-/// With a configured address that is the answer. With `gateway.address: auto` the locator
+/// With a configured address that is the answer. With `address: auto` the locator
 /// browses `_coap._udp` (instances `gw-<mac>`) and picks the gateway the stored credentials
 /// belong to: the one whose mDNS name was recorded at pairing, or else the one that accepts our
 /// identity and reports our gateway id (9081) — several gateways on one LAN are normal.
@@ -25,17 +26,36 @@ public actor GatewayLocator {
     private let credentials: GatewayCredentials
     private let mdns: MDNSConnection
     private let browseTimeout: Duration
-    private let logger = Logger(label: "discovery")
+    private let logger: Logger
     private var lastGood: (host: String, port: UInt16)?
     private var knownName: String?
     private var attemptsSinceSuccess = 0
 
-    public init(configuration: BridgeConfiguration, credentials: GatewayCredentials, mdns: MDNSConnection) {
-        configuredAddress = configuration.gateway.address
+    /// - Parameters:
+    ///   - address: the entry's `address` (`auto`: browse mDNS).
+    ///   - credentials: the gateway's stored credentials (its id, identity, last address, and the
+    ///     mDNS name recorded at pairing).
+    ///   - name: the gateway's name in the configuration, for log lines.
+    ///   - browseTimeout: how long one mDNS browse lasts (`discovery.timeout`).
+    public init(
+        address: BridgeConfiguration.GatewayAddress, credentials: GatewayCredentials, name: String? = nil,
+        mdns: MDNSConnection, browseTimeout: Duration
+    ) {
+        configuredAddress = address
         self.credentials = credentials
         self.mdns = mdns
-        browseTimeout = .seconds(configuration.discovery.timeout)
+        self.browseTimeout = browseTimeout
         knownName = credentials.mdnsName
+        var logger = Logger(label: "discovery")
+        if let name { logger[metadataKey: "gateway"] = "\(name)" }
+        self.logger = logger
+    }
+
+    /// The locator of a resolved gateway.
+    public init(gateway: ResolvedGateway, mdns: MDNSConnection, browseTimeout: Duration) {
+        self.init(
+            address: gateway.entry.address, credentials: gateway.credentials, name: gateway.name, mdns: mdns,
+            browseTimeout: browseTimeout)
     }
 
     /// The address for the next connection attempt.
@@ -69,7 +89,7 @@ public actor GatewayLocator {
             logger.info(
                 "found the gateway by mDNS",
                 metadata: [
-                    "gateway.name": "\(match.name)", "gateway.address": "\(match.host):\(match.port)",
+                    "gateway.mdns_name": "\(match.name)", "gateway.address": "\(match.host):\(match.port)",
                 ])
             return match
         }
@@ -79,7 +99,7 @@ public actor GatewayLocator {
                 logger.info(
                     "found the gateway by mDNS and identified it by its id",
                     metadata: [
-                        "gateway.name": "\(candidate.name)", "gateway.id": "\(credentials.gatewayID)",
+                        "gateway.mdns_name": "\(candidate.name)", "gateway.id": "\(credentials.gatewayID)",
                         "gateway.address": "\(candidate.host):\(candidate.port)",
                     ])
                 return candidate
@@ -118,23 +138,7 @@ public actor GatewayLocator {
 
     /// Whether `candidate` is the gateway the credentials belong to.
     static func identify(_ candidate: Candidate, credentials: GatewayCredentials) async -> Bool {
-        let session = CoAPClient(
-            .init(
-                host: candidate.host, port: candidate.port, identity: credentials.identity,
-                key: credentials.psk, handshakeTimeout: .seconds(5),
-                requestTimeout: .seconds(5)))
-        defer { Task { await session.close() } }
-        // A cancelled task (the bridge stopping) closes the attempt instead of waiting out the
-        // handshake timeout. The host is an address literal, so connect() sends the ClientHello
-        // before its first suspension and the close cannot overtake it.
-        let connected = await withTaskCancellationHandler {
-            (try? await session.connect()) != nil
-        } onCancel: {
-            Task { await session.close() }
-        }
-        guard connected, let response = try? await session.get(GatewayPath.gatewayDetails),
-            response.code == .content, let details = try? GatewayDetails(payload: response.payload)
-        else { return false }
-        return details.id == credentials.gatewayID
+        let id = await GatewayPairing.gatewayID(at: candidate.host, port: candidate.port, using: credentials)
+        return id?.lowercased() == credentials.gatewayID.lowercased()
     }
 }

@@ -18,6 +18,14 @@ public actor MDNSConnection {
         self.logger = logger
     }
 
+    /// A connection that starts with `client`, one the caller made (after checking that
+    /// avahi-daemon answers, say); later clients are made as usual.
+    public init(client: MDNSClient, logger: Logger = Logger(label: "discovery")) {
+        enabled = true
+        current = client
+        self.logger = logger
+    }
+
     /// A working client, or nil (mDNS disabled or no daemon reachable).
     public func client() -> MDNSClient? {
         guard enabled, !isShutDown else { return nil }

@@ -1,4 +1,5 @@
 import CoAP
+import HubModel
 import TradfriModel
 
 /// Everything the gateway holds, read once (for `tradfri-bridge devices`).
@@ -44,10 +45,11 @@ public struct GatewayInventory: Sendable {
     /// A plain-text table of devices and groups.
     public var table: String {
         var rows = [["ID", "TYPE", "NAME", "MODEL", "STATE"]]
-        for device in devices.sorted(by: { $0.id < $1.id }) {
-            var kind = device.kind.description
+        for gatewayDevice in devices.sorted(by: { $0.id < $1.id }) {
+            let device = gatewayDevice.hubDevice(hub: "gateway")
+            var kind = device.type.description
             if let spectrum = device.light?.spectrum, spectrum != .white { kind += " (\(spectrum.rawValue))" }
-            rows.append([String(device.id), kind, device.name, device.info.model, device.stateSummary])
+            rows.append([String(gatewayDevice.id), kind, device.name, device.model, device.stateSummary])
         }
         var text = "Gateway \(details.id), firmware \(details.firmware)\n\n" + Self.format(rows)
         if !groups.isEmpty {

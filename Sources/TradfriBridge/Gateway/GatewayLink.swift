@@ -1,5 +1,6 @@
 import CoAP
 import Foundation
+import HubModel
 import Logging
 import TradfriModel
 
@@ -30,6 +31,9 @@ public final class GatewayLink {
         /// session is dead (see `CoAPClient.Configuration.silenceLimit`).
         public var silenceLimit: Duration = .seconds(6)
         public var requestTimeout: Duration = .seconds(10)
+        /// Requests in a row that time out although the session is alive (pings answered, our
+        /// datagrams acknowledged): the gateway keeps a half-dead session, and it is replaced.
+        public var requestTimeoutsBeforeReset = 2
         public var handshakeTimeout: Duration = .seconds(10)
         public var reconnectInitialDelay: Duration = .seconds(1)
         public var reconnectMaxDelay: Duration = .seconds(60)
@@ -40,6 +44,9 @@ public final class GatewayLink {
         case connected(host: String, port: UInt16)
         case connectFailed(CoAPError)
         case disconnected(CoAPError?)
+        /// The session was ended because it stopped working without failing (see
+        /// `Settings.requestTimeoutsBeforeReset`); `.disconnected` follows.
+        case stalled(String)
     }
 
     public enum Priority: Sendable { case command, background }
@@ -194,9 +201,10 @@ public final class GatewayLink {
         do {
             let result = try await body(client)
             noteContact()
+            requestTimeouts = 0
             return result
         } catch let error as CoAPError {
-            if case .timeout = error { checkSoon() }
+            if case .timeout = error { requestTimedOut(client) }
             throw error
         }
     }
@@ -249,6 +257,7 @@ public final class GatewayLink {
                 return
             }
             client = attempt
+            requestTimeouts = 0
             noteContact()
             delay = settings.reconnectInitialDelay
             logger.info("connected to the gateway", metadata: ["gateway.address": "\(address.host):\(address.port)"])
@@ -335,6 +344,23 @@ public final class GatewayLink {
             }
         }
     }
+
+    /// A request of the session `client` timed out: the session is checked with a ping at once,
+    /// and after `requestTimeoutsBeforeReset` in a row (the pings answered meanwhile, or the
+    /// session would have ended already) it is declared half-dead and replaced.
+    private func requestTimedOut(_ session: CoAPClient) {
+        guard self.client === session else { return }
+        requestTimeouts += 1
+        guard requestTimeouts >= settings.requestTimeoutsBeforeReset else { return checkSoon() }
+        requestTimeouts = 0
+        let detail = "the gateway answered pings but not \(settings.requestTimeoutsBeforeReset) requests in a row"
+        logger.warning("the gateway session is half-dead; connecting afresh", metadata: ["reason": "\(detail)"])
+        onEvent(.stalled(detail))
+        endSession(reason: .timeout(detail))
+    }
+
+    /// Requests in a row that timed out in the current session.
+    private var requestTimeouts = 0
 
     /// After a request timed out, check the session with a ping instead of waiting for the next
     /// keep-alive round.

@@ -1,5 +1,6 @@
 import CoAP
 import Foundation
+import HubModel
 import TradfriModel
 
 /// One observation of the current session.
@@ -218,6 +219,27 @@ extension GatewayMirror {
             "a re-read found a change the gateway had not notified",
             metadata: ["path": "\(resource)", "reason": "\(reason.rawValue)"])
         onChange(.repaired(Repair(kind: kind, id: id, name: name(of: resource), reason: reason)))
+        if reason == .audit { notificationsStalled(resource) }
+    }
+
+    /// A periodic check found a change that no notification had brought: the gateway may have
+    /// dropped observations without a word (what users of other integrations see as "no more
+    /// updates until a restart"). Every observation is registered again with its own token (the
+    /// re-registration answers the current state too), at most once per audit interval; items the
+    /// gateway keeps silent about are still caught by the next periodic check.
+    private func notificationsStalled(_ resource: ObservedResource) {
+        let now = ContinuousClock.now
+        if let last = lastStallRecovery, now - last < (settings.auditInterval ?? .seconds(600)) { return }
+        lastStallRecovery = now
+        let detail =
+            "\(name(of: resource).map { "'\($0)' (\(resource))" } ?? "\(resource)") changed without a notification"
+        logger.warning(
+            "the gateway stopped notifying a change; observing everything again",
+            metadata: ["path": "\(resource)"])
+        onChange(.notificationsStalled(detail))
+        for other in observations.keys.sorted(by: { $0.path < $1.path }) where other != resource {
+            enqueue(other, reason: .stall)
+        }
     }
 
     /// The gateway says `resource` does not exist. An item goes only once its list, read again,
@@ -305,7 +327,11 @@ extension GatewayMirror {
         auditTimer?.cancel()
         auditTimer = nil
         guard let interval = settings.auditInterval, isConnected else { return }
-        let step = max(interval / max(observations.count, 1), .seconds(1))
+        // Until the first sync is done the number of items is not known: look again shortly
+        // (a step of the whole interval here once delayed the first check by an interval).
+        let step =
+            isSynced && !observations.isEmpty
+            ? max(interval / observations.count, .seconds(1)) : min(interval, .seconds(5))
         auditTimer = CoAPTimer(after: step) { [weak self] in
             guard let self else { return }
             if self.isSynced, self.queue.isEmpty,

@@ -1,5 +1,6 @@
 import CoAP
 import Foundation
+import HubModel
 import Logging
 import TradfriModel
 
@@ -43,6 +44,9 @@ public final class GatewayMirror {
         /// Reading an item again found it different from the copy (the change above was reported
         /// first): a notification had been lost or the observation had ended silently.
         case repaired(Repair)
+        /// The gateway stopped notifying something it should have (a periodic check found a change
+        /// no notification had brought): every observation is being registered again.
+        case notificationsStalled(String)
     }
 
     /// What a re-read corrected, and why the item was read.
@@ -61,6 +65,7 @@ public final class GatewayMirror {
         case request = "read on request"
         case gone = "checking a 4.04"
         case ended = "the observation ended"
+        case stall = "observing everything again after a missed notification"
     }
 
     public struct Settings: Sendable {
@@ -110,6 +115,9 @@ public final class GatewayMirror {
     public internal(set) var lastFullRead: Date?
     /// Differences found by reading items again, since start.
     public internal(set) var repairs = 0
+    /// When every observation was last registered again after a missed notification (see
+    /// `.notificationsStalled`).
+    var lastStallRecovery: ContinuousClock.Instant?
     /// Items read again, since start (commands not confirmed, audit, resync, requests).
     public internal(set) var rereads = 0
 

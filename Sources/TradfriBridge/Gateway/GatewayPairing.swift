@@ -1,5 +1,6 @@
 import CoAP
 import Foundation
+import HubModel
 import TradfriModel
 
 /// The one-time pairing with a gateway: open a session as `Client_identity` with the security
@@ -127,6 +128,53 @@ public enum GatewayPairing {
             let response = try? await session.get(GatewayPath.gatewayDetails)
         else { return false }
         return response.code == .content
+    }
+
+    /// The id (9081) of the gateway at `host:port` if `credentials` open a session there and
+    /// read its details; nil otherwise (another gateway, an identity it forgot, no answer).
+    /// A cancelled task closes the attempt instead of waiting out the handshake.
+    public static func gatewayID(
+        at host: String, port: UInt16, using credentials: GatewayCredentials, timeout: Duration = .seconds(5)
+    ) async -> String? {
+        let session = CoAPClient(
+            .init(
+                host: host, port: port, identity: credentials.identity, key: credentials.psk,
+                handshakeTimeout: timeout, requestTimeout: timeout))
+        defer { Task { await session.close() } }
+        // With an address literal, connect() sends the ClientHello before its first suspension,
+        // so the close cannot overtake it.
+        let connected = await withTaskCancellationHandler {
+            (try? await session.connect()) != nil
+        } onCancel: {
+            Task { await session.close() }
+        }
+        guard connected, let response = try? await session.get(GatewayPath.gatewayDetails),
+            response.code == .content, let details = try? GatewayDetails(payload: response.payload)
+        else { return nil }
+        return details.id
+    }
+
+    /// The stored entry that is the gateway at `host:port` and still works there: each entry's
+    /// identity is tried at that address at once (an identity of another gateway is refused in
+    /// the handshake), and the one that reads its own gateway id wins.
+    public static func workingEntry(
+        at host: String, port: UInt16, in store: CredentialStore, timeout: Duration = .seconds(5)
+    ) async -> GatewayCredentials? {
+        await withTaskGroup(of: GatewayCredentials?.self) { group in
+            for entry in store.entries {
+                group.addTask {
+                    let id = await gatewayID(at: host, port: port, using: entry, timeout: timeout)
+                    return id?.lowercased() == entry.gatewayID.lowercased() ? entry : nil
+                }
+            }
+            for await found in group {
+                if let found {
+                    group.cancelAll()
+                    return found
+                }
+            }
+            return nil
+        }
     }
 
     static func failure(for error: any Error, address: String) -> Failure {

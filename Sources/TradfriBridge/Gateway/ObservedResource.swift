@@ -1,3 +1,4 @@
+import HubModel
 import TradfriModel
 
 /// A resource of the gateway the mirror observes, named by what it is rather than by its path.

@@ -1,16 +1,17 @@
 import CoAP
 import Foundation
-import TradfriModel
+import HubModel
 
 /// The bridge's own topics: retained `bridge/state` (with an MQTT will of offline), `bridge/info`,
 /// `bridge/devices`, `bridge/groups`, and non-retained `bridge/event` for devices and groups
-/// added, removed or renamed and the gateway going offline or online.
+/// added, removed or renamed, a gateway going offline or online, and repaired divergences.
+/// Every list entry and event about a device or group names its gateway (`gateway`).
 @CoAPActor
 final class BridgeTopics: BridgeFeature {
     private let context: BridgeContext
-    /// Events about added/removed devices start after the first full sync (not for the inventory
-    /// found at start-up).
-    private var synced = false
+    /// Hubs whose first full sync is done: events about added/removed devices start after it (not
+    /// for the inventory found at start-up), and the lists wait for it.
+    private var synced: Set<String> = []
 
     init(context: BridgeContext) {
         self.context = context
@@ -21,34 +22,38 @@ final class BridgeTopics: BridgeFeature {
         case .brokerConnected:
             context.outbox.publishState(context.topic("bridge/state"), ["state": "online"], retain: true)
             publishInfo()
-        case .gatewayConnected(let address):
+        case .hubConnected(let hub, let address):
             publishInfo()
             context.event(
                 "gateway_online",
-                ["address": .string(address), "gateway_id": .string(context.gatewayIDFromCredentials)])
-        case .gatewayDisconnected(let reason):
+                [
+                    "gateway": .string(hub), "address": .string(address),
+                    "gateway_id": .string(context.hub(named: hub)?.hardwareID ?? ""),
+                ])
+        case .hubDisconnected(let hub, let reason):
             publishInfo()
-            context.event("gateway_offline", ["reason": .string(reason)])
-        case .gateway(.synced):
-            synced = true
+            context.event("gateway_offline", ["gateway": .string(hub), "reason": .string(reason)])
+        case .hub(let hub, .synced):
+            synced.insert(hub)
             publishInfo()
             publishDevices()
             publishGroups()
-        case .gateway(.details), .gateway(.fullRead), .optionsChanged:
+        case .hub(_, .info), .hub(_, .fullRead), .optionsChanged:
             publishInfo()
         // Until the first full sync the lists are incomplete: they are published once, at .synced,
         // instead of once per device found (which made the start-up quadratic in the devices).
-        case .gateway(.deviceAdded(let device)):
-            guard synced else { return }
+        case .hub(let hub, .deviceAdded(let device)):
+            guard synced.contains(hub) else { return }
             publishDevices()
             context.event("device_added", entry(device))
-        case .gateway(.deviceRemoved(let device)):
-            guard synced else { return }
+        case .hub(let hub, .deviceRemoved(let device)):
+            guard synced.contains(hub) else { return }
             publishDevices()
             publishGroups()
-            context.event("device_removed", ["id": .int(device.id), "name": .string(device.name)])
-        case .gateway(.deviceChanged(let device, let previous)):
-            if synced, device.name != previous.name || device.info != previous.info || device.kind != previous.kind {
+            context.event(
+                "device_removed", ["id": id(device.id), "name": .string(device.name), "gateway": .string(hub)])
+        case .hub(let hub, .deviceChanged(let device, let previous)):
+            if synced.contains(hub), ListedDevice(device) != ListedDevice(previous) {
                 publishDevices()
                 publishGroups()
             }
@@ -56,48 +61,52 @@ final class BridgeTopics: BridgeFeature {
                 context.event(
                     "device_renamed",
                     [
-                        "id": .int(device.id), "from": .string(previous.name),
-                        "to": .string(device.name),
+                        "id": id(device.id), "from": .string(previous.name), "to": .string(device.name),
                         "friendly_name": context.names[.device(device.id)].map(JSON.string) ?? .null,
+                        "gateway": .string(hub),
                     ])
             }
-        case .gateway(.groupAdded(let group)):
-            guard synced else { return }
+        case .hub(let hub, .groupAdded(let group)):
+            guard synced.contains(hub) else { return }
             publishGroups()
-            context.event("group_added", ["id": .int(group.id), "name": .string(group.name)])
-        case .gateway(.groupRemoved(let group)):
-            guard synced else { return }
+            context.event(
+                "group_added", ["id": id(group.id), "name": .string(group.name), "gateway": .string(hub)])
+        case .hub(let hub, .groupRemoved(let group)):
+            guard synced.contains(hub) else { return }
             publishGroups()
-            context.event("group_removed", ["id": .int(group.id), "name": .string(group.name)])
-        case .gateway(.groupChanged(let group, let previous)):
+            context.event(
+                "group_removed", ["id": id(group.id), "name": .string(group.name), "gateway": .string(hub)])
+        case .hub(let hub, .groupChanged(let group, let previous)):
             // bridge/groups lists names, members and scenes, not state.
-            if synced, group.name != previous.name || group.memberIDs != previous.memberIDs { publishGroups() }
+            if synced.contains(hub) { publishGroups() }
             if group.name != previous.name {
                 context.event(
                     "group_renamed",
                     [
-                        "id": .int(group.id), "from": .string(previous.name), "to": .string(group.name),
+                        "id": id(group.id), "from": .string(previous.name), "to": .string(group.name),
                         "friendly_name": context.names[.group(group.id)].map(JSON.string) ?? .null,
+                        "gateway": .string(hub),
                     ])
             }
-        case .gateway(.scenesChanged):
-            if synced { publishGroups() }
         case .namesChanged:
             // A name taken or given up elsewhere moves other topics too (a room becomes
             // `<name>_group` when a device takes its name): the lists say where each one is now.
-            if synced {
+            if !synced.isEmpty {
                 publishDevices()
                 publishGroups()
             }
-        case .gateway(.repaired(let repair)):
+        case .hub(let hub, .stalled(let detail)):
+            publishInfo()
+            context.event("stall_detected", ["gateway": .string(hub), "detail": .string(detail)])
+        case .hub(let hub, .repaired(let kind, let item, let name, let reason)):
             var data: [String: JSON] = [
-                "kind": .string(repair.kind), "id": .int(repair.id), "reason": .string(repair.reason.rawValue),
+                "kind": .string(kind), "id": id(item), "reason": .string(reason), "gateway": .string(hub),
             ]
-            if let name = repair.name { data["name"] = .string(name) }
-            if repair.kind == "device", let name = context.names[.device(repair.id)] {
-                data["friendly_name"] = .string(name)
-            } else if repair.kind == "group", let name = context.names[.group(repair.id)] {
-                data["friendly_name"] = .string(name)
+            if let name { data["name"] = .string(name) }
+            if kind == "device", let friendly = context.names[.device(item)] {
+                data["friendly_name"] = .string(friendly)
+            } else if kind == "group", let friendly = context.names[.group(item)] {
+                data["friendly_name"] = .string(friendly)
             }
             context.event("divergence_repaired", data)
         default:
@@ -105,19 +114,41 @@ final class BridgeTopics: BridgeFeature {
         }
     }
 
+    /// A hub's own id for an item: a number where it is one (TRÅDFRI), else text.
+    private func id(_ item: ItemID) -> JSON {
+        item.number.map(JSON.int) ?? .string(item.local)
+    }
+
+    // MARK: bridge/info
+
+    /// One gateway's state for `bridge/info` (and the health answer): `state` is `online`,
+    /// `offline` or `pairing_needed`.
+    func gatewayInfo(_ hub: any Hub) -> [String: JSON] {
+        var info: [String: JSON] = [
+            "name": .string(hub.name), "kind": .string(hub.kind), "id": .string(hub.hardwareID),
+            "connected": .bool(hub.connected),
+            "state": .string(hub.connected ? "online" : hub.needsPairing ? "pairing_needed" : "offline"),
+            "devices": .int(hub.devices.count), "groups": .int(hub.groups.count),
+        ]
+        if let firmware = hub.firmware { info["firmware"] = .string(firmware) }
+        if let address = hub.address { info["address"] = .string(address) }
+        if let contact = hub.lastContact { info["last_contact"] = .string(contact.formatted(.iso8601)) }
+        info["view"] = hub.viewFigures
+        return info
+    }
+
     func publishInfo() {
         let configuration = context.configuration
-        var gateway: [String: JSON] = [
-            "id": .string(context.mirror.details?.id ?? context.gatewayIDFromCredentials),
-            "connected": .bool(context.gatewayConnected),
-        ]
-        if let details = context.mirror.details { gateway["firmware"] = .string(details.firmware) }
-        if let address = context.gatewayAddress { gateway["address"] = .string(address) }
-        gateway["view"] = context.viewFigures
+        let gateways = context.hubs.map { gatewayInfo($0) }
+        let byName = Dictionary(
+            zip(context.hubs.map(\.name), gateways.map(JSON.object)), uniquingKeysWith: { a, _ in a })
         // Configuration without secrets: no passwords, keys or credential contents.
         let info: JSON = [
             "version": .string(BridgeVersion.current),
-            "gateway": .object(gateway),
+            // The first gateway, as one-gateway set-ups have always read it.
+            "gateway": gateways.first.map(JSON.object) ?? .null,
+            // By name (Home Assistant's gateway entities read `gateways['<name>']`).
+            "gateways": .object(byName),
             "config": [
                 "base_topic": .string(configuration.mqtt.baseTopic),
                 "retain_state": .bool(configuration.mqtt.retainState),
@@ -129,48 +160,79 @@ final class BridgeTopics: BridgeFeature {
                 ],
             ],
             "log_level": .string(configuration.logging.level),
-            "devices": .int(context.mirror.devices.count),
-            "groups": .int(context.mirror.groups.count),
+            "devices": .int(context.hubs.reduce(0) { $0 + $1.devices.count }),
+            "groups": .int(context.hubs.reduce(0) { $0 + $1.groups.count }),
         ]
         context.outbox.publishState(context.topic("bridge/info"), info, retain: true)
     }
 
-    private func entry(_ device: Device) -> [String: JSON] {
+    // MARK: bridge/devices and bridge/groups
+
+    private func entry(_ device: HubDevice) -> [String: JSON] {
         var entry: [String: JSON] = [
-            "id": .int(device.id),
+            "id": id(device.id),
+            "gateway": .string(device.id.hub),
             "friendly_name": context.names[.device(device.id)].map(JSON.string) ?? .null,
             "name": .string(device.name),
-            "type": .string(device.kind.description),
-            "model": .string(device.info.model),
-            "manufacturer": .string(device.info.manufacturer),
-            "power_source": .string(device.kind.isBatteryPowered || device.info.battery != nil ? "battery" : "mains"),
+            "type": .string(device.type.description),
+            "model": .string(device.model),
+            "manufacturer": .string(device.manufacturer),
+            "power_source": .string(device.batteryPowered ? "battery" : "mains"),
         ]
-        if let firmware = device.info.firmware { entry["firmware"] = .string(firmware) }
+        if let firmware = device.firmware { entry["firmware"] = .string(firmware) }
         if let spectrum = device.light?.spectrum { entry["spectrum"] = .string(spectrum.rawValue) }
         if let topic = context.stateTopic(.device(device.id)) { entry["topic"] = .string(topic) }
         return entry
     }
 
     func publishDevices() {
-        let list = context.mirror.devices.values.sorted { $0.id < $1.id }.map { JSON.object(entry($0)) }
+        let list = context.hubs.flatMap { hub in
+            hub.devices.values.sorted { $0.id < $1.id }.map { JSON.object(entry($0)) }
+        }
         context.outbox.publishState(context.topic("bridge/devices"), .array(list), retain: true)
     }
 
     func publishGroups() {
-        let list: [JSON] = context.mirror.groups.values.sorted { $0.id < $1.id }.map { group in
-            [
-                "id": .int(group.id),
-                "friendly_name": context.names[.group(group.id)].map(JSON.string) ?? .null,
-                "name": .string(group.name),
-                "members": .array(
-                    group.memberIDs.map { id in
-                        ["id": .int(id), "friendly_name": context.names[.device(id)].map(JSON.string) ?? .null]
-                    }),
-                "scenes": .array(
-                    context.scenes(ofGroup: group.id).map { ["id": .int($0.id), "name": .string($0.name)] }),
-                "topic": context.stateTopic(.group(group.id)).map(JSON.string) ?? .null,
-            ]
+        let list: [JSON] = context.hubs.flatMap { hub in
+            hub.groups.values.sorted { $0.id < $1.id }.map { group -> JSON in
+                [
+                    "id": id(group.id),
+                    "gateway": .string(hub.name),
+                    "friendly_name": context.names[.group(group.id)].map(JSON.string) ?? .null,
+                    "name": .string(group.name),
+                    "members": .array(
+                        group.members.map { member in
+                            [
+                                "id": id(member),
+                                "friendly_name": context.names[.device(member)].map(JSON.string) ?? .null,
+                            ]
+                        }),
+                    "scenes": .array(group.scenes.map { ["id": id($0.id), "name": .string($0.name)] }),
+                    "topic": context.stateTopic(.group(group.id)).map(JSON.string) ?? .null,
+                ]
+            }
         }
         context.outbox.publishState(context.topic("bridge/groups"), .array(list), retain: true)
+    }
+}
+
+/// What `bridge/devices` shows of a device (not its state).
+private struct ListedDevice: Equatable {
+    let name: String
+    let type: DeviceType
+    let model: String
+    let manufacturer: String
+    let firmware: String?
+    let batteryPowered: Bool
+    let spectrum: LightSpectrum?
+
+    init(_ device: HubDevice) {
+        name = device.name
+        type = device.type
+        model = device.model
+        manufacturer = device.manufacturer
+        firmware = device.firmware
+        batteryPowered = device.batteryPowered
+        spectrum = device.light?.spectrum
     }
 }

@@ -1,15 +1,15 @@
 import CoAP
-import TradfriModel
+import HubModel
 
-/// Gateway → MQTT: every device's state on `<base>/<name>` (retained by default), every group's
+/// Hubs → MQTT: every device's state on `<base>/<name>` (retained by default), every group's
 /// state derived from its members, and `<base>/<name>/availability` for both.
 ///
 /// Only real changes are published (the outbox drops identical payloads). A device or group that
 /// is renamed moves to its new topics at once, and its old retained topics are cleared
 /// `renameClearDelay` (2 s) later, once subscribers have moved (see `moveRenamedTopics`); a
-/// removed one has its topics cleared the same way. Availability: online while the gateway
-/// session is up and the gateway reports the device reachable (9019, published as-is); a group is
-/// online when any member is.
+/// removed one has its topics cleared the same way. Availability: online while its hub's session
+/// is up and the hub reports the device reachable (published as-is); a group is online when any
+/// member is.
 ///
 /// A group's state follows its members `groupDelay` (20 ms) after the first member change: a
 /// scene or a remote changes all members within a few milliseconds, and the group is then
@@ -20,7 +20,7 @@ final class StatePublisher: BridgeFeature {
     private let context: BridgeContext
     private let groupDelay: Duration
     /// Groups whose members changed since their state was last published.
-    private var staleGroups: Set<Int> = []
+    private var staleGroups: Set<ItemID> = []
     private var groupTimer: CoAPTimer?
     private let renameClearDelay: Duration
     /// Old topics of renamed devices and groups, cleared when their timer fires.
@@ -36,20 +36,20 @@ final class StatePublisher: BridgeFeature {
 
     func handle(_ event: BridgeEvent) {
         switch event {
-        case .gateway(.deviceAdded(let device)), .gateway(.deviceChanged(let device, _)):
+        case .hub(_, .deviceAdded(let device)), .hub(_, .deviceChanged(let device, _)):
             publish(device)
-            for group in groups(containing: device.id) { staleGroups.insert(group.id) }
+            for group in context.groups(containing: device.id) { staleGroups.insert(group.id) }
             if !staleGroups.isEmpty, groupTimer == nil {
                 groupTimer = CoAPTimer(after: groupDelay) { [weak self] in self?.publishStaleGroups() }
             }
-        case .gateway(.groupAdded(let group)), .gateway(.groupChanged(let group, _)):
+        case .hub(_, .groupAdded(let group)), .hub(_, .groupChanged(let group, _)):
             publish(group)
         case .namesChanged(let previous):
             moveRenamedTopics(from: previous)
-        case .gatewayConnected, .gatewayDisconnected:
-            publishAllAvailability()
-        case .gateway(.synced):
-            publishAll()
+        case .hubConnected(let hub, _), .hubDisconnected(let hub, _):
+            publishAllAvailability(of: hub)
+        case .hub(let hub, .synced):
+            publishAll(of: hub)
         case .stopping:
             // Nothing stale is left retained on the broker.
             for topic in pendingClears.keys.sorted() { clearOldTopic(topic) }
@@ -60,22 +60,21 @@ final class StatePublisher: BridgeFeature {
 
     // MARK: Publishing
 
-    func publish(_ device: Device, force: Bool = false) {
+    func publish(_ device: HubDevice, force: Bool = false) {
         guard let topic = context.stateTopic(.device(device.id)) else { return }
         context.outbox.publishState(
             topic, MQTTState.payload(for: device), retain: context.configuration.mqtt.retainState,
             force: force)
-        publishAvailability(topic, online: context.gatewayConnected && device.reachable != false)
+        publishAvailability(topic, online: context.isOnline(device))
     }
 
-    func publish(_ group: Group, force: Bool = false) {
+    func publish(_ group: HubGroup, force: Bool = false) {
         guard let topic = context.stateTopic(.group(group.id)) else { return }
         let members = context.members(of: group)
         context.outbox.publishState(
-            topic, MQTTState.payload(for: group, members: members, activeScene: nil),
+            topic, MQTTState.payload(for: group, members: members),
             retain: context.configuration.mqtt.retainState, force: force)
-        let online = context.gatewayConnected && members.contains { $0.reachable != false }
-        publishAvailability(topic, online: online)
+        publishAvailability(topic, online: members.contains { context.isOnline($0) })
     }
 
     private func publishStaleGroups() {
@@ -83,7 +82,7 @@ final class StatePublisher: BridgeFeature {
         let stale = staleGroups.sorted()
         staleGroups.removeAll()
         for id in stale {
-            if let group = context.mirror.groups[id] { publish(group) }
+            if let group = context.group(id) { publish(group) }
         }
     }
 
@@ -93,27 +92,24 @@ final class StatePublisher: BridgeFeature {
             retain: true)
     }
 
-    private func publishAll() {
-        for device in context.mirror.devices.values { publish(device) }
-        for group in context.mirror.groups.values { publish(group) }
+    private func publishAll(of hubName: String) {
+        guard let hub = context.hub(named: hubName) else { return }
+        for device in hub.devices.values { publish(device) }
+        for group in hub.groups.values { publish(group) }
     }
 
-    private func publishAllAvailability() {
-        for device in context.mirror.devices.values {
+    private func publishAllAvailability(of hubName: String) {
+        guard let hub = context.hub(named: hubName) else { return }
+        for device in hub.devices.values {
             if let topic = context.stateTopic(.device(device.id)) {
-                publishAvailability(topic, online: context.gatewayConnected && device.reachable != false)
+                publishAvailability(topic, online: context.isOnline(device))
             }
         }
-        for group in context.mirror.groups.values {
+        for group in hub.groups.values {
             if let topic = context.stateTopic(.group(group.id)) {
-                let online = context.gatewayConnected && context.members(of: group).contains { $0.reachable != false }
-                publishAvailability(topic, online: online)
+                publishAvailability(topic, online: context.members(of: group).contains { context.isOnline($0) })
             }
         }
-    }
-
-    private func groups(containing deviceID: Int) -> [Group] {
-        context.mirror.groups.values.filter { $0.memberIDs.contains(deviceID) }
     }
 
     /// Publishes under new names at once, and clears the retained topics of names that changed
@@ -130,8 +126,8 @@ final class StatePublisher: BridgeFeature {
     private func moveRenamedTopics(from previous: FriendlyNames) {
         for (entity, name) in context.names.names where previous[entity] != name {
             switch entity {
-            case .device(let id): if let device = context.mirror.devices[id] { publish(device) }
-            case .group(let id): if let group = context.mirror.groups[id] { publish(group) }
+            case .device(let id): if let device = context.device(id) { publish(device) }
+            case .group(let id): if let group = context.group(id) { publish(group) }
             }
         }
         for (entity, oldName) in previous.names where context.names[entity] != oldName {

@@ -1,4 +1,4 @@
-import TradfriModel
+import HubModel
 
 /// One Home Assistant MQTT discovery config: a retained JSON payload on
 /// `<prefix>/<component>/<node_id>/<object_id>/config`.

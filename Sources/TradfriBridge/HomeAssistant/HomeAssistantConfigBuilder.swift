@@ -1,12 +1,13 @@
-import TradfriModel
+import HubModel
 
-/// Builds the Home Assistant MQTT discovery configs for the gateway, its devices, groups and
-/// scenes. Pure: no I/O, the same inventory always gives the same payloads (tested without a
+/// Builds the Home Assistant MQTT discovery configs for one gateway, its devices, groups and
+/// scenes, composing the entities each capability offers (`HomeAssistantEntity`, in
+/// `Capabilities/`) with their identity. Pure: no I/O, the same inventory always gives the same payloads (tested without a
 /// broker, and against Home Assistant's documented keys).
 ///
 /// Every entity gets:
 /// - `unique_id` `tradfri_<gatewayId>_<instanceId>_<object>` (never a name, so renames in the
-///   IKEA app keep the entity);
+///   IKEA app keep the entity; the gateway id keeps two gateways' devices apart);
 /// - a `device` block (`identifiers` `tradfri_<gatewayId>_<instanceId>`, manufacturer, model,
 ///   firmware, serial, `via_device` = the gateway, `suggested_area` = the device's only room);
 /// - `object_id` and `default_entity_id` (`light.living_room_ceiling`, `sensor.bedroom_blind_battery`):
@@ -24,25 +25,31 @@ public struct HomeAssistantConfigBuilder: Sendable {
     public var discoveryPrefix: String
     public var baseTopic: String
     public var gatewayID: String
+    /// The gateway's configured name, and whether the bridge runs several (then its name is in
+    /// its device's name and entity ids, and in the reboot button's request).
+    public var gatewayName: String
+    public var severalGateways: Bool
     public var version: String
 
     /// Where users find help (the packaging's Homepage; change both together).
     public static let supportURL = "https://example.invalid/tradfri-bridge"
-    /// White-spectrum bulbs: 250 (cold, 4000 K) … 454 (warm, 2200 K) mireds.
-    static let mireds = Color.whiteSpectrumMireds
 
-    public init(discoveryPrefix: String, baseTopic: String, gatewayID: String, version: String = BridgeVersion.current)
-    {
+    public init(
+        discoveryPrefix: String, baseTopic: String, gatewayID: String, gatewayName: String = "gateway",
+        severalGateways: Bool = false, version: String = BridgeVersion.current
+    ) {
         self.discoveryPrefix = discoveryPrefix
         self.baseTopic = baseTopic
         self.gatewayID = gatewayID
+        self.gatewayName = gatewayName
+        self.severalGateways = severalGateways
         self.version = version
     }
 
     // MARK: Identity
 
     /// The node id of a device or group: `tradfri_<gatewayId>_<instanceId>`.
-    public func nodeID(_ instanceID: Int) -> String { "tradfri_\(gatewayID)_\(instanceID)" }
+    public func nodeID(_ item: ItemID) -> String { "tradfri_\(gatewayID)_\(item.local)" }
 
     public var gatewayNodeID: String { "tradfri_\(gatewayID)_gateway" }
 
@@ -62,6 +69,11 @@ public struct HomeAssistantConfigBuilder: Sendable {
     }
 
     private func topic(_ name: String) -> String { "\(baseTopic)/\(name)" }
+
+    /// An entity id from a friendly name (`garden/hallway` → `garden_hallway`).
+    static func entityID(_ friendlyName: String) -> String {
+        friendlyName.replacingOccurrences(of: "/", with: "_")
+    }
 
     private func availability(_ stateTopic: String?) -> [String: JSON] {
         var list: [JSON] = [["topic": .string(topic("bridge/state")), "value_template": "{{ value_json.state }}"]]
@@ -96,32 +108,37 @@ public struct HomeAssistantConfigBuilder: Sendable {
     /// wired to `bridge/request/gateway/reboot`. Available while the bridge runs.
     public func gatewayConfigs(firmware: String?) -> [HomeAssistantConfig] {
         var device: [String: JSON] = [
-            "identifiers": [.string(gatewayIdentifier)], "name": "TRÅDFRI gateway", "manufacturer": "IKEA of Sweden",
-            "model": "TRÅDFRI gateway",
+            "identifiers": [.string(gatewayIdentifier)],
+            "name": .string(severalGateways ? "TRÅDFRI gateway \(gatewayName)" : "TRÅDFRI gateway"),
+            "manufacturer": "IKEA of Sweden", "model": "TRÅDFRI gateway",
         ]
         if let firmware { device["sw_version"] = .string(firmware) }
         let node = gatewayNodeID
         let info = topic("bridge/info")
+        let entity = severalGateways ? "tradfri_\(Self.entityID(gatewayName))" : "tradfri_gateway"
+        let gateway = "value_json.gateways['\(gatewayName)']"
+        let press: JSON = ["gateway": .string(gatewayName)]
         return [
             config(
                 "binary_sensor", node: node, object: "connectivity", name: "Connection",
-                entityID: "tradfri_gateway_connection", device: .object(device), stateTopic: nil,
+                entityID: "\(entity)_connection", device: .object(device), stateTopic: nil,
                 [
                     "state_topic": .string(info), "device_class": "connectivity", "entity_category": "diagnostic",
-                    "value_template": "{{ 'ON' if value_json.gateway.connected else 'OFF' }}",
+                    "value_template": .string("{{ 'ON' if \(gateway).connected else 'OFF' }}"),
                 ]),
             config(
-                "sensor", node: node, object: "firmware", name: "Firmware", entityID: "tradfri_gateway_firmware",
+                "sensor", node: node, object: "firmware", name: "Firmware", entityID: "\(entity)_firmware",
                 device: .object(device), stateTopic: nil,
                 [
                     "state_topic": .string(info), "entity_category": "diagnostic", "icon": "mdi:chip",
-                    "value_template": "{{ value_json.gateway.firmware | default('None') }}",
+                    "value_template": .string("{{ \(gateway).firmware | default('None') }}"),
                 ]),
             config(
-                "button", node: node, object: "reboot", name: "Reboot", entityID: "tradfri_gateway_reboot",
+                "button", node: node, object: "reboot", name: "Reboot", entityID: "\(entity)_reboot",
                 device: .object(device), stateTopic: nil,
                 [
-                    "command_topic": .string(topic("bridge/request/gateway/reboot")), "payload_press": "{}",
+                    "command_topic": .string(topic("bridge/request/gateway/reboot")),
+                    "payload_press": .string(press.description),
                     "device_class": "restart", "entity_category": "config",
                 ]),
         ]
@@ -129,193 +146,58 @@ public struct HomeAssistantConfigBuilder: Sendable {
 
     // MARK: Devices
 
-    private func deviceBlock(_ device: Device, friendlyName: String, area: String?) -> JSON {
+    private func deviceBlock(_ device: HubDevice, friendlyName: String, area: String?) -> JSON {
         var block: [String: JSON] = [
             "identifiers": [.string(nodeID(device.id))],
             "name": .string(device.name.isEmpty ? friendlyName : device.name),
             "via_device": .string(gatewayIdentifier),
         ]
-        if !device.info.manufacturer.isEmpty { block["manufacturer"] = .string(device.info.manufacturer) }
-        if !device.info.model.isEmpty { block["model"] = .string(device.info.model) }
-        if let firmware = device.info.firmware, !firmware.isEmpty { block["sw_version"] = .string(firmware) }
-        if !device.info.serial.isEmpty { block["serial_number"] = .string(device.info.serial) }
+        if !device.manufacturer.isEmpty { block["manufacturer"] = .string(device.manufacturer) }
+        if !device.model.isEmpty { block["model"] = .string(device.model) }
+        if let firmware = device.firmware, !firmware.isEmpty { block["sw_version"] = .string(firmware) }
+        if !device.serial.isEmpty { block["serial_number"] = .string(device.serial) }
         if let area, !area.isEmpty { block["suggested_area"] = .string(area) }
         return .object(block)
     }
 
     /// The device's suggested area: the name of its room, when it is in exactly one group.
-    public static func area(ofDevice id: Int, in groups: some Sequence<Group>) -> String? {
-        let rooms = groups.filter { $0.memberIDs.contains(id) }
+    public static func area(ofDevice id: ItemID, in groups: some Sequence<HubGroup>) -> String? {
+        let rooms = groups.filter { $0.members.contains(id) }
         return rooms.count == 1 ? rooms[0].name : nil
     }
 
-    /// The configs of one device under its friendly name.
+    /// The configs of one device under its friendly name: the entities of each of its
+    /// capabilities, then "last seen" (diagnostic and off by default, except for devices that
+    /// have nothing else, such as repeaters, so they still appear with something to show).
     /// - Parameter area: the name of the one room (group) the device is in, if exactly one.
-    public func deviceConfigs(_ device: Device, friendlyName: String, area: String?) -> [HomeAssistantConfig] {
-        let node = nodeID(device.id)
+    public func deviceConfigs(_ device: HubDevice, friendlyName: String, area: String?) -> [HomeAssistantConfig] {
         let state = topic(friendlyName)
+        var entities: [HomeAssistantEntity] = []
+        if let light = device.light { entities += light.homeAssistantEntities(state: state) }
+        if let onOff = device.onOff { entities += onOff.homeAssistantEntities(state: state) }
+        if let cover = device.cover { entities += cover.homeAssistantEntities(state: state) }
+        if let purifier = device.airPurifier { entities += purifier.homeAssistantEntities(state: state) }
+        if device.battery != nil { entities += Battery.homeAssistantEntities(state: state) }
+        entities += LastSeen.homeAssistantEntities(state: state, enabledByDefault: entities.isEmpty)
+        let node = nodeID(device.id)
         let block = deviceBlock(device, friendlyName: friendlyName, area: area)
+        let base = Self.entityID(friendlyName)
         // The main entity (no name of its own) is `<component>.<friendly name>`, the others
         // `<component>.<friendly name>_<object>`.
-        func entity(
-            _ component: String, _ object: String, _ name: String?, _ keys: [String: JSON]
-        ) -> HomeAssistantConfig {
+        return entities.map { entity in
             config(
-                component, node: node, object: object, name: name,
-                entityID: name == nil ? friendlyName : "\(friendlyName)_\(object)", device: block, stateTopic: state,
-                keys)
+                entity.component, node: node, object: entity.object, name: entity.name,
+                entityID: entity.name == nil ? base : "\(base)_\(entity.object)", device: block, stateTopic: state,
+                entity.keys)
         }
-        var configs: [HomeAssistantConfig] = []
-        if let light = device.light {
-            configs.append(
-                entity("light", "light", nil, lightKeys(state, modes: ColorMode.supported(by: light.spectrum))))
-        }
-        if device.plug != nil {
-            configs.append(
-                entity(
-                    "switch", "switch", nil,
-                    [
-                        "device_class": "outlet", "command_topic": .string(state + "/set"),
-                        "state_topic": .string(state),
-                        "value_template": "{{ value_json.state }}", "payload_on": "ON", "payload_off": "OFF",
-                    ]))
-        }
-        if device.blind != nil {
-            configs.append(
-                entity(
-                    "cover", "cover", nil,
-                    [
-                        "device_class": "shade", "command_topic": .string(state + "/set"),
-                        "payload_open": "OPEN", "payload_close": "CLOSE", "payload_stop": "STOP",
-                        "position_topic": .string(state), "position_template": "{{ value_json.position }}",
-                        "set_position_topic": .string(state + "/set"),
-                        "set_position_template": #"{"position": {{ position }}}"#,
-                        "position_open": 100, "position_closed": 0,
-                    ]))
-        }
-        if device.airPurifier != nil {
-            configs += airPurifier(state, entity)
-        }
-        if device.info.battery != nil || device.kind.isBatteryPowered {
-            configs.append(
-                entity(
-                    "sensor", "battery", "Battery",
-                    [
-                        "state_topic": .string(state), "value_template": "{{ value_json.battery | default('None') }}",
-                        "device_class": "battery", "unit_of_measurement": "%", "state_class": "measurement",
-                        "entity_category": "diagnostic",
-                    ]))
-        }
-        // Last seen: diagnostic and off by default, except for devices that have nothing else
-        // (repeaters), so they still appear with something to show.
-        configs.append(
-            entity(
-                "sensor", "last_seen", "Last seen",
-                [
-                    "state_topic": .string(state), "value_template": "{{ value_json.last_seen | default('None') }}",
-                    "device_class": "timestamp", "entity_category": "diagnostic",
-                    "enabled_by_default": .bool(configs.isEmpty),
-                ]))
-        return configs
-    }
-
-    /// A light with the JSON schema on `<name>` / `<name>/set`, brightness 0–254, colour
-    /// temperature in mireds, the modes of `ColorMode`.
-    ///
-    /// Accepted as is by Home Assistant 2024.3 up to the newest release: 2024.3 takes
-    /// `supported_color_modes` only together with `color_mode: true` (later releases ignore that
-    /// flag; 2025.3–2026.2 log an error line about it and go on) and sends brightness in its
-    /// commands only with `brightness: true`; Kelvin options would be read as mireds by 2024.3.
-    private func lightKeys(_ state: String, modes: [ColorMode]) -> [String: JSON] {
-        var keys: [String: JSON] = [
-            "schema": "json", "command_topic": .string(state + "/set"), "state_topic": .string(state),
-            "color_mode": true, "supported_color_modes": .array(modes.map { .string($0.rawValue) }),
-            "effect": false, "flash": false,
-        ]
-        if modes != [.onOff] {
-            keys["brightness"] = true
-            keys["brightness_scale"] = 254
-        }
-        if modes.contains(.colorTemperature) {
-            keys["min_mireds"] = .int(Self.mireds.lowerBound)
-            keys["max_mireds"] = .int(Self.mireds.upperBound)
-        }
-        return keys
-    }
-
-    /// STARKVIND: a fan with an `auto` preset and five speeds (the gateway's levels 10…50 are
-    /// `fan_mode` "1"…"5"), PM2.5, filter time left and "replace filter", and switches for the
-    /// status LEDs and the child lock.
-    private func airPurifier(
-        _ state: String, _ entity: (String, String, String?, [String: JSON]) -> HomeAssistantConfig
-    ) -> [HomeAssistantConfig] {
-        let set = JSON.string(state + "/set")
-        let topic = JSON.string(state)
-        return [
-            entity(
-                "fan", "fan", nil,
-                [
-                    "command_topic": set, "command_template": #"{"fan_state": "{{ value }}"}"#,
-                    "state_topic": topic, "state_value_template": "{{ value_json.fan_state }}",
-                    "payload_on": "ON", "payload_off": "OFF",
-                    "percentage_command_topic": set,
-                    "percentage_command_template":
-                        #"{% if value == 0 %}{"fan_state": "OFF"}{% else %}{"fan_mode": "{{ value }}"}{% endif %}"#,
-                    "percentage_state_topic": topic,
-                    "percentage_value_template":
-                        "{% if value_json.fan_mode == 'off' %}0{% elif value_json.fan_mode == 'auto' %}None{% else %}{{ value_json.fan_mode }}{% endif %}",
-                    "speed_range_min": 1, "speed_range_max": 5,
-                    "preset_mode_command_topic": set, "preset_mode_command_template": #"{"fan_mode": "{{ value }}"}"#,
-                    "preset_mode_state_topic": topic,
-                    "preset_mode_value_template": "{{ 'auto' if value_json.fan_mode == 'auto' else 'None' }}",
-                    "preset_modes": ["auto"],
-                ]),
-            entity(
-                "sensor", "pm25", "PM2.5",
-                [
-                    "state_topic": topic, "value_template": "{{ value_json.pm25 }}", "device_class": "pm25",
-                    "unit_of_measurement": "µg/m³", "state_class": "measurement",
-                ]),
-            entity(
-                "sensor", "filter_remaining", "Filter remaining",
-                [
-                    "state_topic": topic, "value_template": "{{ value_json.filter_remaining | default('None') }}",
-                    "device_class": "duration", "unit_of_measurement": "min", "entity_category": "diagnostic",
-                ]),
-            entity(
-                "binary_sensor", "replace_filter", "Replace filter",
-                [
-                    "state_topic": topic, "value_template": "{{ 'ON' if value_json.replace_filter else 'OFF' }}",
-                    "device_class": "problem", "entity_category": "diagnostic",
-                ]),
-            entity(
-                "switch", "led_enable", "Status LEDs",
-                [
-                    "command_topic": set, "state_topic": topic, "icon": "mdi:led-on", "entity_category": "config",
-                    "payload_on": #"{"led_enable": true}"#, "payload_off": #"{"led_enable": false}"#,
-                    "value_template": "{{ 'ON' if value_json.led_enable else 'OFF' }}", "state_on": "ON",
-                    "state_off": "OFF",
-                ]),
-            entity(
-                "switch", "child_lock", "Child lock",
-                [
-                    "command_topic": set, "state_topic": topic, "icon": "mdi:lock", "entity_category": "config",
-                    "payload_on": #"{"child_lock": "LOCK"}"#, "payload_off": #"{"child_lock": "UNLOCK"}"#,
-                    "value_template": "{{ 'ON' if value_json.child_lock == 'LOCK' else 'OFF' }}", "state_on": "ON",
-                    "state_off": "OFF",
-                ]),
-        ]
     }
 
     // MARK: Groups and scenes
 
-    /// A group (room) as a device of its own: a light when it holds lights or plugs (colour
-    /// modes from its members), and one scene entity per IKEA scene (mood).
-    public func groupConfigs(
-        _ group: Group, friendlyName: String, members: [Device], scenes: [Scene]
-    )
-        -> [HomeAssistantConfig]
-    {
+    /// A group (room) as a device of its own: a light when it holds lights or on/off devices
+    /// (colour modes from its members, `ColorMode.supported(byGroupOf:)`), and one scene entity
+    /// per scene (IKEA mood).
+    public func groupConfigs(_ group: HubGroup, friendlyName: String, members: [HubDevice]) -> [HomeAssistantConfig] {
         let node = nodeID(group.id)
         let state = topic(friendlyName)
         let block: JSON = [
@@ -323,19 +205,24 @@ public struct HomeAssistantConfigBuilder: Sendable {
             "manufacturer": "IKEA of Sweden", "model": "TRÅDFRI group", "via_device": .string(gatewayIdentifier),
             "suggested_area": .string(group.name.isEmpty ? friendlyName : group.name),
         ]
+        let base = Self.entityID(friendlyName)
         var configs: [HomeAssistantConfig] = []
         if let modes = ColorMode.supported(byGroupOf: members) {
+            let ranges = members.compactMap {
+                $0.light?.spectrum == .whiteSpectrum ? $0.light?.colorTemperatureRange : nil
+            }
+            let mireds = (ranges.map(\.lowerBound).min() ?? 250)...(ranges.map(\.upperBound).max() ?? 454)
             configs.append(
                 config(
-                    "light", node: node, object: "light", name: nil, entityID: friendlyName, device: block,
-                    stateTopic: state, lightKeys(state, modes: modes)))
+                    "light", node: node, object: "light", name: nil, entityID: base, device: block,
+                    stateTopic: state, Light.homeAssistantKeys(state: state, modes: modes, mireds: mireds)))
         }
-        for scene in scenes.sorted(by: { $0.id < $1.id }) {
+        for scene in group.scenes {
             let press: JSON = ["scene": .string(scene.name)]
-            let entityID = "\(friendlyName)_\(FriendlyNames.slug(scene.name, fallback: String(scene.id)))"
+            let entityID = "\(base)_\(FriendlyNames.slug(scene.name, fallback: scene.id.local))"
             configs.append(
                 config(
-                    "scene", node: node, object: "scene_\(scene.id)", name: scene.name, entityID: entityID,
+                    "scene", node: node, object: "scene_\(scene.id.local)", name: scene.name, entityID: entityID,
                     device: block, stateTopic: state,
                     [
                         "command_topic": .string(state + "/set"), "payload_on": .string(press.description),

@@ -1,4 +1,5 @@
 import CoAP
+import HubModel
 import Logging
 import MQTT
 import TradfriModel
@@ -27,74 +28,46 @@ import TradfriModel
 @CoAPActor
 final class HomeAssistantDiscovery: BridgeFeature {
     enum Owner: Hashable {
-        case gateway
-        case device(Int)
-        case group(Int)
+        case hub(String)
+        case device(ItemID)
+        case group(ItemID)
     }
 
     private let context: BridgeContext
-    private let builder: HomeAssistantConfigBuilder
     private let logger = Logger(label: "homeassistant")
     /// Config topics currently published, by what they belong to.
     private var published: [Owner: Set<String>] = [:]
-    /// Our config topics seen retained on the broker before the first sync (to clear what is stale).
+    /// Our config topics seen retained on the broker before a hub's first sync (to clear what is stale).
     private var foundRetained: Set<String> = []
-    private var synced = false
+    /// Hubs whose first full sync is done (their configs are published from then on).
+    private var synced: Set<String> = []
     private var announcement: Task<Void, Never>?
 
     init(context: BridgeContext) {
         self.context = context
-        builder = HomeAssistantConfigBuilder(
-            discoveryPrefix: context.configuration.homeAssistant.discoveryPrefix, baseTopic: context.base,
-            gatewayID: context.gatewayIDFromCredentials)
+    }
+
+    private var discoveryPrefix: String { context.configuration.homeAssistant.discoveryPrefix }
+
+    /// The builder for a hub's entities (its id is part of every unique id; it is the one from
+    /// the credentials until the gateway says otherwise).
+    private func builder(_ hub: any Hub) -> HomeAssistantConfigBuilder {
+        HomeAssistantConfigBuilder(
+            discoveryPrefix: discoveryPrefix, baseTopic: context.base, gatewayID: hub.hardwareID,
+            gatewayName: hub.name, severalGateways: context.topicsUseHubNames)
     }
 
     var subscriptions: [String] {
-        [context.configuration.homeAssistant.statusTopic, "\(builder.discoveryPrefix)/+/+/+/config"]
+        [context.configuration.homeAssistant.statusTopic, "\(discoveryPrefix)/+/+/+/config"]
     }
 
     func handle(_ event: BridgeEvent) {
         switch event {
-        case .gateway(.synced):
-            synced = true
-            publishEverything()
-            clearStale()
-        case .gateway(.details):
-            if synced { publishGateway() }
-        case .gateway(.deviceAdded(let device)):
-            guard synced else { return }
-            publish(device)
-            for group in groups(containing: device.id) { publish(group) }
-        case .gateway(.deviceChanged(let device, let previous)):
-            // Most notifications are state (on/off, dimming, last_seen): no config changes then.
-            guard synced, ConfigInputs(device) != ConfigInputs(previous) else { return }
-            publish(device)
-            if device.light?.spectrum != previous.light?.spectrum || device.kind != previous.kind {
-                for group in groups(containing: device.id) { publish(group) }
-            }
-        case .gateway(.deviceRemoved(let device)):
-            clear(.device(device.id))
-            // A room's light depends on what is left in it.
-            if synced { for group in groups(containing: device.id) { publish(group) } }
-        case .gateway(.groupAdded(let group)):
-            guard synced else { return }
-            publish(group)
-            for id in group.memberIDs { if let device = context.mirror.devices[id] { publish(device) } }
-        case .gateway(.groupChanged(let group, let previous)):
-            // A room's configs (and its members' area) follow its name and members only.
-            guard synced, group.name != previous.name || group.memberIDs != previous.memberIDs else { return }
-            publish(group)
-            // Members' suggested area follows their room.
-            for id in Set(group.memberIDs).union(previous.memberIDs) {
-                if let device = context.mirror.devices[id] { publish(device) }
-            }
-        case .gateway(.groupRemoved(let group)):
-            clear(.group(group.id))
-            for id in group.memberIDs { if let device = context.mirror.devices[id] { publish(device) } }
-        case .gateway(.scenesChanged(let groupID)):
-            if synced, let group = context.mirror.groups[groupID] { publish(group) }
+        case .hub(let name, let change):
+            guard let hub = context.hub(named: name) else { return }
+            hubChanged(hub, change)
         case .namesChanged:
-            if synced { publishEverything() }
+            for hub in context.hubs where synced.contains(hub.name) { publishEverything(of: hub) }
         case .message(let message):
             received(message)
         case .stopping:
@@ -104,59 +77,109 @@ final class HomeAssistantDiscovery: BridgeFeature {
         }
     }
 
+    private func hubChanged(_ hub: any Hub, _ change: HubChange) {
+        let isSynced = synced.contains(hub.name)
+        switch change {
+        case .synced:
+            synced.insert(hub.name)
+            publishEverything(of: hub)
+            clearStale(of: hub)
+        case .info:
+            if isSynced { publishHub(hub) }
+        case .deviceAdded(let device):
+            guard isSynced else { return }
+            publish(device, of: hub)
+            for group in context.groups(containing: device.id) { publish(group, of: hub) }
+        case .deviceChanged(let device, let previous):
+            // Most notifications are state (on/off, dimming, last_seen): no config changes then.
+            guard isSynced, ConfigInputs(device) != ConfigInputs(previous) else { return }
+            publish(device, of: hub)
+            if device.light?.spectrum != previous.light?.spectrum || device.type != previous.type
+                || (device.onOff == nil) != (previous.onOff == nil)
+            {
+                for group in context.groups(containing: device.id) { publish(group, of: hub) }
+            }
+        case .deviceRemoved(let device):
+            clear(.device(device.id))
+            // A room's light depends on what is left in it.
+            if isSynced { for group in context.groups(containing: device.id) { publish(group, of: hub) } }
+        case .groupAdded(let group):
+            guard isSynced else { return }
+            publish(group, of: hub)
+            for id in group.members { if let device = hub.devices[id] { publish(device, of: hub) } }
+        case .groupChanged(let group, let previous):
+            guard isSynced else { return }
+            // A room's configs follow its name, members and scenes; its members' area its name and members.
+            publish(group, of: hub)
+            if group.name != previous.name || group.members != previous.members {
+                for id in Set(group.members).union(previous.members) {
+                    if let device = hub.devices[id] { publish(device, of: hub) }
+                }
+            }
+        case .groupRemoved(let group):
+            clear(.group(group.id))
+            for id in group.members { if let device = hub.devices[id] { publish(device, of: hub) } }
+        case .fullRead, .repaired, .stalled:
+            break
+        }
+    }
+
     // MARK: Publishing
 
-    private func publishEverything() {
-        publishGateway()
-        for device in context.mirror.devices.values.sorted(by: { $0.id < $1.id }) { publish(device) }
-        for group in context.mirror.groups.values.sorted(by: { $0.id < $1.id }) { publish(group) }
+    private func publishEverything(of hub: any Hub) {
+        publishHub(hub)
+        for device in hub.devices.values.sorted(by: { $0.id < $1.id }) { publish(device, of: hub) }
+        for group in hub.groups.values.sorted(by: { $0.id < $1.id }) { publish(group, of: hub) }
     }
 
-    private func publishGateway() {
-        replace(.gateway, with: builder.gatewayConfigs(firmware: context.mirror.details?.firmware))
+    private func publishHub(_ hub: any Hub) {
+        replace(.hub(hub.name), with: builder(hub).gatewayConfigs(firmware: hub.firmware))
     }
 
-    private func publish(_ device: Device) {
+    private func publish(_ device: HubDevice, of hub: any Hub) {
         guard let name = context.names[.device(device.id)] else { return }
-        let area = HomeAssistantConfigBuilder.area(ofDevice: device.id, in: context.mirror.groups.values)
-        replace(.device(device.id), with: builder.deviceConfigs(device, friendlyName: name, area: area))
+        let area = HomeAssistantConfigBuilder.area(ofDevice: device.id, in: hub.groups.values)
+        replace(.device(device.id), with: builder(hub).deviceConfigs(device, friendlyName: name, area: area))
     }
 
-    private func publish(_ group: Group) {
+    private func publish(_ group: HubGroup, of hub: any Hub) {
         guard let name = context.names[.group(group.id)] else { return }
         replace(
             .group(group.id),
-            with: builder.groupConfigs(
-                group, friendlyName: name, members: context.members(of: group),
-                scenes: context.scenes(ofGroup: group.id)))
+            with: builder(hub).groupConfigs(group, friendlyName: name, members: context.members(of: group)))
     }
 
     /// Publishes `configs` for `owner` and clears the owner's configs that are no longer wanted.
     private func replace(_ owner: Owner, with configs: [HomeAssistantConfig]) {
         let topics = Set(configs.map(\.topic))
-        for topic in (published[owner] ?? []).subtracting(topics) { context.outbox.clearState(topic) }
+        for topic in (published[owner] ?? []).subtracting(topics) {
+            context.outbox.clearState(topic)
+            allPublished.remove(topic)
+        }
         published[owner] = topics
+        allPublished.formUnion(topics)
         for config in configs { context.outbox.publishState(config.topic, config.payload, retain: true) }
     }
 
     private func clear(_ owner: Owner) {
         guard let topics = published.removeValue(forKey: owner) else { return }
+        allPublished.subtract(topics)
         for topic in topics.sorted() { context.outbox.clearState(topic) }
         logger.info("cleared Home Assistant discovery", metadata: ["entity": "\(owner)", "configs": "\(topics.count)"])
     }
 
-    private var allPublished: Set<String> { published.values.reduce(into: Set()) { $0.formUnion($1) } }
-
-    private func groups(containing deviceID: Int) -> [Group] {
-        context.mirror.groups.values.filter { $0.memberIDs.contains(deviceID) }.sorted { $0.id < $1.id }
-    }
+    /// Every topic in `published`, kept with it (a union per received message was quadratic).
+    private var allPublished: Set<String> = []
 
     // MARK: Stale configs
 
-    private func clearStale() {
+    /// Clears what was found retained for the hub's entities and matches nothing it has now.
+    private func clearStale(of hub: any Hub) {
+        let builder = builder(hub)
         let wanted = allPublished
-        for topic in foundRetained.subtracting(wanted).sorted() { clearForeign(topic) }
-        foundRetained.removeAll()
+        let stale = foundRetained.filter { builder.isOwn(topic: $0) }
+        for topic in stale.subtracting(wanted).sorted() { clearForeign(topic) }
+        foundRetained.subtract(stale)
     }
 
     /// Clears a retained config the outbox does not know (left by an earlier run).
@@ -173,11 +196,14 @@ final class HomeAssistantDiscovery: BridgeFeature {
             if status == "online" { scheduleAnnouncement() }
             return
         }
-        guard builder.isOwn(topic: message.topic), !message.payload.isEmpty else { return }
-        if !synced {
-            foundRetained.insert(message.topic)
-        } else if !allPublished.contains(message.topic) {
-            clearForeign(message.topic)
+        guard !message.payload.isEmpty else { return }
+        for hub in context.hubs where builder(hub).isOwn(topic: message.topic) {
+            if !synced.contains(hub.name) {
+                foundRetained.insert(message.topic)
+            } else if !allPublished.contains(message.topic) {
+                clearForeign(message.topic)
+            }
+            return
         }
     }
 
@@ -198,24 +224,23 @@ final class HomeAssistantDiscovery: BridgeFeature {
     }
 }
 
-/// What a device's discovery configs are built from (see HomeAssistantConfigBuilder): name,
-/// the info block, the kind, the light's spectrum and which capabilities it has. Its state is
-/// not part of it.
+/// What a device's discovery configs are built from (see HomeAssistantConfigBuilder): who it
+/// is and which capabilities it has, with their fixed traits. Its state is not part of it.
 private struct ConfigInputs: Equatable {
     let name: String
-    let info: DeviceInfo
-    let kind: DeviceKind
+    let type: DeviceType
+    let identity: [String?]
     let spectrum: LightSpectrum?
+    let mireds: ClosedRange<Int>?
     let capabilities: [Bool]
 
-    init(_ device: Device) {
+    init(_ device: HubDevice) {
         name = device.name
-        // The battery level is published as state; only whether there is one shapes a config.
-        var info = device.info
-        info.battery = info.battery.map { _ in 0 }
-        self.info = info
-        kind = device.kind
+        type = device.type
+        identity = [device.manufacturer, device.model, device.serial, device.firmware]
         spectrum = device.light?.spectrum
-        capabilities = [device.plug != nil, device.blind != nil, device.airPurifier != nil]
+        mireds = device.light?.colorTemperatureRange
+        // The battery level is published as state; only whether there is one shapes a config.
+        capabilities = [device.onOff != nil, device.cover != nil, device.airPurifier != nil, device.battery != nil]
     }
 }

@@ -1,10 +1,15 @@
 import Foundation
+import HubModel
 import Logging
 import Synchronization
 
 /// Log lines on standard error (journald picks them up under systemd): constant messages with
 /// structured metadata, as text (`2026-01-01T10:00:00Z info gateway: connected gateway.id=…`)
 /// or one JSON object per line. Callers never put secrets in messages or metadata.
+///
+/// Every value is escaped (`LogEscape`): text from outside cannot start a line of its own or send
+/// escape codes to a terminal. A warning or error that repeats is logged once, then summarised
+/// once per `repeatInterval` (`RepeatedLogFilter`), so an outage costs a few lines, not a disk.
 ///
 /// The level is one for the whole process (`BridgeLogHandler.level`), so it can change at runtime
 /// (`bridge/request/options`) for loggers that already exist; a logger that sets its own level
@@ -29,20 +34,30 @@ public struct BridgeLogHandler: LogHandler {
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let format: Format
+    private let output: LogOutput
 
     /// - Parameter level: this handler's own level; nil follows `BridgeLogHandler.level`.
     public init(label: String, level: Logger.Level? = nil, format: Format) {
+        self.init(label: label, level: level, format: format, output: .standardError)
+    }
+
+    /// A handler that writes to `output` (tests give one with their own sink and clock).
+    init(label: String, level: Logger.Level? = nil, format: Format, output: LogOutput) {
         self.label = label
         self.ownLevel = level
         self.format = format
+        self.output = output
     }
 
     private static let installed = Mutex(false)
 
     /// Sets the process level to `level` and installs the handler for the whole process. swift-log
-    /// allows a single bootstrap, so later calls only change the level.
-    public static func bootstrap(level: Logger.Level, format: Format) {
+    /// allows a single bootstrap, so later calls only change the level and the interval.
+    /// - Parameter repeatInterval: a repeated warning is summarised once per this interval
+    ///   (`logging.repeat_interval`); zero logs every repeat.
+    public static func bootstrap(level: Logger.Level, format: Format, repeatInterval: Duration = .seconds(600)) {
         self.level = level
+        LogOutput.standardError.setRepeatInterval(repeatInterval)
         installed.withLock { isInstalled in
             guard !isInstalled else { return }
             isInstalled = true
@@ -59,25 +74,9 @@ public struct BridgeLogHandler: LogHandler {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        let time = Date().formatted(.iso8601)
-        let line: String
-        switch format {
-        case .text:
-            var text = "\(time) \(event.level) \(label): \(event.message)"
-            for key in merged.keys.sorted() {
-                let value = "\(merged[key]!)"
-                text += value.contains(" ") ? " \(key)=\"\(value)\"" : " \(key)=\(value)"
-            }
-            line = text
-        case .json:
-            var object: [String: String] = [
-                "time": time, "level": "\(event.level)", "logger": label,
-                "message": "\(event.message)",
-            ]
-            for (key, value) in merged { object[key] = "\(value)" }
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-            line = String(decoding: data, as: UTF8.self)
-        }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        output.write(
+            LogOutput.Record(
+                time: Date(), level: event.level, label: label, message: "\(event.message)",
+                metadata: merged.keys.sorted().map { ($0, "\(merged[$0]!)") }, format: format))
     }
 }

@@ -1,4 +1,5 @@
 import CoAP
+import HubModel
 import Logging
 import TradfriModel
 
@@ -35,10 +36,10 @@ public final class CommandQueue {
     }
 
     /// Writes a planned step needs; the owner answers from its gateway mirror.
-    public typealias Planner = @CoAPActor (Target, Command) -> (write: GatewayWrite?, remainder: Command?)
+    public typealias Planner = @CoAPActor (Target, DeviceCommand) -> (write: GatewayWrite?, remainder: DeviceCommand?)
 
     private struct Pending {
-        var command: Command
+        var command: DeviceCommand
         var topic: String
     }
 
@@ -67,11 +68,11 @@ public final class CommandQueue {
     }
 
     /// The command still waiting for `target`, if any (for TOGGLE and brightness steps).
-    public func pendingCommand(for target: Target) -> Command? {
+    public func pendingCommand(for target: Target) -> DeviceCommand? {
         pending[target]?.command
     }
 
-    public func enqueue(_ command: Command, for target: Target, topic: String) {
+    public func enqueue(_ command: DeviceCommand, for target: Target, topic: String) {
         if var existing = pending[target] {
             existing.command.merge(command)
             existing.topic = topic

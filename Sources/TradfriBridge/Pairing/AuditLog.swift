@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import TradfriModel
 
 /// Every pairing request, decision, credential issue, fetch, expiry and revocation, one JSON

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import HubModel
 import Logging
 import TradfriModel
 

@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 
 /// A device that was approved and received credentials.
 public struct PairedDevice: Codable, Sendable, Equatable {

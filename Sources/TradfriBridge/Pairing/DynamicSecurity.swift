@@ -1,3 +1,4 @@
+import HubModel
 import Logging
 import MQTT
 import TLS

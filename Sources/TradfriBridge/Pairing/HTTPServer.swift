@@ -235,59 +235,18 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    static let maxHead = 8192
-    static let maxBody = 8192
-
+    /// Reads until `HTTPRequestParser` has a whole request (or a reason to refuse it).
     static func readRequest(_ stream: ByteStream, peer: String) -> Result<HTTPRequest, Problem> {
         var data: [UInt8] = []
-        var headEnd: Int?
-        while headEnd == nil {
-            let chunk = stream.read(2048)
-            guard !chunk.isEmpty else { return .failure(Problem(status: nil, message: "closed")) }
-            data += chunk
-            headEnd = data.firstRange(of: [13, 10, 13, 10])?.lowerBound
-            if headEnd == nil, data.count > maxHead {
-                return .failure(Problem(status: 413, message: "request too large"))
+        while true {
+            switch HTTPRequestParser.parse(data, peer: peer) {
+            case .request(let request): return .success(request)
+            case .failure(let failure): return .failure(Problem(status: failure.status, message: failure.message))
+            case .needMore(let count):
+                let chunk = stream.read(count)
+                guard !chunk.isEmpty else { return .failure(Problem(status: nil, message: "closed")) }
+                data += chunk
             }
         }
-        guard let headEnd, let head = String(validating: data[..<headEnd], as: UTF8.self) else {
-            return .failure(Problem(status: 400, message: "bad request"))
-        }
-        let lines = head.split(separator: "\r\n", omittingEmptySubsequences: false)
-        let parts = lines[0].split(separator: " ")
-        guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
-            return .failure(Problem(status: 400, message: "bad request line"))
-        }
-        var headers: [String: String] = [:]
-        for line in lines.dropFirst() where !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":") else {
-                return .failure(Problem(status: 400, message: "bad header"))
-            }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
-                in: .whitespaces)
-        }
-        var body = Array(data[(headEnd + 4)...])
-        let length = Int(headers["content-length"] ?? "0") ?? -1
-        guard length >= 0 else { return .failure(Problem(status: 400, message: "bad content length")) }
-        guard length <= maxBody else { return .failure(Problem(status: 413, message: "body too large")) }
-        while body.count < length {
-            let chunk = stream.read(length - body.count)
-            guard !chunk.isEmpty else { return .failure(Problem(status: nil, message: "closed")) }
-            body += chunk
-        }
-        let target = String(parts[1])
-        // Empty pieces are kept ("?=", "?a&&b", "/x?"), so every split has the parts indexed below.
-        let pathPart = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        var query: [String: String] = [:]
-        if pathPart.count == 2 {
-            for pair in pathPart[1].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                query[String(kv[0])] = kv.count == 2 ? String(kv[1]).removingPercentEncoding ?? String(kv[1]) : ""
-            }
-        }
-        return .success(
-            HTTPRequest(
-                method: String(parts[0]), path: String(pathPart.first ?? ""), query: query,
-                headers: headers, body: Array(body.prefix(length)), peer: peer))
     }
 }

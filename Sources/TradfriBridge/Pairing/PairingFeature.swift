@@ -1,4 +1,5 @@
 import CoAP
+import HubModel
 import Logging
 import MQTT
 import ServiceLifecycle

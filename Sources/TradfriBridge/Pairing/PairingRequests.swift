@@ -1,4 +1,5 @@
 import CoAP
+import HubModel
 import TradfriModel
 
 /// The pairing verbs of `bridge/request` (for Home Assistant automations, Node-RED, scripts):

@@ -1,4 +1,5 @@
 import Foundation
+import HubModel
 import Logging
 import MQTT
 import TLS

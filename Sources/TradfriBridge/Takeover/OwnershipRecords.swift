@@ -1,6 +1,6 @@
 import Foundation
 import MQTT
-import TradfriModel
+import HubModel
 
 /// The topics and payloads of the ownership protocol (see `GatewayOwnership` for the rules).
 ///
