@@ -30,30 +30,51 @@ public final class BridgeDaemon: Service {
             await mdns.closeAll()
             return
         }
-        // One hub per gateway, each with its own session, pacing, locator and recovery.
-        var hubs: [any Hub] = []
-        for gateway in gateways {
-            let locator = GatewayLocator(
-                gateway: gateway, mdns: mdns, browseTimeout: .seconds(configuration.discovery.timeout))
-            let entry = gateway.entry
-            let setup = HubSetup(
-                name: gateway.name, credentials: gateway.credentials, keepAlive: entry.keepAlive,
-                requestTimeout: entry.requestTimeout, commandSpacing: entry.commandSpacing,
-                reconnectMaxDelay: entry.reconnectMaxDelay, auditInterval: entry.auditInterval)
-            hubs.append(await TradfriHub(setup, locator: locator))
-        }
-        let bridge = try await Bridge.make(
-            configuration: configuration, hubs: hubs,
-            broker: (broker.host, broker.port, broker.tls))
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
         var pairingTXT: [String: String] = [:]
-        if configuration.pairing.enabled {
-            let pairing = try PairingService(configuration: configuration, broker: broker) { type, data in
-                Task { @CoAPActor in bridge.context.event(type, data) }
+        // One hub per gateway, each with its own session, pacing, locator and recovery.
+        let gateways = self.gateways
+        let makeHubs: @Sendable () async -> [any Hub] = {
+            var hubs: [any Hub] = []
+            for gateway in gateways {
+                let locator = GatewayLocator(
+                    gateway: gateway, mdns: mdns, browseTimeout: .seconds(configuration.discovery.timeout))
+                let entry = gateway.entry
+                let setup = HubSetup(
+                    name: gateway.name, credentials: gateway.credentials, keepAlive: entry.keepAlive,
+                    requestTimeout: entry.requestTimeout, commandSpacing: entry.commandSpacing,
+                    reconnectMaxDelay: entry.reconnectMaxDelay, auditInterval: entry.auditInterval)
+                hubs.append(await TradfriHub(setup, locator: locator))
             }
-            await bridge.enablePairing(pairing)
-            services.append(.init(service: PairingRunner(service: pairing)))
-            pairingTXT = ["fingerprint": pairing.fingerprint, "pairing_path": "/pairing/v1"]
+            return hubs
+        }
+        let brokerAddress = (host: broker.host, port: broker.port, tls: broker.tls)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if configuration.takeover.enabled {
+            // The coordinator first: the group stops services in reverse order, so the bridge has
+            // stopped driving before the coordinator releases the gateways.
+            let bridge = TakeoverBridge(
+                hubNames: Dictionary(gateways.map { ($0.gatewayID, $0.name) }, uniquingKeysWith: { first, _ in first })
+            ) {
+                try await Bridge.make(configuration: configuration, hubs: await makeHubs(), broker: brokerAddress)
+            }
+            let ownership = try GatewayOwnership(
+                configuration: configuration,
+                mqtt: try Bridge.mqttConfiguration(configuration, broker: brokerAddress),
+                gatewayIDs: gateways.map(\.gatewayID)
+            ) { event in bridge.ownershipChanged(event) }
+            services = [.init(service: ownership), .init(service: bridge)]
+        } else {
+            let bridge = try await Bridge.make(
+                configuration: configuration, hubs: await makeHubs(), broker: brokerAddress)
+            services = [.init(service: bridge)]
+            if configuration.pairing.enabled {
+                let pairing = try PairingService(configuration: configuration, broker: broker) { type, data in
+                    Task { @CoAPActor in bridge.context.event(type, data) }
+                }
+                await bridge.enablePairing(pairing)
+                services.append(.init(service: PairingRunner(service: pairing)))
+                pairingTXT = ["fingerprint": pairing.fingerprint, "pairing_path": "/pairing/v1"]
+            }
         }
         let advertiser = Advertiser(
             advertisements: Advertiser.advertisements(

@@ -33,6 +33,12 @@ extension BridgeConfiguration.Takeover {
 extension BridgeConfiguration {
     /// Checks of the takeover section that need other keys.
     func validateTakeover(file: String) throws(ConfigurationError) {
+        if takeover.enabled, pairing.enabled {
+            throw ConfigurationError(
+                file: file, line: nil, key: "takeover.enabled",
+                message: "cannot be combined with pairing.enabled yet (only one bridge may hand out broker credentials)"
+            )
+        }
         guard takeover.enabled, takeover.instanceID == nil else { return }
         guard OwnershipTopics.isValidLevel(mqtt.clientID) else {
             throw ConfigurationError(

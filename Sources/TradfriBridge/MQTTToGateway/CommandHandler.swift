@@ -74,6 +74,8 @@ final class CommandHandler: BridgeFeature {
             break
         }
         guard let entity = context.names.entity(named: name), let hub = context.hub(named: entity.id.hub) else {
+            // Takeover: a name of a gateway another instance drives is that instance's to answer.
+            if context.drivesOnlySome { return }
             var reason = "no device or group named '\(name)'"
             if context.topicsUseHubNames, !name.contains("/") {
                 let examples = context.hubs.prefix(3).map { "\($0.name)/\(name)" }.joined(separator: ", ")
@@ -81,6 +83,7 @@ final class CommandHandler: BridgeFeature {
             }
             return fail(message.topic, reason)
         }
+        guard context.drives(hub.name) else { return }
         if verb == "get" {
             return get(entity, on: hub, topic: message.topic)
         }
