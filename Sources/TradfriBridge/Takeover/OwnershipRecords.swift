@@ -1,6 +1,6 @@
 import Foundation
-import MQTT
 import HubModel
+import MQTT
 
 /// The topics and payloads of the ownership protocol (see `GatewayOwnership` for the rules).
 ///

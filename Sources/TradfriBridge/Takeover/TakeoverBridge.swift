@@ -23,6 +23,8 @@ public final class TakeoverBridge: Service, Sendable {
     private let hubNames: [String: String]
     private let makeBridge: MakeBridge
     private let owned = Mutex<Set<String>>([])
+    /// The owners last logged as standing by for (so the line comes once per change).
+    private let standbyLogged = Mutex<String?>(nil)
     private let changes: AsyncStream<Set<String>>
     private let continuation: AsyncStream<Set<String>>.Continuation
     private let logger = Logger(label: "takeover")
@@ -45,12 +47,31 @@ public final class TakeoverBridge: Service, Sendable {
             case .lost(let id, _):
                 guard let name = hubNames[id] else { return nil }
                 owned.remove(name)
-            case .statusChanged:
+            case .statusChanged(let status):
+                logStandby(status, driving: !owned.isEmpty)
                 return nil
             }
             return owned
         }
         if let hubs { continuation.yield(hubs) }
+    }
+
+    /// "standing by: another instance drives the gateways", once each time this instance drives nothing while others do.
+    private func logStandby(_ status: GatewayOwnership.Status, driving: Bool) {
+        let owners = status.gateways.sorted { $0.key < $1.key }.compactMap { id, gateway -> String? in
+            guard gateway.role == .standby, gateway.ownerConnected, let owner = gateway.owner,
+                owner != status.instanceID
+            else { return nil }
+            return "\(id)=\(owner)"
+        }
+        let line = status.synced && !driving && !owners.isEmpty ? owners.joined(separator: ",") : nil
+        let changed = standbyLogged.withLock { logged in
+            defer { logged = line }
+            return logged != line
+        }
+        if changed, let line {
+            logger.info("standing by: another instance drives the gateways", metadata: ["takeover.owners": "\(line)"])
+        }
     }
 
     public func run() async throws {
