@@ -201,6 +201,13 @@ public final class Bridge: Service {
         }
     }
 
+    /// Takeover: who drives which gateway now (for `bridge/info`).
+    func takeoverChanged(_ status: JSON) {
+        guard context.takeover != status else { return }
+        context.takeover = status
+        if mqtt.isConnected { dispatch(.takeoverChanged) }
+    }
+
     /// Takeover: ends `run(driving:)` with a graceful stop.
     func stop() {
         end(shutdown: true)

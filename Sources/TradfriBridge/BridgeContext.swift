@@ -17,6 +17,8 @@ public final class BridgeContext {
     public let startedAt = Date()
     /// Takeover: the hubs this instance drives, by name (nil: takeover off, it drives every hub).
     public internal(set) var drivenHubs: Set<String>?
+    /// Takeover: who drives which gateway, for `bridge/info` (nil: takeover off).
+    public internal(set) var takeover: JSON?
     /// Set by the controller: hands an event to every feature (see `post(_:)`).
     var dispatcher: @CoAPActor (BridgeEvent) -> Void = { _ in }
     private let hubsByName: [String: any Hub]

@@ -1,4 +1,5 @@
 import CoAP
+import HubModel
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -23,6 +24,7 @@ public final class TakeoverBridge: Service, Sendable {
     private let hubNames: [String: String]
     private let makeBridge: MakeBridge
     private let owned = Mutex<Set<String>>([])
+    private let status = Mutex<GatewayOwnership.Status?>(nil)
     /// The owners last logged as standing by for (so the line comes once per change).
     private let standbyLogged = Mutex<String?>(nil)
     private let changes: AsyncStream<Set<String>>
@@ -49,11 +51,27 @@ public final class TakeoverBridge: Service, Sendable {
                 owned.remove(name)
             case .statusChanged(let status):
                 logStandby(status, driving: !owned.isEmpty)
-                return nil
+                self.status.withLock { $0 = status }
             }
             return owned
         }
         if let hubs { continuation.yield(hubs) }
+    }
+
+    /// `takeover` in `bridge/info`: this instance, the instances present, and per gateway id its
+    /// owner, since when, and this instance's role.
+    static func json(_ status: GatewayOwnership.Status) -> JSON {
+        var gateways: [String: JSON] = [:]
+        for (id, gateway) in status.gateways {
+            gateways[id] = [
+                "owner": gateway.owner.map(JSON.string) ?? .null, "since": gateway.since.map(JSON.string) ?? .null,
+                "role": .string(gateway.role.rawValue),
+            ]
+        }
+        return [
+            "instance": .string(status.instanceID), "instances": .array(status.instances.map(JSON.string)),
+            "gateways": .object(gateways),
+        ]
     }
 
     /// "standing by: another instance drives the gateways", once each time this instance drives nothing while others do.
@@ -82,6 +100,7 @@ public final class TakeoverBridge: Service, Sendable {
             for await hubs in changes {
                 if let current = active {
                     await current.bridge.drive(hubs)
+                    if let status = status.withLock({ $0 }) { await current.bridge.takeoverChanged(Self.json(status)) }
                     if hubs.isEmpty {
                         await current.run.value
                         active = nil
@@ -90,6 +109,7 @@ public final class TakeoverBridge: Service, Sendable {
                 } else if !hubs.isEmpty {
                     do {
                         let bridge = try await makeBridge()
+                        if let status = status.withLock({ $0 }) { await bridge.takeoverChanged(Self.json(status)) }
                         active = (bridge, Task { await bridge.run(driving: hubs) })
                     } catch {
                         logger.error("cannot build the bridge", metadata: ["error": "\(error)"])

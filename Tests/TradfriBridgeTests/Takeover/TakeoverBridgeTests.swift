@@ -60,7 +60,8 @@ import Testing
             (a, b) = (instances[0], instances[1])
             pairingRequests = try harness.requests().count
             watch = try await harness.subscribe([
-                "tradfri/bridge/takeover/#", "tradfri/bridge/state", "tradfri/bridge/groups", "tradfri/+",
+                "tradfri/bridge/takeover/#", "tradfri/bridge/state", "tradfri/bridge/groups", "tradfri/bridge/info",
+                "tradfri/+",
             ])
             // "tradfri-gateway-sim listening on 127.0.0.1:port gateway-id <id> firmware …"
             let ready = harness.simulator.output.first { $0.contains("gateway-id ") } ?? ""
@@ -276,6 +277,13 @@ import Testing
         // The stopping one published offline before the other went online, never after.
         let states = set.watch.output.dropFirst(beforeStop).filter { $0.hasPrefix("tradfri/bridge/state ") }
         #expect(states.last?.contains("online") == true, "\(states)")
+        // bridge/info says who drives the gateway now.
+        let gatewayID = set.gatewayID
+        try await message(on: "tradfri/bridge/info", from: set.watch, within: .seconds(5), after: beforeStop) {
+            $0["takeover"]?["instance"]?.stringValue == second.id
+                && $0["takeover"]?["gateways"]?[gatewayID]?["owner"]?.stringValue == second.id
+                && $0["takeover"]?["gateways"]?[gatewayID]?["role"] == "active"
+        }
         try await set.roundTrips(through: second, brightness: 45)
         #expect(try set.identities(from: logged) == [second.identity])
     }
