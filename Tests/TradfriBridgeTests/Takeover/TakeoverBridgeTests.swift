@@ -287,4 +287,106 @@ import Testing
         try await set.roundTrips(through: second, brightness: 45)
         #expect(try set.identities(from: logged) == [second.identity])
     }
+
+    /// A gateway given up while the bridge drives another: its record is replaced (here by the
+    /// test, as a rival instance would), so the bridge stops driving it alone. From then on it
+    /// publishes nothing for that gateway (a change made at the gateway does not reach MQTT,
+    /// nothing comes under its topics) and sends it nothing, while the other gateway keeps working;
+    /// once the rival is gone, it drives it again and MQTT equals the gateway.
+    @Test func aGatewayGivenUpGetsNothingPublishedWhileTheOtherKeepsWorking() async throws {
+        let harness = try await BridgeHarness()
+        let second = try await harness.addGateway(name: "second", id: "7f00000000000002")
+        var processes: [ChildProcess] = []
+        do {
+            func entry(_ name: String, _ id: String, _ gateway: SimulatedGateway) -> String {
+                """
+                  - name: \(name)
+                    id: \(id)
+                    address: \(gateway.address)
+                    credentials: \(harness.credentials)
+                    keepalive: 1
+                    request_timeout: 2
+                    reconnect_max_delay: 2
+                    command_spacing: 0.2
+                """
+            }
+            let configuration = """
+                gateways:
+                \(entry("first", "7e11515204400072", harness.primary))
+                \(entry("second", "7f00000000000002", second))
+                mqtt:
+                  server: \(harness.broker.url)
+                discovery:
+                  enabled: false
+                  advertise: false
+                takeover:
+                  enabled: true
+                  instance_id: bridge-a
+                """
+            let watch = try await harness.subscribe(["tradfri/first/+", "tradfri/second/#"])
+            processes.append(watch)
+            let bridge = try harness.launchBridge(configuration: configuration)
+            processes.append(bridge)
+            try await bridge.waitForLine(containing: "driving gateway gateway=second", within: .seconds(20))
+            try await message(on: "tradfri/second/hallway", from: watch, within: .seconds(10))
+            let bridgeIdentities = { (entries: ArraySlice<JSON>) in
+                Set(
+                    entries.compactMap { $0["identity"]?.stringValue }.filter {
+                        $0 != "Client_identity" && !$0.hasPrefix("ikea-app-")
+                    })
+            }
+
+            // A rival's record replaces ours (its instance record says it is alive).
+            let base = "tradfri/bridge/takeover"
+            try await harness.publish(
+                "\(base)/instance/bridge-x",
+                #"{"instance":"bridge-x","session":"s","since":"2026-01-01T00:00:00Z","gateways":["7f00000000000002"]}"#,
+                retain: true)
+            let lines = bridge.lineCount
+            try await harness.publish(
+                "\(base)/gateway/7f00000000000002",
+                #"{"state":"owned","owner":"bridge-x","token":"t","since":"2026-01-01T00:00:00Z"}"#, retain: true)
+            try await bridge.waitForLine(within: .seconds(5), "losing the second gateway", after: lines) {
+                $0.contains("lost gateway") && $0.contains("7f00000000000002")
+            }
+            let givenUp = watch.lineCount
+            let logged = try second.requests().count
+            // The app changes a light at the given-up gateway; the other gateway is commanded.
+            _ = try await second.coap("put", "15001/65537", #"{"3311":[{"5850":1,"5851":33}]}"#)
+            try await harness.publish("tradfri/first/hallway/set", #"{"state":"ON","brightness":44}"#)
+            try await message(on: "tradfri/first/hallway", from: watch, after: givenUp) { $0["brightness"] == 44 }
+            #expect(try await harness.device(65537).light?.brightness == 44)
+            // Whatever the bridge published before now has arrived before this marker.
+            try await harness.publish("tradfri/second/zz_marker", "{}")
+            try await watch.waitForLine(within: .seconds(5), "the marker", after: givenUp) {
+                $0.hasPrefix("tradfri/second/zz_marker ")
+            }
+            let published = watch.output.dropFirst(givenUp).filter {
+                $0.hasPrefix("tradfri/second/") && !$0.hasPrefix("tradfri/second/zz_marker ")
+            }
+            #expect(published.isEmpty, "published for the given-up gateway: \(published)")
+            #expect(bridgeIdentities(try second.requests().dropFirst(logged)).isEmpty)
+
+            // The rival goes: the bridge drives the gateway again and reads what changed.
+            let again = bridge.lineCount
+            let beforeReturn = watch.lineCount
+            try await harness.publish("\(base)/instance/bridge-x", "", retain: true)
+            try await bridge.waitForLine(within: .seconds(15), "driving the second gateway again", after: again) {
+                $0.contains("driving gateway gateway=second")
+            }
+            try await message(on: "tradfri/second/hallway", from: watch, within: .seconds(10), after: beforeReturn) {
+                $0["brightness"] == 33
+            }
+            let before = watch.lineCount
+            try await harness.publish("tradfri/second/hallway/set", #"{"state":"ON","brightness":77}"#)
+            try await message(on: "tradfri/second/hallway", from: watch, after: before) { $0["brightness"] == 77 }
+            #expect(try await second.device(65537).light?.brightness == 77)
+        } catch {
+            for process in processes { process.signal(SIGKILL) }
+            await harness.shutdown([second])
+            throw error
+        }
+        for process in processes { process.signal(SIGKILL) }
+        await harness.shutdown([second])
+    }
 }
