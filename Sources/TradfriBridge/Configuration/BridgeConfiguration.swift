@@ -215,8 +215,9 @@ extension BridgeConfiguration {
         if let node = sections["pairing"] { try configuration.pairing.read(node) }
         if let node = sections["logging"] { try configuration.logging.read(node) }
         if let node = sections["takeover"] { try configuration.takeover.read(node) }
-        try configuration.validate(file: file)
+        // Takeover first: with it, pairing's own requirements do not matter.
         try configuration.validateTakeover(file: file)
+        try configuration.validate(file: file)
         return configuration
     }
 

@@ -55,6 +55,32 @@ import Testing
         }
     }
 
+    /// Two bridges sharing a configuration but for `instance_id` connect with different client
+    /// ids (the broker would throw one off); without takeover the client id is the configured one.
+    @Test func theBridgeConnectionCarriesTheInstanceID() throws {
+        let broker = (host: "broker.lan", port: UInt16(1883), tls: false)
+        let shared = "mqtt:\n  client_id: tradfri-shared\n"
+        let plain = try BridgeConfiguration.parse(shared)
+        #expect(try Bridge.mqttConfiguration(plain, broker: broker).clientID == "tradfri-shared")
+        let off = try BridgeConfiguration.parse(shared + "takeover:\n  instance_id: bridge-a\n")
+        #expect(try Bridge.mqttConfiguration(off, broker: broker).clientID == "tradfri-shared")
+        for instance in ["bridge-a", "bridge-b"] {
+            let on = try BridgeConfiguration.parse(shared + "takeover:\n  enabled: true\n  instance_id: \(instance)\n")
+            #expect(try Bridge.mqttConfiguration(on, broker: broker).clientID == "tradfri-shared-\(instance)")
+        }
+        // Named after the client id, the instance needs nothing more.
+        let named = try BridgeConfiguration.parse(shared + "takeover:\n  enabled: true\n")
+        #expect(try Bridge.mqttConfiguration(named, broker: broker).clientID == "tradfri-shared")
+    }
+
+    @Test func takeoverWithPairingIsRefused() {
+        #expect {
+            try BridgeConfiguration.parse("pairing:\n  enabled: true\ntakeover:\n  enabled: true\n")
+        } throws: { error in
+            "\(error)".contains("takeover.enabled: cannot be combined with pairing.enabled")
+        }
+    }
+
     /// A client id that cannot be a topic level is fine while takeover is off.
     @Test func aSlashInTheClientIDMattersOnlyWithTakeover() throws {
         _ = try BridgeConfiguration.parse("mqtt:\n  client_id: \"bridge/attic\"\n")
