@@ -143,6 +143,15 @@ let package = Package(
 
         // MARK: Tests (mirror the source tree)
         .systemLibrary(name: "CTestSupport", path: "Tests/CTestSupport"),
+        // One takeover coordinator as a process of its own, for the tests that kill or freeze it.
+        .executableTarget(
+            name: "TakeoverProbe",
+            dependencies: [
+                "TradfriBridge", "MQTT",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/TakeoverProbe", swiftSettings: strict),
         .target(name: "TestSupport", dependencies: ["CTestSupport"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "HubModelTests", dependencies: ["HubModel"], swiftSettings: strict),
         .testTarget(name: "TradfriModelTests", dependencies: ["HubModel", "TradfriModel"], swiftSettings: strict),

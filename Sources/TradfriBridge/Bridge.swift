@@ -86,7 +86,7 @@ public final class Bridge: Service {
         return bridge
     }
 
-    static func mqttConfiguration(
+    nonisolated static func mqttConfiguration(
         _ configuration: BridgeConfiguration, broker: (host: String, port: UInt16, tls: Bool)
     ) throws -> MQTTConfiguration {
         let mqtt = configuration.mqtt
@@ -106,8 +106,13 @@ public final class Bridge: Service {
         let will = MQTTMessage(
             topic: "\(mqtt.baseTopic)/bridge/state", text: #"{"state":"offline"}"#, qos: .atLeastOnce,
             retain: true)
+        // Takeover: every instance needs a client id of its own, also with a shared configuration.
+        var clientID = mqtt.clientID
+        if configuration.takeover.enabled, let instance = configuration.takeover.instanceID, instance != clientID {
+            clientID += "-\(instance)"
+        }
         return MQTTConfiguration(
-            host: broker.host, port: broker.port, clientID: mqtt.clientID, username: mqtt.user, password: password,
+            host: broker.host, port: broker.port, clientID: clientID, username: mqtt.user, password: password,
             tls: tls, keepAlive: .seconds(mqtt.keepAlive), protocolVersion: mqtt.version == 4 ? .v311 : .v5,
             cleanSession: true, will: will,
             reconnect: MQTTReconnectPolicy(minimumDelay: .seconds(1), maximumDelay: .seconds(60)), tcpNoDelay: true)
@@ -157,12 +162,102 @@ public final class Bridge: Service {
         }
     }
 
-    /// Publishes `bridge/state` offline (if connected) and disconnects from the broker.
-    private func disconnect() async {
+    // MARK: Running while this instance drives (takeover)
+
+    /// Takeover: the task of each hub that runs.
+    private var hubTasks: [String: Task<Void, Never>] = [:]
+    /// Takeover: hubs given up while this bridge runs; their events are dropped, so nothing more
+    /// is published for them (the new owner publishes).
+    private var released: Set<String> = []
+    /// Takeover: how the run ends once asked to (true: a graceful stop), and who waits for it.
+    private var endRequested: Bool?
+    private var waitForEnd: CheckedContinuation<Bool, Never>?
+
+    /// Runs while this instance drives any of the hubs (`takeover.enabled`; `TakeoverBridge`
+    /// calls it): connects to the broker and runs exactly the hubs named in `driving`, changed by
+    /// `drive(_:)`. A hub given up stops at once and publishes nothing more (no availability, no
+    /// states: its new owner publishes them); the run ends when nothing is driven any more (then
+    /// without publishing `bridge/state` offline: the new owner's `online` may already be there,
+    /// and the retained topics are left as they are for it) or on `stop()` (a graceful stop as
+    /// `run()` does it: devices and `bridge/state` offline, before the coordinator releases the
+    /// gateways).
+    func run(driving: Set<String>) async {
+        context.drivenHubs = driving
+        for hub in context.hubs {
+            let name = hub.name
+            hub.setEventHandler { [weak self] event in self?.hubEvent(name, event) }
+        }
+        try? mqtt.start()
+        let events = mqtt.events
+        await withDiscardingTaskGroup { group in
+            group.addTask { [weak self] in
+                for await event in events {
+                    guard let self else { return }
+                    await self.mqttEvent(event)
+                }
+            }
+            drive(driving)
+            let shutdown: Bool = await withCheckedContinuation { continuation in
+                if let endRequested { continuation.resume(returning: endRequested) } else { waitForEnd = continuation }
+            }
+            if shutdown {
+                logger.info("stopping")
+                dispatch(.stopping)
+            }
+            let tasks = hubTasks.values
+            for task in tasks { task.cancel() }
+            for task in tasks { await task.value }
+            hubTasks = [:]
+            await disconnect(publishOffline: shutdown)
+        }
+    }
+
+    /// Takeover: drive exactly the hubs named in `hubs` from now on (see `run(driving:)`).
+    func drive(_ hubs: Set<String>) {
+        guard context.drivenHubs != nil, endRequested == nil else { return }
+        context.drivenHubs = hubs
+        for (name, task) in hubTasks where !hubs.contains(name) {
+            logger.info("gateway given up: nothing more is published for it", metadata: ["gateway": "\(name)"])
+            released.insert(name)
+            context.hub(named: name)?.setEventHandler { _ in }
+            task.cancel()
+            hubTasks[name] = nil
+        }
+        guard !hubs.isEmpty else { return end(shutdown: false) }
+        for hub in context.hubs where hubs.contains(hub.name) && hubTasks[hub.name] == nil {
+            let name = hub.name
+            logger.info("driving gateway", metadata: ["gateway": "\(name)"])
+            released.remove(name)
+            hub.setEventHandler { [weak self] event in self?.hubEvent(name, event) }
+            hubTasks[name] = Task { await hub.run() }
+        }
+    }
+
+    /// Takeover: who drives which gateway now (for `bridge/info`).
+    func takeoverChanged(_ status: JSON) {
+        guard context.takeover != status else { return }
+        context.takeover = status
+        if mqtt.isConnected { dispatch(.takeoverChanged) }
+    }
+
+    /// Takeover: ends `run(driving:)` with a graceful stop.
+    func stop() {
+        end(shutdown: true)
+    }
+
+    private func end(shutdown: Bool) {
+        guard endRequested == nil else { return }
+        endRequested = shutdown
+        waitForEnd?.resume(returning: shutdown)
+        waitForEnd = nil
+    }
+
+    /// Publishes `bridge/state` offline (if connected and asked to) and disconnects from the broker.
+    private func disconnect(publishOffline: Bool = true) async {
         let offline = MQTTMessage(
             topic: context.topic("bridge/state"), text: #"{"state":"offline"}"#, qos: .atLeastOnce,
             retain: true)
-        if mqtt.isConnected {
+        if publishOffline, mqtt.isConnected {
             do {
                 // A broker that is there acknowledges in milliseconds; the wait is bounded so a
                 // stop stays well within systemd's and the user's patience (2 s in the tests).
@@ -182,6 +277,7 @@ public final class Bridge: Service {
     }
 
     private func hubEvent(_ hub: String, _ event: HubEvent) {
+        guard !released.contains(hub) else { return }
         switch event {
         case .connected(let address):
             dispatch(.hubConnected(hub: hub, address: address))

@@ -17,6 +17,10 @@ public final class BridgeContext {
     public let startedAt = Date()
     /// Counters since start, for the health request and the web page.
     public internal(set) var figures = BridgeFigures()
+    /// Takeover: the hubs this instance drives, by name (nil: takeover off, it drives every hub).
+    public internal(set) var drivenHubs: Set<String>?
+    /// Takeover: who drives which gateway, for `bridge/info` (nil: takeover off).
+    public internal(set) var takeover: JSON?
     /// Set by the controller: hands an event to every feature (see `post(_:)`).
     var dispatcher: @CoAPActor (BridgeEvent) -> Void = { _ in }
     private let hubsByName: [String: any Hub]
@@ -39,6 +43,14 @@ public final class BridgeContext {
     // MARK: Hubs
 
     public func hub(named name: String) -> (any Hub)? { hubsByName[name] }
+
+    /// Whether commands and requests for `hub` are this instance's to answer (takeover: only
+    /// for the hubs it drives; the owner of the others answers them).
+    public func drives(_ hub: String) -> Bool { drivenHubs?.contains(hub) ?? true }
+
+    /// Whether some configured hub is driven by another instance (takeover), so a name this
+    /// instance does not know may be one of that instance's.
+    public var drivesOnlySome: Bool { drivenHubs.map { $0.count < hubs.count } ?? false }
 
     /// With several hubs every name and topic of a hub is under its name (`garden/hallway`); the
     /// only hub of a one-gateway set-up keeps plain names, so its topics never change.

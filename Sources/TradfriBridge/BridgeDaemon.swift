@@ -33,53 +33,88 @@ public final class BridgeDaemon: Service {
             return
         }
         // One hub per gateway, each with its own session, pacing, locator and recovery.
-        var hubs: [any Hub] = []
-        for gateway in gateways {
-            let locator = GatewayLocator(
-                gateway: gateway, mdns: mdns, browseTimeout: .seconds(configuration.discovery.timeout))
-            let entry = gateway.entry
-            var setup = HubSetup(
-                name: gateway.name, credentials: gateway.credentials, keepAlive: entry.keepAlive,
-                requestTimeout: entry.requestTimeout, commandSpacing: entry.commandSpacing,
-                reconnectMaxDelay: entry.reconnectMaxDelay, auditInterval: entry.auditInterval)
-            setup.credentialsFile = entry.credentials
-            setup.severalGateways = gateways.count > 1
-            hubs.append(await TradfriHub(setup, locator: locator))
+        let gateways = self.gateways
+        let makeHubs: @Sendable () async -> [any Hub] = {
+            var hubs: [any Hub] = []
+            for gateway in gateways {
+                let locator = GatewayLocator(
+                    gateway: gateway, mdns: mdns, browseTimeout: .seconds(configuration.discovery.timeout))
+                let entry = gateway.entry
+                var setup = HubSetup(
+                    name: gateway.name, credentials: gateway.credentials, keepAlive: entry.keepAlive,
+                    requestTimeout: entry.requestTimeout, commandSpacing: entry.commandSpacing,
+                    reconnectMaxDelay: entry.reconnectMaxDelay, auditInterval: entry.auditInterval)
+                setup.credentialsFile = entry.credentials
+                setup.severalGateways = gateways.count > 1
+                hubs.append(await TradfriHub(setup, locator: locator))
+            }
+            return hubs
         }
+        let brokerAddress = (host: broker.host, port: broker.port, tls: broker.tls)
         // Under systemd (Type=notify): READY, STATUS and STOPPING, and the watchdog when
         // WatchdogSec= asks for it (the MQTT thread then comes round at least once a round).
         let systemd = NotifySocket().map(SystemdChannel.init)
         let watchdog = systemd == nil ? nil : NotifySocket.watchdogInterval()
-        let bridge = try await Bridge.make(
-            configuration: configuration, hubs: hubs,
-            broker: (broker.host, broker.port, broker.tls), systemd: systemd,
-            mqttLoopWait: watchdog.map { SystemdWatchdog<ContinuousClock>.mqttLoopWait(forInterval: $0) })
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: bridge),
-            .init(
-                service: HealthReporter(
-                    health: bridge.health, interval: .seconds(configuration.health.interval), clock: .continuous)),
-        ]
-        if configuration.metrics.enabled {
-            services.append(
-                .init(service: MetricsEndpoint(health: bridge.health, listen: configuration.metrics.listen)))
-        }
+        let mqttLoopWait = watchdog.map { SystemdWatchdog<ContinuousClock>.mqttLoopWait(forInterval: $0) }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var pairingTXT: [String: String] = [:]
-        // One audit log for pairing and the web page's decisions.
-        let audit = AuditLog(path: configuration.pairing.auditLog)
-        var pairing: PairingService?
-        if configuration.pairing.enabled {
-            let service = try PairingService(configuration: configuration, broker: broker, audit: audit) { type, data in
-                Task { @CoAPActor in bridge.context.event(type, data) }
+        let loops: any WatchedLoops
+        if configuration.takeover.enabled {
+            // The coordinator first: the group stops services in reverse order, so the bridge has
+            // stopped driving before the coordinator releases the gateways.
+            let bridge = TakeoverBridge(
+                hubNames: Dictionary(gateways.map { ($0.gatewayID, $0.name) }, uniquingKeysWith: { first, _ in first })
+            ) {
+                try await Bridge.make(
+                    configuration: configuration, hubs: await makeHubs(), broker: brokerAddress, systemd: systemd,
+                    mqttLoopWait: mqttLoopWait)
             }
-            await bridge.enablePairing(service)
-            services.append(.init(service: PairingRunner(service: service)))
-            pairingTXT = ["fingerprint": service.fingerprint, "pairing_path": "/pairing/v1"]
-            pairing = service
-        }
-        if configuration.web.enabled {
-            let web = await WebServer(configuration: configuration, bridge: bridge, pairing: pairing, audit: audit)
-            services.append(.init(service: web))
+            var coordinatorMQTT = try Bridge.mqttConfiguration(configuration, broker: brokerAddress)
+            coordinatorMQTT.maximumLoopWait = mqttLoopWait
+            let ownership = try GatewayOwnership(
+                configuration: configuration, mqtt: coordinatorMQTT, gatewayIDs: gateways.map(\.gatewayID)
+            ) { event in bridge.ownershipChanged(event) }
+            services = [.init(service: ownership), .init(service: bridge)]
+            // A standby instance is running as it should: systemd may consider it started.
+            systemd?.send([.ready], status: "takeover: waiting to drive the gateways")
+            loops = TakeoverLoops(ownership: ownership)
+            for (enabled, what) in [
+                (configuration.web.enabled, "the web page"), (configuration.metrics.enabled, "/metrics"),
+            ] where enabled {
+                logger.notice("\(what) is not served with takeover.enabled (not yet supported)")
+            }
+        } else {
+            let bridge = try await Bridge.make(
+                configuration: configuration, hubs: await makeHubs(), broker: brokerAddress, systemd: systemd,
+                mqttLoopWait: mqttLoopWait)
+            services = [
+                .init(service: bridge),
+                .init(
+                    service: HealthReporter(
+                        health: bridge.health, interval: .seconds(configuration.health.interval), clock: .continuous)),
+            ]
+            if configuration.metrics.enabled {
+                services.append(
+                    .init(service: MetricsEndpoint(health: bridge.health, listen: configuration.metrics.listen)))
+            }
+            // One audit log for pairing and the web page's decisions.
+            let audit = AuditLog(path: configuration.pairing.auditLog)
+            var pairing: PairingService?
+            if configuration.pairing.enabled {
+                let service = try PairingService(configuration: configuration, broker: broker, audit: audit) {
+                    type, data in
+                    Task { @CoAPActor in bridge.context.event(type, data) }
+                }
+                await bridge.enablePairing(service)
+                services.append(.init(service: PairingRunner(service: service)))
+                pairingTXT = ["fingerprint": service.fingerprint, "pairing_path": "/pairing/v1"]
+                pairing = service
+            }
+            if configuration.web.enabled {
+                let web = await WebServer(configuration: configuration, bridge: bridge, pairing: pairing, audit: audit)
+                services.append(.init(service: web))
+            }
+            loops = BridgeLoops(bridge: bridge)
         }
         let advertiser = Advertiser(
             advertisements: Advertiser.advertisements(
@@ -90,8 +125,7 @@ public final class BridgeDaemon: Service {
             // Last, so it is the first to stop on shutdown (nothing is pinged while stopping).
             services.append(
                 .init(
-                    service: SystemdWatchdog(
-                        channel: systemd, loops: BridgeLoops(bridge: bridge), interval: watchdog, clock: .continuous)))
+                    service: SystemdWatchdog(channel: systemd, loops: loops, interval: watchdog, clock: .continuous)))
         }
         // No signals here: the caller's group catches them, and its graceful shutdown reaches
         // this group through the task.

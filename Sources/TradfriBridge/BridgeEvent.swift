@@ -28,6 +28,8 @@ public enum BridgeEvent: Sendable {
     /// Runtime options changed (`bridge/request/options`); `BridgeContext.configuration` holds
     /// the new values.
     case optionsChanged
+    /// Takeover: who drives which gateway changed (`BridgeContext.takeover`).
+    case takeoverChanged
 }
 
 /// A part of the bridge owning one concern (state publishing, commands, bridge topics, Home

@@ -104,6 +104,12 @@ public final class BridgeRequests: BridgeFeature {
             return respond(reply, .failure(error))
         }
         reply.transaction = request.transaction
+        // Takeover: a request for a gateway another instance drives is that instance's to answer.
+        if context.drivesOnlySome, let gateway = request.members["gateway"]?.stringValue,
+            context.hub(named: gateway) != nil, !context.drives(gateway)
+        {
+            return
+        }
         if let refused { return respond(reply, .failure(BridgeRequestError(refused))) }
         guard let handler = handlers[verb] else {
             return respond(

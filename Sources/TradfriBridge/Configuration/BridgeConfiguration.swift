@@ -204,6 +204,7 @@ public struct BridgeConfiguration: Sendable, Equatable {
     public var metrics = Metrics()
     public var web = Web()
     public var logging = Logging()
+    public var takeover = Takeover()
 
     public init() {}
 
@@ -271,7 +272,7 @@ extension BridgeConfiguration {
         let sections = try ConfigNode(node: root, key: "", file: file).members(
             allowed: [
                 "gateway", "gateways", "mqtt", "homeassistant", "discovery", "pairing", "health", "metrics", "web",
-                "logging",
+                "logging", "takeover",
             ])
         try configuration.readGateways(section: sections["gateway"], list: sections["gateways"])
         if let node = sections["mqtt"] { try configuration.mqtt.read(node) }
@@ -282,6 +283,9 @@ extension BridgeConfiguration {
         if let node = sections["metrics"] { try configuration.metrics.read(node) }
         if let node = sections["web"] { try configuration.web.read(node) }
         if let node = sections["logging"] { try configuration.logging.read(node) }
+        if let node = sections["takeover"] { try configuration.takeover.read(node) }
+        // Takeover first: with it, pairing's own requirements do not matter.
+        try configuration.validateTakeover(file: file)
         try configuration.validate(file: file)
         return configuration
     }

@@ -43,7 +43,7 @@ final class BridgeTopics: BridgeFeature {
         case .hub(let hub, .info):
             publishInfo()
             pairingStateChanged(hub)
-        case .hub(_, .fullRead), .optionsChanged:
+        case .hub(_, .fullRead), .optionsChanged, .takeoverChanged:
             publishInfo()
         // Until the first full sync the lists are incomplete: they are published once, at .synced,
         // instead of once per device found (which made the start-up quadratic in the devices).
@@ -167,7 +167,7 @@ final class BridgeTopics: BridgeFeature {
         let byName = Dictionary(
             zip(context.hubs.map(\.name), gateways.map(JSON.object)), uniquingKeysWith: { a, _ in a })
         // Configuration without secrets: no passwords, keys or credential contents.
-        let info: JSON = [
+        var info: JSON = [
             "version": .string(BridgeVersion.current),
             // The first gateway, as one-gateway set-ups have always read it.
             "gateway": gateways.first.map(JSON.object) ?? .null,
@@ -187,6 +187,7 @@ final class BridgeTopics: BridgeFeature {
             "devices": .int(context.hubs.reduce(0) { $0 + $1.devices.count }),
             "groups": .int(context.hubs.reduce(0) { $0 + $1.groups.count }),
         ]
+        if let takeover = context.takeover { info["takeover"] = takeover }
         context.outbox.publishState(context.topic("bridge/info"), info, retain: true)
     }
 

@@ -78,7 +78,7 @@ final class CommandHandler: BridgeFeature {
         }
         do throws(CommandError) {
             if verb == "get" {
-                let (entity, hub) = try target(named: name)
+                guard let (entity, hub) = try target(named: name) else { return }
                 return get(entity, on: hub, topic: message.topic)
             }
             try carryOut(name: name, attribute: attribute, payload: message.payload, topic: message.topic)
@@ -103,7 +103,7 @@ final class CommandHandler: BridgeFeature {
     /// Finds the target, checks its hub is connected, parses and validates the command for it,
     /// and queues it on the hub (its outcome comes back as `.commandFinished` for `topic`).
     private func carryOut(name: String, attribute: String?, payload: [UInt8], topic: String) throws(CommandError) {
-        let (entity, hub) = try target(named: name)
+        guard let (entity, hub) = try target(named: name) else { return }
         guard hub.connected else {
             throw CommandError(
                 context.topicsUseHubNames ? "the gateway '\(hub.name)' is offline" : "the gateway is offline")
@@ -112,9 +112,12 @@ final class CommandHandler: BridgeFeature {
         try enqueue(attributes, for: entity, on: hub, topic: topic)
     }
 
-    /// The device or group a topic names, and its hub.
-    private func target(named name: String) throws(CommandError) -> (FriendlyNames.Entity, any Hub) {
+    /// The device or group a topic names, and its hub; nil when another instance drives its
+    /// gateway (takeover: that instance answers).
+    private func target(named name: String) throws(CommandError) -> (FriendlyNames.Entity, any Hub)? {
         guard let entity = context.names.entity(named: name), let hub = context.hub(named: entity.id.hub) else {
+            // Takeover: a name of a gateway another instance drives is that instance's to answer.
+            if context.drivesOnlySome { return nil }
             var reason = "no device or group named '\(name)'"
             if context.topicsUseHubNames, !name.contains("/") {
                 let examples = context.hubs.prefix(3).map { "\($0.name)/\(name)" }.joined(separator: ", ")
@@ -122,6 +125,7 @@ final class CommandHandler: BridgeFeature {
             }
             throw CommandError(reason)
         }
+        guard context.drives(hub.name) else { return nil }
         return (entity, hub)
     }
 

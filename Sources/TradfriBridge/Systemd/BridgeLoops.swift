@@ -14,3 +14,21 @@ struct BridgeLoops: WatchedLoops {
         bridge.mqtt.statistics.loopTurns
     }
 }
+
+/// With `takeover.enabled`: the libcoap executor (the bridge's hubs run there while this
+/// instance drives any) and the takeover coordinator's MQTT network thread, which runs always
+/// (the bridge's own MQTT client exists only while driving).
+struct TakeoverLoops: WatchedLoops {
+    let ownership: GatewayOwnership
+
+    func probe() async {
+        await Self.hop()
+    }
+
+    func mqttTurns() -> Int {
+        ownership.mqttLoopTurns
+    }
+
+    /// Returns once the libcoap executor has run it.
+    @CoAPActor private static func hop() {}
+}
