@@ -86,6 +86,31 @@ import Testing
         await harness.shutdown()
     }
 
+    /// With takeover on, a bridge is ready as soon as it runs (standing by is what it should do)
+    /// and keeps pinging the watchdog before, while and after it drives: systemd never kills a
+    /// bridge for standing by.
+    @Test func withTakeoverTheBridgeIsReadyAndPingsWhileStandingByAndDriving() async throws {
+        let harness = try await BridgeHarness()
+        let systemd = try FakeSystemd()
+        let bridge = try harness.launchBridge(
+            configuration: harness.testConfiguration(
+                extraConfiguration: "takeover:\n  enabled: true\n  instance_id: a"),
+            environment: systemd.environment(watchdog: Self.interval))
+        let ready = try await systemd.wait(for: "READY", "1", within: .seconds(10))
+        #expect(ready.value("STATUS") == "takeover: waiting to drive the gateways")
+        try await systemd.waitForPings(2)
+        // Alone, it takes the gateway over and then says what it drives.
+        try await systemd.wait(within: .seconds(30), "the driving status") {
+            $0.value("STATUS")?.hasPrefix("1 of 1 gateway connected; 10 devices;") == true
+        }
+        let mark = systemd.count
+        try await systemd.waitForPings(4, from: mark)
+        bridge.signal(SIGTERM)
+        #expect(try await bridge.waitForExit(within: .seconds(2)) == 0)
+        systemd.close()
+        await harness.shutdown()
+    }
+
     /// A loop that sticks (a blocking call on the libcoap executor, or in the MQTT network
     /// thread): the pings stop, systemd's watchdog expires, systemd kills the bridge (SIGABRT)
     /// and starts it again, and the new one is ready and pinging.
