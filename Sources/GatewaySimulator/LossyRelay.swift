@@ -154,11 +154,12 @@ final class LossyRelay: @unchecked Sendable {
     }
 }
 
-/// A small seedable generator, so a given `--drop-seed` loses the same datagrams every run.
-struct SplitMix64 {
+/// A small seedable generator (SplitMix64), so a given `--drop-seed` loses the same datagrams
+/// every run (and the soak's seed chooses the same lights and commands).
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

@@ -1,5 +1,6 @@
 import CoAP
 import Foundation
+import GatewaySimulator
 import HubModel
 import MQTT
 import TradfriModel
@@ -42,18 +43,8 @@ enum SoakFault: String, Sendable, CaseIterable {
     case burst
 }
 
-/// A seedable generator (SplitMix64): the same seed chooses the same lights and commands.
-struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The soak's seeded choices: the same seed chooses the same lights and commands.
+typealias SeededRandom = SplitMix64
 
 /// mosquitto on a fixed loopback port that can be killed and started again on the same port
 /// (no persistence: a restart loses every retained message, as a broker without a store does).
