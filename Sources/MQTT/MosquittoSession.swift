@@ -5,25 +5,36 @@ import Logging
 /// One `struct mosquitto` and the thread that drives it; the engine behind `MQTTClient`.
 ///
 /// Threads:
-/// - The *network thread* (started by `start()`) runs the cycle connect → `mosquitto_loop` until
-///   the connection ends → backoff → connect again, until a stop is requested. Every libmosquitto
-///   callback runs on it, inside `mosquitto_loop`, with libmosquitto's callback mutex held; the
+/// - The *network thread* (started by `start()`) runs the cycle connect → socket loop until the
+///   connection ends → backoff → connect again, until a stop is requested. The socket loop is our
+///   own poll(2) loop over libmosquitto's external-loop calls (`mosquitto_loop_read`,
+///   `mosquitto_loop_write`, `mosquitto_loop_misc`); see `turnSocketLoop`. Every libmosquitto
+///   callback runs on it, inside those calls, with libmosquitto's callback mutex held; the
 ///   callbacks copy what they need, update state under `lock` and yield events.
 /// - Callers (any thread or task) only queue packets (`mosquitto_publish_v5` & co.): the handle
-///   is in threaded mode (`mosquitto_threaded_set`), so libmosquitto wakes the network thread to
-///   write them instead of writing from the caller's thread.
+///   is in threaded mode (`mosquitto_threaded_set`), so libmosquitto never writes from the
+///   caller's thread; the caller then wakes the network thread through `wakeDescriptor` to write
+///   them.
 /// - `lock` guards every mutable Swift field. No libmosquitto function is called with `lock`
 ///   held, so libmosquitto's mutexes and `lock` never nest.
+///
+/// Why not `mosquitto_loop`: it waits with select(2) and refuses to run once the client's socket
+/// (or its internal wake-up socket pair) has a descriptor of FD_SETSIZE (1024) or more:
+/// `if(mosq->sock >= FD_SETSIZE || mosq->sockpairR >= FD_SETSIZE){ return MOSQ_ERR_INVAL; }`
+/// (lib/loop.c, 2.0.11). A daemon with many open connections (the web page, pairing) gets such
+/// descriptors, and a connection made then could never be served. poll(2) has no such limit.
 ///
 /// Why not `mosquitto_loop_start`: its thread (`mosquitto_loop_forever`) gives up for good on
 /// errors it considers fatal, which include an MQTT 5 CONNACK refusal (reported as
 /// `MOSQ_ERR_PROTOCOL`), any TLS error and a failed DNS lookup; it has no jitter and grows the
-/// delay quadratically. A daemon has to keep trying, so this thread does the reconnecting.
+/// delay quadratically; and it runs `mosquitto_loop`. A daemon has to keep trying, so this thread
+/// does the reconnecting.
 ///
 /// Lifetime: the network thread holds the session until it ends. It ends after a stop request
 /// (`disconnect()`, or the client's deinit) and is the one that calls `mosquitto_destroy`: after
-/// its last `mosquitto_loop` returned, outside any callback, and once no call from another thread
-/// is using the handle (`callsInProgress`). A session that never started is destroyed by deinit.
+/// its last loop call returned, outside any callback, and once no call from another thread is
+/// using the handle (`callsInProgress`). A session that never started is destroyed by deinit,
+/// which also closes `wakeDescriptor`.
 final class MosquittoSession: @unchecked Sendable {
     // @unchecked: `handle` is used only through libmosquitto's thread-safe entry points while
     // `withHandle` (or the network thread itself) keeps it alive; all mutable Swift state is
@@ -35,6 +46,14 @@ final class MosquittoSession: @unchecked Sendable {
     let events: AsyncStream<MQTTEvent>
     private let eventSink: AsyncStream<MQTTEvent>.Continuation
     private let handle: OpaquePointer
+    /// An eventfd (non-blocking, close-on-exec) the network thread polls together with the
+    /// socket. Callers that queue a packet add to it (`wakeNetworkThread`), so a thread waiting
+    /// in poll(2) comes round and writes; the thread drains it each time it wakes. Open for the
+    /// session's whole life (closed by deinit), so a caller can never write to a recycled number.
+    /// (libmosquitto still writes a byte to its own socket pair for each packet in threaded mode;
+    /// nobody reads that pair now, and as both ends are non-blocking its writes simply fail with
+    /// EAGAIN once its buffer is full.)
+    private let wakeDescriptor: Int32
     private let lock = NSCondition()
 
     private enum Phase {
@@ -137,7 +156,16 @@ final class MosquittoSession: @unchecked Sendable {
                 operation: "creating the MQTT client", code: MOSQ_ERR_ERRNO.rawValue,
                 message: String(cString: strerror(errno)))
         }
+        let wakeDescriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard wakeDescriptor >= 0 else {
+            let message = String(cString: strerror(errno))
+            mosquitto_destroy(handle)
+            throw .library(
+                operation: "creating the MQTT client's wake-up descriptor", code: MOSQ_ERR_ERRNO.rawValue,
+                message: message)
+        }
         self.handle = handle
+        self.wakeDescriptor = wakeDescriptor
         self.configuration = configuration
         var logger = logger
         logger[metadataKey: "mqtt.broker"] = "\(configuration)"
@@ -156,6 +184,7 @@ final class MosquittoSession: @unchecked Sendable {
         if !handleDestroyed {
             mosquitto_destroy(handle)
         }
+        close(wakeDescriptor)
         eventSink.finish()
     }
 
@@ -259,12 +288,15 @@ final class MosquittoSession: @unchecked Sendable {
         case .idle:
             eventSink.finish()
         case .connected:
-            // Queues DISCONNECT and wakes the network thread at once. Only once connected: during
-            // an attempt the network thread may be inside mosquitto_connect_bind_async, which is
-            // not safe to overlap; it notices the request within a loop tick and sends DISCONNECT
-            // itself.
+            // Queues DISCONNECT and wakes the network thread to write it. Only once connected:
+            // during an attempt the network thread may be inside mosquitto_connect_bind_async,
+            // which is not safe to overlap; it notices the request when it next comes round (the
+            // wake-up below, or within a second) and sends DISCONNECT itself.
             _ = try? withHandle { handle throws(MQTTError) in mosquitto_disconnect(handle) }
-        case .connecting, .disconnected, .stopped:
+            wakeNetworkThread()
+        case .connecting:
+            wakeNetworkThread()
+        case .disconnected, .stopped:
             break
         }
     }
@@ -353,11 +385,11 @@ final class MosquittoSession: @unchecked Sendable {
         }
     }
 
-    /// Opens a connection and runs `mosquitto_loop` until it ends. Returns why it ended, or nil
-    /// if it ended because a stop was requested.
+    /// Opens a connection and runs the socket loop until it ends. Returns why it ended, or nil if
+    /// it ended because a stop was requested.
     private func connectAndServe() -> MQTTError? {
         let endpoint = configuration.endpoint
-        // Non-blocking apart from the DNS lookup; TCP, TLS and CONNECT proceed in mosquitto_loop.
+        // Non-blocking apart from the DNS lookup; TCP, TLS and CONNECT proceed in the socket loop.
         // A connect that never completes is cut off by libmosquitto's keepalive check.
         let code = mosquitto_connect_bind_async(
             handle, configuration.host, Int32(configuration.port), Int32(configuration.keepAlive.components.seconds),
@@ -366,23 +398,25 @@ final class MosquittoSession: @unchecked Sendable {
             let error = MQTTError(code: code, operation: "connecting to \(endpoint)")
             return locked { stopRequested } ? nil : error
         }
+        // The connect set libmosquitto's keep-alive clock (next PINGREQ due a keepalive from now).
+        var keepAlive = KeepAliveClock(keepAlive: configuration.keepAlive)
         var stopDeadline: ContinuousClock.Instant?
         while true {
-            // While connected, libmosquitto itself shortens the wait to when the next keep-alive
-            // PINGREQ is due, and wakes up for anything we queue; so an idle connection wakes only
-            // for the keep-alive (and `maximumLoopWait`, when a watchdog asks for it). During an
-            // attempt or a stop, look again every second.
+            // While connected, wait until the next keep-alive check is due (see KeepAliveClock);
+            // a caller that queues something wakes us through `wakeDescriptor`; so an idle
+            // connection wakes only for the keep-alive (and `maximumLoopWait`, when a watchdog
+            // asks for it). During an attempt or a stop, look again every second.
             let idle: Int32 =
                 configuration.maximumLoopWait.map { Self.milliseconds($0, atMost: 3_600_000) } ?? 3_600_000
-            let connected = locked {
+            let (connected, handshaking) = locked {
                 turned()
-                return phase == .connected && !stopRequested
+                return (phase == .connected && !stopRequested, phase == .connecting && configuration.tls != nil)
             }
-            let timeout = connected ? idle : min(idle, 1000)
             #if DEBUG
             stallIfRequested()
             #endif
-            let code = mosquitto_loop(handle, timeout, 1)
+            let timeout = keepAlive.wait(atMost: connected ? idle : min(idle, 1000))
+            let code = turnSocketLoop(timeout: timeout, handshaking: handshaking, keepAlive: &keepAlive)
             acknowledgeReadData()
             let error =
                 code == MOSQ_ERR_SUCCESS.rawValue
@@ -406,14 +440,137 @@ final class MosquittoSession: @unchecked Sendable {
         }
     }
 
-    /// Sends the TCP acknowledgement of what `mosquitto_loop` just read at once, instead of
+    /// One turn of the socket loop: what `mosquitto_loop(handle, timeout, 1)` did (lib/loop.c,
+    /// 2.0.11), with poll(2) instead of select(2) and our `wakeDescriptor` instead of
+    /// libmosquitto's socket pair. Waits up to `timeout` ms for the socket to be readable (or
+    /// writable, if libmosquitto has something to write) or for a wake-up; reads, writes, then
+    /// runs libmosquitto's keep-alive check. Returns a `MOSQ_ERR_*` code: success, or what ended
+    /// the connection (libmosquitto has closed the socket and called on_disconnect by then), or
+    /// `MOSQ_ERR_NO_CONN` if there was no socket to begin with.
+    ///
+    /// `handshaking`: a TLS connection attempt. While its handshake is under way, libmosquitto
+    /// asks for "writable" when OpenSSL wants to write, but `mosquitto_loop_write` does nothing
+    /// until the handshake is done; `mosquitto_loop` then ran the handshake step instead, which
+    /// `mosquitto_loop_read` does too (it starts with it while the handshake is pending, and
+    /// otherwise reads what is there, or nothing).
+    private func turnSocketLoop(timeout: Int32, handshaking: Bool, keepAlive: inout KeepAliveClock) -> Int32 {
+        let socket = mosquitto_socket(handle)
+        guard socket >= 0 else { return MOSQ_ERR_NO_CONN.rawValue }
+        // mosquitto_want_write reads libmosquitto's queue without its mutex: a caller may be
+        // queueing at this moment. A stale "no" is harmless, as the caller wakes us afterwards.
+        let wantWrite = mosquitto_want_write(handle)
+        var descriptors = [
+            pollfd(fd: socket, events: Int16(POLLIN) | (wantWrite ? Int16(POLLOUT) : 0), revents: 0),
+            pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0),
+        ]
+        let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
+        if ready < 0 {
+            // As mosquitto_loop: a signal is no error; anything else is reported from errno.
+            return errno == EINTR ? MOSQ_ERR_SUCCESS.rawValue : MOSQ_ERR_ERRNO.rawValue
+        }
+        let events = descriptors[0].revents
+        var write = events & Int16(POLLOUT) != 0
+        if descriptors[1].revents != 0 {
+            drainWakeUps()
+            // A caller queued something (or asked for a stop). Try to write at once, as
+            // mosquitto_loop did after a wake-up: the socket is nearly always writable, and if
+            // not, the write stops at EAGAIN and the next turn waits for POLLOUT.
+            write = write || mosquitto_want_write(handle)
+        }
+        var didRead = false
+        // Errors and hang-ups (always reported by poll) go through a read, which returns what
+        // ended the connection, as select(2) reported them as "readable" to mosquitto_loop.
+        if events & Int16(POLLIN | POLLERR | POLLHUP) != 0 {
+            didRead = true
+            let code = mosquitto_loop_read(handle, 1)
+            if code != MOSQ_ERR_SUCCESS.rawValue || mosquitto_socket(handle) < 0 { return code }
+        }
+        if write {
+            if handshaking && !didRead {
+                let code = mosquitto_loop_read(handle, 1)
+                if code != MOSQ_ERR_SUCCESS.rawValue || mosquitto_socket(handle) < 0 { return code }
+            }
+            let code = mosquitto_loop_write(handle, 1)
+            keepAlive.wrote()
+            if code != MOSQ_ERR_SUCCESS.rawValue || mosquitto_socket(handle) < 0 { return code }
+        }
+        let due = keepAlive.isDue()
+        let code = mosquitto_loop_misc(handle)
+        if due { keepAlive.checked() }
+        return code
+    }
+
+    /// When libmosquitto's keep-alive check (`mosquitto_loop_misc`) has something to do: send a
+    /// PINGREQ once nothing was written for a keepalive, or give up on a connection whose
+    /// PINGRESP (or, during an attempt, CONNACK) has not come a keepalive later.
+    /// `mosquitto_loop` shortened its wait to that moment itself; libmosquitto does not expose
+    /// it (`next_msg_out`), so we keep a conservative copy: libmosquitto sets it to a keepalive
+    /// after each complete packet written (whole seconds of CLOCK_MONOTONIC, rounded down),
+    /// after connecting, and after the check sends a PINGREQ. We restart the copy's clock
+    /// *after* each of those calls, so our deadline is never before libmosquitto's (never a
+    /// busy loop) and at most a round-down second plus one call later. The check also runs
+    /// after every other turn (as before), and the wait is capped at half a keepalive as a
+    /// safety net. Measured on `SuspendingClock`, which is CLOCK_MONOTONIC on Linux, as
+    /// libmosquitto's (`ContinuousClock` also counts time suspended).
+    private struct KeepAliveClock {
+        /// nil: keepalive 0 (off).
+        let interval: Duration?
+        private var lastWrite = SuspendingClock.now
+
+        init(keepAlive: Duration) {
+            interval = keepAlive > .zero ? keepAlive : nil
+        }
+
+        /// `limit` ms, shortened to when the next keep-alive check is due; 0 if it is overdue.
+        func wait(atMost limit: Int32) -> Int32 {
+            guard let interval else { return limit }
+            let untilDue = lastWrite + interval - .now
+            if untilDue <= .zero { return 0 }
+            return MosquittoSession.milliseconds(min(untilDue, interval / 2), atMost: limit)
+        }
+
+        /// Called right after `mosquitto_loop_write`, which may have written a packet.
+        mutating func wrote() {
+            lastWrite = .now
+        }
+
+        /// Whether the check about to run will act. Asked just before it: a moment at or past
+        /// libmosquitto's whole-second deadline is past it on its clock too.
+        func isDue() -> Bool {
+            guard let interval else { return false }
+            return SuspendingClock.now >= lastWrite + interval
+        }
+
+        /// Called right after a check that was due: it queued a PINGREQ and restarted
+        /// libmosquitto's clock (or closed the connection).
+        mutating func checked() {
+            lastWrite = .now
+        }
+    }
+
+    /// Wakes the network thread if it is waiting in poll(2). Called after queueing a packet (or
+    /// asking for a stop).
+    private func wakeNetworkThread() {
+        var one: UInt64 = 1
+        // Fails only if the counter would overflow (EAGAIN), and then it is set anyway.
+        _ = write(wakeDescriptor, &one, MemoryLayout<UInt64>.size)
+    }
+
+    /// Resets the wake-up counter (network thread, after poll(2) reported it).
+    private func drainWakeUps() {
+        var count: UInt64 = 0
+        _ = read(wakeDescriptor, &count, MemoryLayout<UInt64>.size)
+    }
+
+    /// Sends the TCP acknowledgement of what the socket loop just read at once, instead of
     /// letting the kernel delay it (up to 40 ms) in the hope of piggybacking it on a reply.
     ///
     /// Brokers do not set TCP_NODELAY on their side by default (mosquitto: `set_tcp_nodelay
     /// false`), so Nagle's algorithm on the broker holds a small message to us (a command) while
     /// its previous one (say the PUBACK of our last state) is unacknowledged; with a delayed ACK
-    /// here, a command waited up to 40 ms. TCP_QUICKACK is not sticky, so it is set after every
-    /// read; setting it also sends an ACK that is pending. One cheap syscall per loop round.
+    /// here, a command waited up to 40 ms. TCP_QUICKACK is not sticky (writing can put the
+    /// socket back in delayed-ACK mode), so it is set after every turn of the loop; setting it
+    /// also sends an ACK that is pending. One cheap syscall per turn.
     private func acknowledgeReadData() {
         let socket = mosquitto_socket(handle)
         guard socket >= 0 else { return }
@@ -502,6 +659,7 @@ final class MosquittoSession: @unchecked Sendable {
                         Int32(message.qos.rawValue), message.retain, properties?.list)
                 }
                 try check(code, "publishing to '\(message.topic)'")
+                wakeNetworkThread()
                 return mid
             }
         } catch {
@@ -557,6 +715,7 @@ final class MosquittoSession: @unchecked Sendable {
                     let code = mosquitto_subscribe_multiple(
                         handle, &mid, Int32(filters.count), array, Int32(qos.rawValue), Int32(options.rawValue), nil)
                     try check(code, "subscribing to \(list)")
+                    wakeNetworkThread()
                     return mid
                 }
             }
@@ -596,6 +755,7 @@ final class MosquittoSession: @unchecked Sendable {
                     try check(
                         mosquitto_unsubscribe_multiple(handle, &mid, Int32(filters.count), array, nil),
                         "unsubscribing from \(list)")
+                    wakeNetworkThread()
                     return mid
                 }
             }

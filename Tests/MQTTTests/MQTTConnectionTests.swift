@@ -209,4 +209,23 @@ import Testing
         #expect(error.description.contains("the broker did not answer within the keepalive interval"), "\(error)")
         await client.disconnect()
     }
+
+    /// The network thread keeps its own copy of libmosquitto's keep-alive deadline (its poll loop
+    /// has to wake up for the PINGREQ itself): an idle connection sends one each keepalive, stays
+    /// up, and the thread sleeps in between instead of spinning.
+    @Test func idleConnectionSendsPingsAtTheKeepaliveAndSleepsBetween() async throws {
+        let broker = try await MosquittoBroker()
+        let clientID = uniqueClientID()
+        let (client, events) = try await connectedClient(
+            configuration(for: broker, clientID: clientID) { $0.keepAlive = .seconds(5) })
+        let turnsBefore = client.statistics.loopTurns
+        try await Task.sleep(for: .seconds(11.5))
+        let pings = broker.log.filter { $0.contains("Received PINGREQ from \(clientID)") }.count
+        #expect(pings == 2, "\(broker.log)")
+        #expect(client.isConnected)
+        // A wake-up per half keepalive, plus one per ping written and its answer read: ~10.
+        #expect(client.statistics.loopTurns - turnsBefore < 20)
+        await client.disconnect()
+        #expect(try await events.disconnected() == .requested)
+    }
 }
