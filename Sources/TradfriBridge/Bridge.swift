@@ -169,6 +169,8 @@ public final class Bridge: Service {
     /// Takeover: hubs given up while this bridge runs; their events are dropped, so nothing more
     /// is published for them (the new owner publishes).
     private var released: Set<String> = []
+    /// Takeover: a set given to `drive(_:)` before `run(driving:)` started.
+    private var setBeforeRun: Set<String>?
     /// Takeover: how the run ends once asked to (true: a graceful stop), and who waits for it.
     private var endRequested: Bool?
     private var waitForEnd: CheckedContinuation<Bool, Never>?
@@ -182,6 +184,9 @@ public final class Bridge: Service {
     /// `run()` does it: devices and `bridge/state` offline, before the coordinator releases the
     /// gateways).
     func run(driving: Set<String>) async {
+        // Asked to end (or given everything up) before it started: nothing is connected.
+        guard endRequested == nil else { return }
+        let driving = setBeforeRun ?? driving
         context.drivenHubs = driving
         for hub in context.hubs {
             let name = hub.name
@@ -214,7 +219,13 @@ public final class Bridge: Service {
 
     /// Takeover: drive exactly the hubs named in `hubs` from now on (see `run(driving:)`).
     func drive(_ hubs: Set<String>) {
-        guard context.drivenHubs != nil, endRequested == nil else { return }
+        guard endRequested == nil else { return }
+        guard context.drivenHubs != nil else {
+            // `run(driving:)` has not started yet: it starts with this set, or not at all.
+            setBeforeRun = hubs
+            if hubs.isEmpty { end(shutdown: false) }
+            return
+        }
         context.drivenHubs = hubs
         for (name, task) in hubTasks where !hubs.contains(name) {
             logger.info("gateway given up: nothing more is published for it", metadata: ["gateway": "\(name)"])

@@ -88,7 +88,8 @@ import Testing
 
     /// With takeover on, a bridge is ready as soon as it runs (standing by is what it should do)
     /// and keeps pinging the watchdog before, while and after it drives: systemd never kills a
-    /// bridge for standing by.
+    /// bridge for standing by. While it drives, a late will of another instance does not leave
+    /// `bridge/state` offline.
     @Test func withTakeoverTheBridgeIsReadyAndPingsWhileStandingByAndDriving() async throws {
         let harness = try await BridgeHarness()
         let systemd = try FakeSystemd()
@@ -105,6 +106,23 @@ import Testing
         }
         let mark = systemd.count
         try await systemd.waitForPings(4, from: mark)
+
+        // The will of an earlier owner whose connection died silently comes from the broker
+        // after this one took over: it is answered with online at once (Home Assistant would
+        // otherwise show every entity unavailable while this one drives).
+        let state = try await harness.subscribe(["tradfri/bridge/state"])
+        try await state.waitForLine(containing: #"{"state":"online"}"#)
+        let beforeWill = state.lineCount
+        try await harness.publish("tradfri/bridge/state", #"{"state":"offline"}"#, retain: true)
+        try await state.waitForLine(within: .seconds(5), "online again", after: beforeWill) {
+            $0 == #"tradfri/bridge/state {"state":"online"}"#
+        }
+        let fresh = try await harness.subscribe(["tradfri/bridge/state"])
+        try await fresh.waitForLine(within: .seconds(5), "online retained") {
+            $0 == #"tradfri/bridge/state {"state":"online"}"#
+        }
+        state.signal(SIGTERM)
+        fresh.signal(SIGTERM)
         bridge.signal(SIGTERM)
         #expect(try await bridge.waitForExit(within: .seconds(2)) == 0)
         systemd.close()

@@ -15,12 +15,27 @@ final class BridgeTopics: BridgeFeature {
     /// Hubs that refuse the bridge's identity (`pairing_needed` was announced for them).
     private var pairingNeeded: Set<String> = []
 
+    /// The bridge is stopping: its own `offline` is not answered.
+    private var stopping = false
+
     init(context: BridgeContext) {
         self.context = context
     }
 
+    /// Takeover: `bridge/state` is watched. The will of an earlier owner whose connection died
+    /// silently (a power cut) is published by the broker up to one and a half keepalives later,
+    /// which can be after this instance took over; it is answered with `online` at once.
+    var subscriptions: [String] { context.drivenHubs == nil ? [] : [context.topic("bridge/state")] }
+
     func handle(_ event: BridgeEvent) {
         switch event {
+        case .message(let message) where message.topic == context.topic("bridge/state"):
+            guard !stopping, context.drivenHubs != nil,
+                (try? JSON(parsing: message.payload))?["state"]?.stringValue == "offline"
+            else { return }
+            context.outbox.publishState(context.topic("bridge/state"), ["state": "online"], retain: true, force: true)
+        case .stopping:
+            stopping = true
         case .brokerConnected:
             context.outbox.publishState(context.topic("bridge/state"), ["state": "online"], retain: true)
             publishInfo()

@@ -48,7 +48,9 @@ public struct MetricsEndpoint: Service {
             })
         do {
             try await endpoint.run()
-        } catch let error as HTTPEndpoint.BindError {
+        } catch is CancellationError {
+            // A stop while starting: nothing to say.
+        } catch {
             logger.error("the metrics endpoint is off: cannot listen", metadata: ["error": "\(error)"])
             try? await gracefulShutdown()
         }

@@ -104,6 +104,16 @@ public final class WebServer: Service {
                         "the web page is off: cannot listen on web.listen",
                         metadata: ["web.listen": "\(settings.listen)", "error": "\(error)"])
                     try? await gracefulShutdown()
+                } catch is CancellationError {
+                    // A stop while starting: nothing to say.
+                } catch {
+                    // Anything else the server cannot start with (a host name that does not
+                    // resolve, a TLS set-up the certificate does not fit): the page is off, the
+                    // bridge goes on.
+                    logger.error(
+                        "the web page is off: it cannot be served",
+                        metadata: ["web.listen": "\(settings.listen)", "error": "\(error)"])
+                    try? await gracefulShutdown()
                 }
             }
             group.addTask { [self] in
