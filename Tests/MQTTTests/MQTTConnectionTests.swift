@@ -219,12 +219,21 @@ import Testing
         let (client, events) = try await connectedClient(
             configuration(for: broker, clientID: clientID) { $0.keepAlive = .seconds(5) })
         let turnsBefore = client.statistics.loopTurns
-        try await Task.sleep(for: .seconds(11.5))
-        let pings = broker.log.filter { $0.contains("Received PINGREQ from \(clientID)") }.count
-        #expect(pings == 2, "\(broker.log)")
+        let connected = ContinuousClock.now
+        let ping = "Received PINGREQ from \(clientID)"
+        // Nothing else is sent: the first ping comes a keepalive after the connection, the next
+        // a keepalive after it (never sooner; later only on a loaded machine).
+        try await broker.waitForLog(containing: ping, within: .seconds(30))
+        let first = ContinuousClock.now
+        try await broker.waitForLog(containing: ping, after: broker.log.count, within: .seconds(30))
+        let second = ContinuousClock.now
+        #expect(first - connected >= .seconds(4), "the first ping after \(first - connected)")
+        #expect(second - first >= .seconds(4), "the second ping after \(second - first)")
         #expect(client.isConnected)
-        // A wake-up per half keepalive, plus one per ping written and its answer read: ~10.
-        #expect(client.statistics.loopTurns - turnsBefore < 20)
+        // A wake-up per half keepalive, plus one per ping written and its answer read: about 10
+        // in two keepalives (a spinning thread would come round thousands of times).
+        let elapsed = (ContinuousClock.now - connected) / .milliseconds(2500)
+        #expect(client.statistics.loopTurns - turnsBefore < Int(elapsed) + 10)
         await client.disconnect()
         #expect(try await events.disconnected() == .requested)
     }

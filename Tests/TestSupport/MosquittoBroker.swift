@@ -139,11 +139,16 @@ public final class MosquittoBroker: @unchecked Sendable {
     /// The current broker process's log so far.
     public var log: [String] { lock.withLock { process?.output ?? [] } }
 
-    /// Waits until the current broker process logged a line containing `text`.
+    /// Waits until the current broker process logged a line containing `text` (from its line
+    /// `after` on).
     @discardableResult
-    public func waitForLog(containing text: String, within limit: Duration = .seconds(10)) async throws -> String {
+    public func waitForLog(
+        containing text: String, after: Int = 0, within limit: Duration = .seconds(10)
+    ) async throws -> String {
         guard let process = lock.withLock({ self.process }) else { throw BrokerError.notRunning }
-        return try await process.waitForLine(containing: text, within: limit)
+        return try await process.waitForLine(within: limit, "a line containing '\(text)'", after: after) {
+            $0.contains(text)
+        }
     }
 
     // MARK: The mosquitto command-line clients

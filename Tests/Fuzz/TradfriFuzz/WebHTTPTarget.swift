@@ -123,6 +123,8 @@ final class DemoHub: Hub {
     let devices: [ItemID: HubDevice]
     let groups: [ItemID: HubGroup]
     let viewFigures: JSON = [:]
+    let pairingCommand: String? = nil
+    let statistics = HubStatistics()
 
     nonisolated init() {
         devices = Dictionary(
