@@ -56,6 +56,8 @@ import Testing
             let base = Self.base("race\(round)")
             let a = try RunningOwnership(broker: broker, base: base, instance: "bridge-a", gateways: Self.gateways)
             // 0, 3, 6 … 33 ms: both inside one another's hold-off, on either side of each other's claim.
+            // The offset between the two starts is what this test varies (not a wait for an event:
+            // starting B on an event of A would remove exactly the races it is here to provoke).
             if round > 0 { try await Task.sleep(for: .milliseconds(3 * round)) }
             let b = try RunningOwnership(broker: broker, base: base, instance: "bridge-b", gateways: Self.gateways)
             let winner = try await Self.winner(a, b)
