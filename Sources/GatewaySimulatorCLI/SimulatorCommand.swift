@@ -132,10 +132,8 @@ struct SimulatorCommand: AsyncParsableCommand {
         let advertisement =
             advertise
             ? await startAdvertising(port: port, gatewayID: gatewayID, firmware: await simulator.firmware) : nil
-        let line =
-            "tradfri-gateway-sim listening on \(configuration.host):\(port) gateway-id \(await simulator.gatewayID) firmware \(await simulator.firmware)\n"
-        FileHandle.standardOutput.write(Data(line.utf8))
-
+        // Signals are watched before the ready line: a supervisor may send SIGTERM as soon as it
+        // reads it, and the default action would kill the simulator with no clean stop.
         let stopped = AsyncStream.makeStream(of: Void.self)
         let signals = SignalWatcher { signal in
             if signal == SIGUSR1 {
@@ -144,6 +142,11 @@ struct SimulatorCommand: AsyncParsableCommand {
                 stopped.continuation.yield()
             }
         }
+        await signals.registered()
+        let line =
+            "tradfri-gateway-sim listening on \(configuration.host):\(port) gateway-id \(await simulator.gatewayID) firmware \(await simulator.firmware)\n"
+        FileHandle.standardOutput.write(Data(line.utf8))
+
         CommandReader.start { command in
             Task { @CoAPActor in
                 let answer = simulator.execute(command)
@@ -191,16 +194,28 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 /// SIGTERM, SIGINT and SIGUSR1 delivered on a dispatch queue instead of as async signals.
 final class SignalWatcher: @unchecked Sendable {
     // @unchecked: the sources are created in init and only cancelled afterwards; dispatch sources
-    // are thread-safe.
+    // and groups are thread-safe.
     private let sources: [any DispatchSourceSignal]
+    private let registrations = DispatchGroup()
 
     init(_ handler: @escaping @Sendable (Int32) -> Void) {
+        let registrations = registrations
         sources = [SIGTERM, SIGINT, SIGUSR1].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { handler(number) }
+            registrations.enter()
+            source.setRegistrationHandler { registrations.leave() }
             source.resume()
             return source
+        }
+    }
+
+    /// Returns once every source is installed. Until then a signal is ignored (SIG_IGN) and lost,
+    /// because dispatch installs a resumed source later, on its own thread.
+    func registered() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            registrations.notify(queue: .global()) { done.resume() }
         }
     }
 

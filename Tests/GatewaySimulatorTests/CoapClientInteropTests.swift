@@ -56,11 +56,18 @@ import TradfriModel
         await simulator.stop()
     }
 
+    /// SIGTERM at once after the ready line, as a supervisor may send it. Repeated: when the
+    /// simulator watched signals only after printing that line, about half of such stops were
+    /// lost (the signal was still ignored) or killed it with no clean exit.
     @Test func simulatorPrintsItsAddressAndStopsCleanlyOnSIGTERM() async throws {
-        let (simulator, port) = try await startSimulator()
-        #expect(port > 0)
-        simulator.signal(SIGTERM)
-        #expect(try await simulator.waitForExit() == 0)
+        for _ in 0..<10 {
+            let (simulator, port) = try await startSimulator()
+            #expect(port > 0)
+            simulator.signal(SIGTERM)
+            let status = try? await simulator.waitForExit(within: .seconds(5))
+            if status == nil { await simulator.stop(grace: .seconds(1)) }
+            try #require(status == 0, "the simulator stopped cleanly on SIGTERM sent right after it was ready")
+        }
     }
 
     @Test func brokenFixtureIsAClearStartupError() async throws {
