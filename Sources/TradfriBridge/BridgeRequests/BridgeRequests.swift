@@ -32,7 +32,12 @@ public final class BridgeRequests: BridgeFeature {
     private var retained = RetainedCommands()
     /// The requests being carried out (cancelled when the bridge stops).
     private let tasks = Tasks()
-    private var waiters: [Int: (condition: @CoAPActor () -> Bool, continuation: CheckedContinuation<Bool, Never>)] = [:]
+    private struct Waiter {
+        let condition: @CoAPActor () -> Bool
+        let continuation: CheckedContinuation<Bool, Never>
+        let timer: Task<Void, Never>
+    }
+    private var waiters: [Int: Waiter] = [:]
     private var nextWaiter = 0
 
     /// Creates the API with the bridge's own verbs registered.
@@ -187,11 +192,12 @@ public final class BridgeRequests: BridgeFeature {
         nextWaiter += 1
         let id = nextWaiter
         return await withCheckedContinuation { continuation in
-            waiters[id] = (condition, continuation)
-            Task { [weak self] in
-                try? await Task.sleep(for: limit)
+            // The timer is cancelled as soon as the waiter ends, so none outlives its request.
+            let timer = Task { [weak self] in
+                guard (try? await Task.sleep(for: limit)) != nil else { return }
                 self?.finishWaiter(id, false)
             }
+            waiters[id] = Waiter(condition: condition, continuation: continuation, timer: timer)
         }
     }
 
@@ -200,6 +206,8 @@ public final class BridgeRequests: BridgeFeature {
     }
 
     private func finishWaiter(_ id: Int, _ outcome: Bool) {
-        waiters.removeValue(forKey: id)?.continuation.resume(returning: outcome)
+        guard let waiter = waiters.removeValue(forKey: id) else { return }
+        waiter.timer.cancel()
+        waiter.continuation.resume(returning: outcome)
     }
 }

@@ -123,11 +123,12 @@ public enum GatewayPairing {
                 host: credentials.address, port: credentials.port,
                 identity: credentials.identity, key: credentials.psk,
                 handshakeTimeout: timeout, requestTimeout: timeout))
-        defer { Task { await session.close() } }
-        guard (try? await session.connect()) != nil,
-            let response = try? await session.get(GatewayPath.gatewayDetails)
-        else { return false }
-        return response.code == .content
+        var works = false
+        if (try? await session.connect()) != nil, let response = try? await session.get(GatewayPath.gatewayDetails) {
+            works = response.code == .content
+        }
+        await session.close()
+        return works
     }
 
     /// The id (9081) of the gateway at `host:port` if `credentials` open a session there and
@@ -140,18 +141,22 @@ public enum GatewayPairing {
             .init(
                 host: host, port: port, identity: credentials.identity, key: credentials.psk,
                 handshakeTimeout: timeout, requestTimeout: timeout))
-        defer { Task { await session.close() } }
         // With an address literal, connect() sends the ClientHello before its first suspension,
-        // so the close cannot overtake it.
+        // so the close cannot overtake it. onCancel is synchronous: the close hops onto the
+        // CoAP executor, and the awaited close below follows it there.
         let connected = await withTaskCancellationHandler {
             (try? await session.connect()) != nil
         } onCancel: {
             Task { await session.close() }
         }
-        guard connected, let response = try? await session.get(GatewayPath.gatewayDetails),
+        var id: String?
+        if connected, let response = try? await session.get(GatewayPath.gatewayDetails),
             response.code == .content, let details = try? GatewayDetails(payload: response.payload)
-        else { return nil }
-        return details.id
+        {
+            id = details.id
+        }
+        await session.close()
+        return id
     }
 
     /// The stored entry that is the gateway at `host:port` and still works there: each entry's
