@@ -242,6 +242,7 @@ public final class Bridge: Service {
             hub.setEventHandler { [weak self] event in self?.hubEvent(name, event) }
             hubTasks[name] = Task { await hub.run() }
         }
+        status?.update()
     }
 
     /// Takeover: who drives which gateway now (for `bridge/info`).

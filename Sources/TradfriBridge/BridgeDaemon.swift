@@ -63,7 +63,8 @@ public final class BridgeDaemon: Service {
             // The coordinator first: the group stops services in reverse order, so the bridge has
             // stopped driving before the coordinator releases the gateways.
             let bridge = TakeoverBridge(
-                hubNames: Dictionary(gateways.map { ($0.gatewayID, $0.name) }, uniquingKeysWith: { first, _ in first })
+                hubNames: Dictionary(gateways.map { ($0.gatewayID, $0.name) }, uniquingKeysWith: { first, _ in first }),
+                systemd: systemd
             ) {
                 try await Bridge.make(
                     configuration: configuration, hubs: await makeHubs(), broker: brokerAddress, systemd: systemd,

@@ -121,6 +121,28 @@ import Testing
         try await fresh.waitForLine(within: .seconds(5), "online retained") {
             $0 == #"tradfri/bridge/state {"state":"online"}"#
         }
+
+        // A rival instance takes the gateway (its records, as in TakeoverBridgeTests): this one
+        // stands by, still pinging, and `systemctl status` says so instead of its last count.
+        let base = "tradfri/bridge/takeover"
+        let gateway = "7e11515204400072"
+        try await harness.publish(
+            "\(base)/instance/bridge-x",
+            #"{"instance":"bridge-x","session":"s","since":"2026-01-01T00:00:00Z","gateways":["\#(gateway)"]}"#,
+            retain: true)
+        try await harness.publish(
+            "\(base)/gateway/\(gateway)",
+            #"{"state":"owned","owner":"bridge-x","token":"t","since":"2026-01-01T00:00:00Z"}"#, retain: true)
+        try await systemd.wait(within: .seconds(10), "the standby status") {
+            $0.value("STATUS") == "takeover: standing by, another instance drives the gateways"
+        }
+        let standing = systemd.count
+        try await systemd.waitForPings(2, from: standing)
+        // The rival goes: this one drives again and counts the gateway again.
+        try await harness.publish("\(base)/instance/bridge-x", "", retain: true)
+        try await systemd.wait(within: .seconds(20), "the driving status again", from: standing) {
+            $0.value("STATUS")?.hasPrefix("1 of 1 gateway connected; 10 devices;") == true
+        }
         state.signal(SIGTERM)
         fresh.signal(SIGTERM)
         bridge.signal(SIGTERM)

@@ -13,6 +13,8 @@ import SystemdNotify
 ///   never makes systemd's start time out; `STATUS=` says what is missing.
 /// - `STATUS=` is one line for `systemctl status`, e.g. `1 of 1 gateway connected; 12 devices;
 ///   broker connected; last change 14:03:22`, naming a gateway that is offline or needs pairing.
+///   With takeover it counts the gateways this instance drives and names the others (`garden
+///   driven by another instance`); while it drives none, `TakeoverBridge` says it stands by.
 ///   It is sent when a connection changes; the watchdog (`SystemdWatchdog`) refreshes it at each
 ///   of its rounds (so "last change" follows without a datagram per state change).
 /// - `STOPPING=1` when the bridge begins to stop.
@@ -73,14 +75,17 @@ final class ServiceStatus: BridgeFeature {
     /// The line `systemctl status` shows.
     func statusLine() -> String {
         if stopping { return "Stopping" }
-        let hubs = context.hubs
+        // With takeover, only the gateways this instance drives count; the others are named.
+        let hubs = context.hubs.filter { context.drives($0.name) }
+        let elsewhere = context.hubs.filter { !context.drives($0.name) }.map { "\($0.name) driven by another instance" }
         let connected = hubs.count { $0.connected }
         var gateways = "\(connected) of \(hubs.count) gateway\(hubs.count == 1 ? "" : "s") connected"
-        let problems = hubs.compactMap { hub -> String? in
-            guard !hub.connected else { return nil }
-            let name = hubs.count == 1 ? "gateway" : hub.name
-            return hub.needsPairing ? "\(name) needs pairing: tradfri-bridge auth" : "\(name) offline"
-        }
+        let problems =
+            hubs.compactMap { hub -> String? in
+                guard !hub.connected else { return nil }
+                let name = context.hubs.count == 1 ? "gateway" : hub.name
+                return hub.needsPairing ? "\(name) needs pairing: tradfri-bridge auth" : "\(name) offline"
+            } + elsewhere
         if !problems.isEmpty { gateways += " (\(problems.joined(separator: ", ")))" }
         let devices = hubs.reduce(0) { $0 + $1.devices.count }
         let broker = context.outbox.isConnected ? "broker connected" : "broker not connected"

@@ -30,10 +30,15 @@ public final class TakeoverBridge: Service, Sendable {
     private let changes: AsyncStream<Set<String>>
     private let continuation: AsyncStream<Set<String>>.Continuation
     private let logger = Logger(label: "takeover")
+    private let systemd: SystemdChannel?
 
-    /// - Parameter hubNames: the configured gateways' hub names by gateway id.
-    public init(hubNames: [String: String], makeBridge: @escaping MakeBridge) {
+    /// - Parameters:
+    ///   - hubNames: the configured gateways' hub names by gateway id.
+    ///   - systemd: told `STATUS=` when this instance goes back to standing by (the bridge's
+    ///     own `ServiceStatus` speaks while it drives).
+    public init(hubNames: [String: String], systemd: SystemdChannel? = nil, makeBridge: @escaping MakeBridge) {
         self.hubNames = hubNames
+        self.systemd = systemd
         self.makeBridge = makeBridge
         // Only the newest set matters: it is the whole state.
         (changes, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -57,6 +62,9 @@ public final class TakeoverBridge: Service, Sendable {
         }
         if let hubs { continuation.yield(hubs) }
     }
+
+    /// `systemctl status` while this instance drives no gateway.
+    public static let standingBy = "takeover: standing by, another instance drives the gateways"
 
     /// `takeover` in `bridge/info`: this instance, the instances present, and per gateway id its
     /// owner, since when, and this instance's role.
@@ -105,6 +113,7 @@ public final class TakeoverBridge: Service, Sendable {
                         await current.run.value
                         active = nil
                         logger.info("standing by: this instance drives no gateway")
+                        systemd?.send([], status: Self.standingBy)
                     }
                 } else if !hubs.isEmpty {
                     do {

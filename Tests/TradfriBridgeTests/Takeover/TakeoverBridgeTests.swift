@@ -296,6 +296,8 @@ import Testing
     @Test func aGatewayGivenUpGetsNothingPublishedWhileTheOtherKeepsWorking() async throws {
         let harness = try await BridgeHarness()
         let second = try await harness.addGateway(name: "second", id: "7f00000000000002")
+        let systemd = try FakeSystemd()
+        defer { systemd.close() }
         var processes: [ChildProcess] = []
         do {
             func entry(_ name: String, _ id: String, _ gateway: SimulatedGateway) -> String {
@@ -325,10 +327,14 @@ import Testing
                 """
             let watch = try await harness.subscribe(["tradfri/first/+", "tradfri/second/#"])
             processes.append(watch)
-            let bridge = try harness.launchBridge(configuration: configuration)
+            let bridge = try harness.launchBridge(configuration: configuration, environment: systemd.environment())
             processes.append(bridge)
             try await bridge.waitForLine(containing: "driving gateway gateway=second", within: .seconds(20))
             try await message(on: "tradfri/second/hallway", from: watch, within: .seconds(10))
+            // `systemctl status` counts what this instance drives.
+            try await systemd.wait(within: .seconds(10), "status: both driven") {
+                $0.value("STATUS")?.hasPrefix("2 of 2 gateways connected; 20 devices;") == true
+            }
             let bridgeIdentities = { (entries: ArraySlice<JSON>) in
                 Set(
                     entries.compactMap { $0["identity"]?.stringValue }.filter {
@@ -349,6 +355,11 @@ import Testing
             try await bridge.waitForLine(within: .seconds(5), "losing the second gateway", after: lines) {
                 $0.contains("lost gateway") && $0.contains("7f00000000000002")
             }
+            try await systemd.wait(within: .seconds(5), "status: the second named as driven elsewhere") {
+                $0.value("STATUS")?.hasPrefix(
+                    "1 of 1 gateway connected (second driven by another instance); 10 devices;") == true
+            }
+            let statusGivenUp = systemd.count
             let givenUp = watch.lineCount
             let logged = try second.requests().count
             // The app changes a light at the given-up gateway; the other gateway is commanded.
@@ -376,6 +387,9 @@ import Testing
             }
             try await message(on: "tradfri/second/hallway", from: watch, within: .seconds(10), after: beforeReturn) {
                 $0["brightness"] == 33
+            }
+            try await systemd.wait(within: .seconds(10), "status: both driven again", from: statusGivenUp) {
+                $0.value("STATUS")?.hasPrefix("2 of 2 gateways connected; 20 devices;") == true
             }
             let before = watch.lineCount
             try await harness.publish("tradfri/second/hallway/set", #"{"state":"ON","brightness":77}"#)
