@@ -233,6 +233,7 @@ public final class Bridge: Service {
             context.hub(named: name)?.setEventHandler { _ in }
             task.cancel()
             hubTasks[name] = nil
+            dispatch(.hubReleased(hub: name))
         }
         guard !hubs.isEmpty else { return end(shutdown: false) }
         for hub in context.hubs where hubs.contains(hub.name) && hubTasks[hub.name] == nil {

@@ -30,6 +30,10 @@ public enum BridgeEvent: Sendable {
     case optionsChanged
     /// Takeover: who drives which gateway changed (`BridgeContext.takeover`).
     case takeoverChanged
+    /// Takeover: this instance gave the hub up, another drives it now. Its topics are forgotten,
+    /// not cleared: what is retained for it is the other instance's, and must not be overwritten
+    /// by this one's old payloads (a broker reconnect or Home Assistant's birth republishes).
+    case hubReleased(hub: String)
 }
 
 /// A part of the bridge owning one concern (state publishing, commands, bridge topics, Home

@@ -50,6 +50,12 @@ public final class MQTTOutbox {
         }
     }
 
+    /// Stops remembering a state topic without telling the broker (its retained message stays):
+    /// it is no longer republished after a reconnect.
+    public func forget(_ topic: String) {
+        state[topic] = nil
+    }
+
     /// Whether the broker connection is up.
     public var isConnected: Bool { client.isConnected }
 

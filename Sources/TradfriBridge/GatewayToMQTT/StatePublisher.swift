@@ -50,6 +50,8 @@ final class StatePublisher: BridgeFeature {
             publishAllAvailability(of: hub)
         case .hub(let hub, .synced):
             publishAll(of: hub)
+        case .hubReleased(let hub):
+            forgetAll(of: hub)
         case .stopping:
             // Nothing stale is left retained on the broker.
             for topic in pendingClears.keys.sorted() { clearOldTopic(topic) }
@@ -81,9 +83,22 @@ final class StatePublisher: BridgeFeature {
         groupTimer = nil
         let stale = staleGroups.sorted()
         staleGroups.removeAll()
-        for id in stale {
+        for id in stale where context.drives(id.hub) {
             if let group = context.group(id) { publish(group) }
         }
+    }
+
+    /// Takeover: the hub is driven by another instance now; its state and availability topics
+    /// are left to it (see `BridgeEvent.hubReleased`).
+    private func forgetAll(of hubName: String) {
+        guard let hub = context.hub(named: hubName) else { return }
+        let items = hub.devices.keys.map(FriendlyNames.Entity.device) + hub.groups.keys.map(FriendlyNames.Entity.group)
+        for item in items {
+            guard let topic = context.stateTopic(item) else { continue }
+            context.outbox.forget(topic)
+            context.outbox.forget(topic + "/availability")
+        }
+        staleGroups = staleGroups.filter { $0.hub != hubName }
     }
 
     private func publishAvailability(_ stateTopic: String, online: Bool) {

@@ -81,6 +81,8 @@ final class HomeAssistantDiscovery: BridgeFeature {
             for hub in context.hubs where synced.contains(hub.name) { publishEverything(of: hub) }
         case .message(let message):
             received(message)
+        case .hubReleased(let name):
+            forget(hub: name)
         case .stopping:
             announcement?.cancel()
         default:
@@ -177,6 +179,28 @@ final class HomeAssistantDiscovery: BridgeFeature {
         allPublished.subtract(topics)
         for topic in topics.sorted() { context.outbox.clearState(topic) }
         logger.info("cleared Home Assistant discovery", metadata: ["entity": "\(owner)", "configs": "\(topics.count)"])
+    }
+
+    /// Takeover: another instance drives the hub now and publishes its configs. Ours are
+    /// forgotten (not cleared, not republished), and the hub counts as not synced, so a config
+    /// of the other instance's is never taken for a stale one of ours and cleared.
+    private func forget(hub name: String) {
+        synced.remove(name)
+        for owner in published.keys {
+            switch owner {
+            case .hub(let hub) where hub == name: break
+            case .device(let id) where id.hub == name: break
+            case .group(let id) where id.hub == name: break
+            default: continue
+            }
+            for topic in published.removeValue(forKey: owner) ?? [] {
+                allPublished.remove(topic)
+                context.outbox.forget(topic)
+            }
+        }
+        guard let hub = context.hub(named: name) else { return }
+        let builder = builder(hub)
+        foundRetained = foundRetained.filter { !builder.isOwn(topic: $0) }
     }
 
     /// Every topic in `published`, kept with it (a union per received message was quadratic).

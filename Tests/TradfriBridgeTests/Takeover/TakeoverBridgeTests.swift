@@ -321,11 +321,15 @@ import Testing
                 discovery:
                   enabled: false
                   advertise: false
+                homeassistant:
+                  republish_delay: 0.2
                 takeover:
                   enabled: true
                   instance_id: bridge-a
                 """
-            let watch = try await harness.subscribe(["tradfri/first/+", "tradfri/second/#"])
+            let watch = try await harness.subscribe([
+                "tradfri/first/+", "tradfri/second/#", "homeassistant/+/+/+/config",
+            ])
             processes.append(watch)
             let bridge = try harness.launchBridge(configuration: configuration, environment: systemd.environment())
             processes.append(bridge)
@@ -377,6 +381,27 @@ import Testing
             }
             #expect(published.isEmpty, "published for the given-up gateway: \(published)")
             #expect(bridgeIdentities(try second.requests().dropFirst(logged)).isEmpty)
+
+            // Home Assistant comes online: the bridge announces again what it drives, and nothing
+            // of the given-up gateway (what is retained for it is the rival's now, and stays so).
+            // A config the rival publishes for that gateway is not taken for a stale one of ours.
+            let secondConfigs = { (line: String) in
+                line.hasPrefix("homeassistant/") && line.contains("tradfri_7f00000000000002_")
+            }
+            let rivalConfig = "homeassistant/light/tradfri_7f00000000000002_rival/light/config"
+            let announced = watch.lineCount
+            try await harness.publish(rivalConfig, #"{"name":"rival"}"#, retain: true)
+            try await harness.publish("homeassistant/status", "online")
+            try await message(on: "tradfri/first/hallway", from: watch, within: .seconds(10), after: announced)
+            try await harness.publish("tradfri/second/zz_marker", "{}")
+            try await watch.waitForLine(within: .seconds(5), "the marker", after: announced) {
+                $0.hasPrefix("tradfri/second/zz_marker ")
+            }
+            let announcedForSecond = watch.output.dropFirst(announced).filter {
+                ($0.hasPrefix("tradfri/second/") && !$0.hasPrefix("tradfri/second/zz_marker "))
+                    || (secondConfigs($0) && $0 != #"\#(rivalConfig) {"name":"rival"}"#)
+            }
+            #expect(announcedForSecond.isEmpty, "announced for the given-up gateway: \(announcedForSecond)")
 
             // The rival goes: the bridge drives the gateway again and reads what changed.
             let again = bridge.lineCount
