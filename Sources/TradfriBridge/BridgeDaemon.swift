@@ -78,7 +78,7 @@ public final class BridgeDaemon: Service {
             services = [.init(service: ownership), .init(service: bridge)]
             // A standby instance is running as it should: systemd may consider it started.
             systemd?.send([.ready], status: "takeover: waiting to drive the gateways")
-            loops = TakeoverLoops(ownership: ownership)
+            loops = TakeoverLoops(ownership: ownership, bridge: bridge)
             for (enabled, what) in [
                 (configuration.web.enabled, "the web page"), (configuration.metrics.enabled, "/metrics"),
             ] where enabled {

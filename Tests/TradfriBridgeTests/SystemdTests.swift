@@ -140,7 +140,7 @@ import Testing
         try await systemd.waitForPings(2, from: standing)
         // The rival goes: this one drives again and counts the gateway again.
         try await harness.publish("\(base)/instance/bridge-x", "", retain: true)
-        try await systemd.wait(within: .seconds(20), "the driving status again", from: standing) {
+        try await systemd.wait(within: .seconds(30), "the driving status again", from: standing) {
             $0.value("STATUS")?.hasPrefix("1 of 1 gateway connected; 10 devices;") == true
         }
         state.signal(SIGTERM)

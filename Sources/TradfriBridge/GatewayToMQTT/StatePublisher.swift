@@ -23,8 +23,8 @@ final class StatePublisher: BridgeFeature {
     private var staleGroups: Set<ItemID> = []
     private var groupTimer: CoAPTimer?
     private let renameClearDelay: Duration
-    /// Old topics of renamed devices and groups, cleared when their timer fires.
-    private var pendingClears: [String: CoAPTimer] = [:]
+    /// Old topics of renamed devices and groups (with their hub), cleared when their timer fires.
+    private var pendingClears: [String: (hub: String, timer: CoAPTimer)] = [:]
 
     init(
         context: BridgeContext, groupDelay: Duration = .milliseconds(20), renameClearDelay: Duration = .seconds(2)
@@ -63,7 +63,9 @@ final class StatePublisher: BridgeFeature {
     // MARK: Publishing
 
     func publish(_ device: HubDevice, force: Bool = false) {
-        guard let topic = context.stateTopic(.device(device.id)) else { return }
+        // Takeover: a gateway given up is the other instance's to publish, whatever path leads
+        // here (a re-read answered just after the give-up, a group timer, a rename).
+        guard context.drives(device.id.hub), let topic = context.stateTopic(.device(device.id)) else { return }
         context.outbox.publishState(
             topic, MQTTState.payload(for: device), retain: context.configuration.mqtt.retainState,
             force: force)
@@ -71,7 +73,7 @@ final class StatePublisher: BridgeFeature {
     }
 
     func publish(_ group: HubGroup, force: Bool = false) {
-        guard let topic = context.stateTopic(.group(group.id)) else { return }
+        guard context.drives(group.id.hub), let topic = context.stateTopic(.group(group.id)) else { return }
         let members = context.members(of: group)
         context.outbox.publishState(
             topic, MQTTState.payload(for: group, members: members),
@@ -83,7 +85,7 @@ final class StatePublisher: BridgeFeature {
         groupTimer = nil
         let stale = staleGroups.sorted()
         staleGroups.removeAll()
-        for id in stale where context.drives(id.hub) {
+        for id in stale {
             if let group = context.group(id) { publish(group) }
         }
     }
@@ -99,6 +101,13 @@ final class StatePublisher: BridgeFeature {
             context.outbox.forget(topic + "/availability")
         }
         staleGroups = staleGroups.filter { $0.hub != hubName }
+        // Old topics of its renames: left to the other instance too.
+        for (topic, clear) in pendingClears where clear.hub == hubName {
+            clear.timer.cancel()
+            pendingClears[topic] = nil
+            context.outbox.forget(topic)
+            context.outbox.forget(topic + "/availability")
+        }
     }
 
     private func publishAvailability(_ stateTopic: String, online: Bool) {
@@ -147,15 +156,20 @@ final class StatePublisher: BridgeFeature {
         }
         for (entity, oldName) in previous.names where context.names[entity] != oldName {
             let oldTopic = context.topic(oldName)
-            pendingClears[oldTopic] = CoAPTimer(after: renameClearDelay) { [weak self] in
-                self?.clearOldTopic(oldTopic)
-            }
+            let hub =
+                switch entity {
+                case .device(let id), .group(let id): id.hub
+                }
+            guard context.drives(hub) else { continue }
+            pendingClears[oldTopic]?.timer.cancel()
+            let timer = CoAPTimer(after: renameClearDelay) { [weak self] in self?.clearOldTopic(oldTopic) }
+            pendingClears[oldTopic] = (hub, timer)
         }
     }
 
     /// Clears a topic a device or group left, unless a device or group has taken that name since.
     private func clearOldTopic(_ topic: String) {
-        pendingClears.removeValue(forKey: topic)?.cancel()
+        pendingClears.removeValue(forKey: topic)?.timer.cancel()
         let inUse = context.names.names.values.contains { context.topic($0) == topic }
         guard !inUse else { return }
         context.outbox.clearState(topic)

@@ -20,15 +20,14 @@ struct BridgeLoops: WatchedLoops {
 /// (the bridge's own MQTT client exists only while driving).
 struct TakeoverLoops: WatchedLoops {
     let ownership: GatewayOwnership
+    let bridge: TakeoverBridge
 
+    /// Runs on the libcoap executor, and refreshes the status line of the bridge that drives, if any.
     func probe() async {
-        await Self.hop()
+        await bridge.probe()
     }
 
     func mqttTurns() -> Int {
         ownership.mqttLoopTurns
     }
-
-    /// Returns once the libcoap executor has run it.
-    @CoAPActor private static func hop() {}
 }

@@ -14,7 +14,7 @@ import SystemdNotify
 /// - `STATUS=` is one line for `systemctl status`, e.g. `1 of 1 gateway connected; 12 devices;
 ///   broker connected; last change 14:03:22`, naming a gateway that is offline or needs pairing.
 ///   With takeover it counts the gateways this instance drives and names the others (`garden
-///   driven by another instance`); while it drives none, `TakeoverBridge` says it stands by.
+///   not driven by this instance`); while it drives none, `TakeoverBridge` says it stands by.
 ///   It is sent when a connection changes; the watchdog (`SystemdWatchdog`) refreshes it at each
 ///   of its rounds (so "last change" follows without a datagram per state change).
 /// - `STOPPING=1` when the bridge begins to stop.
@@ -65,7 +65,8 @@ final class ServiceStatus: BridgeFeature {
     func update() {
         guard !stopping else { return }
         var messages: [NotifySocket.Message] = []
-        if !isReady, brokerSettled, context.hubs.allSatisfy({ settled.contains($0.name) }) {
+        // With takeover, the gateways this instance drives (another may hold the rest for good).
+        if !isReady, brokerSettled, context.hubs.allSatisfy({ !context.drives($0.name) || settled.contains($0.name) }) {
             isReady = true
             messages.append(.ready)
         }
@@ -77,7 +78,9 @@ final class ServiceStatus: BridgeFeature {
         if stopping { return "Stopping" }
         // With takeover, only the gateways this instance drives count; the others are named.
         let hubs = context.hubs.filter { context.drives($0.name) }
-        let elsewhere = context.hubs.filter { !context.drives($0.name) }.map { "\($0.name) driven by another instance" }
+        let elsewhere = context.hubs.filter { !context.drives($0.name) }.map {
+            "\($0.name) not driven by this instance"
+        }
         let connected = hubs.count { $0.connected }
         var gateways = "\(connected) of \(hubs.count) gateway\(hubs.count == 1 ? "" : "s") connected"
         let problems =

@@ -31,6 +31,8 @@ public final class TakeoverBridge: Service, Sendable {
     private let continuation: AsyncStream<Set<String>>.Continuation
     private let logger = Logger(label: "takeover")
     private let systemd: SystemdChannel?
+    /// The bridge of the current active spell (for the watchdog's probe).
+    private let current = Mutex<Bridge?>(nil)
 
     /// - Parameters:
     ///   - hubNames: the configured gateways' hub names by gateway id.
@@ -100,6 +102,12 @@ public final class TakeoverBridge: Service, Sendable {
         }
     }
 
+    /// The watchdog's probe: runs on the libcoap executor (so it returns only while that
+    /// turns), and refreshes the status line of the bridge that drives, if any.
+    @CoAPActor func probe() {
+        current.withLock { $0 }?.probe()
+    }
+
     public func run() async throws {
         let changes = self.changes
         let continuation = self.continuation
@@ -112,6 +120,7 @@ public final class TakeoverBridge: Service, Sendable {
                     if hubs.isEmpty {
                         await current.run.value
                         active = nil
+                        self.current.withLock { $0 = nil }
                         logger.info("standing by: this instance drives no gateway")
                         systemd?.send([], status: Self.standingBy)
                     }
@@ -120,6 +129,7 @@ public final class TakeoverBridge: Service, Sendable {
                         let bridge = try await makeBridge()
                         if let status = status.withLock({ $0 }) { await bridge.takeoverChanged(Self.json(status)) }
                         active = (bridge, Task { await bridge.run(driving: hubs) })
+                        self.current.withLock { $0 = bridge }
                     } catch {
                         logger.error("cannot build the bridge", metadata: ["error": "\(error)"])
                     }

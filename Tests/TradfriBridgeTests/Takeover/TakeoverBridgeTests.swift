@@ -288,6 +288,71 @@ import Testing
         #expect(try set.identities(from: logged) == [second.identity])
     }
 
+    /// Two gateways (`first`: the harness's, `second`), takeover on as instance bridge-a.
+    static func twoGateways(_ harness: BridgeHarness, _ second: SimulatedGateway) -> String {
+        func entry(_ name: String, _ id: String, _ gateway: SimulatedGateway) -> String {
+            """
+              - name: \(name)
+                id: \(id)
+                address: \(gateway.address)
+                credentials: \(harness.credentials)
+                keepalive: 1
+                request_timeout: 2
+                reconnect_max_delay: 2
+                command_spacing: 0.2
+            """
+        }
+        return """
+            gateways:
+            \(entry("first", "7e11515204400072", harness.primary))
+            \(entry("second", "7f00000000000002", second))
+            mqtt:
+              server: \(harness.broker.url)
+            discovery:
+              enabled: false
+              advertise: false
+            homeassistant:
+              republish_delay: 0.2
+            takeover:
+              enabled: true
+              instance_id: bridge-a
+            """
+    }
+
+    /// A rival already drives one of the two gateways when the bridge starts: it drives the
+    /// other, and its status says it is in service (not "Starting: …" for good, waiting for a
+    /// gateway it will never drive) and names the one it does not drive.
+    @Test func aBridgeThatDrivesOnlySomeGatewaysFromTheStartIsReady() async throws {
+        let harness = try await BridgeHarness()
+        let second = try await harness.addGateway(name: "second", id: "7f00000000000002")
+        let systemd = try FakeSystemd()
+        defer { systemd.close() }
+        let base = "tradfri/bridge/takeover"
+        try await harness.publish(
+            "\(base)/instance/bridge-x",
+            #"{"instance":"bridge-x","session":"s","since":"2026-01-01T00:00:00Z","gateways":["7f00000000000002"]}"#,
+            retain: true)
+        try await harness.publish(
+            "\(base)/gateway/7f00000000000002",
+            #"{"state":"owned","owner":"bridge-x","token":"t","since":"2026-01-01T00:00:00Z"}"#, retain: true)
+        let bridge = try harness.launchBridge(
+            configuration: Self.twoGateways(harness, second), environment: systemd.environment())
+        do {
+            try await bridge.waitForLine(containing: "driving gateway gateway=first", within: .seconds(20))
+            try await systemd.wait(within: .seconds(20), "ready, naming the gateway it does not drive") {
+                $0.value("STATUS")?.hasPrefix(
+                    "1 of 1 gateway connected (second not driven by this instance); 10 devices;") == true
+            }
+            #expect(!bridge.outputText.contains("driving gateway gateway=second"))
+        } catch {
+            bridge.signal(SIGKILL)
+            await harness.shutdown([second])
+            throw error
+        }
+        bridge.signal(SIGKILL)
+        await harness.shutdown([second])
+    }
+
     /// A gateway given up while the bridge drives another: its record is replaced (here by the
     /// test, as a rival instance would), so the bridge stops driving it alone. From then on it
     /// publishes nothing for that gateway (a change made at the gateway does not reach MQTT,
@@ -300,35 +365,9 @@ import Testing
         defer { systemd.close() }
         var processes: [ChildProcess] = []
         do {
-            func entry(_ name: String, _ id: String, _ gateway: SimulatedGateway) -> String {
-                """
-                  - name: \(name)
-                    id: \(id)
-                    address: \(gateway.address)
-                    credentials: \(harness.credentials)
-                    keepalive: 1
-                    request_timeout: 2
-                    reconnect_max_delay: 2
-                    command_spacing: 0.2
-                """
-            }
-            let configuration = """
-                gateways:
-                \(entry("first", "7e11515204400072", harness.primary))
-                \(entry("second", "7f00000000000002", second))
-                mqtt:
-                  server: \(harness.broker.url)
-                discovery:
-                  enabled: false
-                  advertise: false
-                homeassistant:
-                  republish_delay: 0.2
-                takeover:
-                  enabled: true
-                  instance_id: bridge-a
-                """
+            let configuration = Self.twoGateways(harness, second)
             let watch = try await harness.subscribe([
-                "tradfri/first/+", "tradfri/second/#", "homeassistant/+/+/+/config",
+                "tradfri/first/+", "tradfri/second/#", "homeassistant/+/+/+/config", "tradfri/bridge/response/#",
             ])
             processes.append(watch)
             let bridge = try harness.launchBridge(configuration: configuration, environment: systemd.environment())
@@ -361,7 +400,7 @@ import Testing
             }
             try await systemd.wait(within: .seconds(5), "status: the second named as driven elsewhere") {
                 $0.value("STATUS")?.hasPrefix(
-                    "1 of 1 gateway connected (second driven by another instance); 10 devices;") == true
+                    "1 of 1 gateway connected (second not driven by this instance); 10 devices;") == true
             }
             let statusGivenUp = systemd.count
             let givenUp = watch.lineCount
@@ -392,14 +431,16 @@ import Testing
             let announced = watch.lineCount
             try await harness.publish(rivalConfig, #"{"name":"rival"}"#, retain: true)
             try await harness.publish("homeassistant/status", "online")
-            try await message(on: "tradfri/first/hallway", from: watch, within: .seconds(10), after: announced)
-            try await harness.publish("tradfri/second/zz_marker", "{}")
-            try await watch.waitForLine(within: .seconds(5), "the marker", after: announced) {
-                $0.hasPrefix("tradfri/second/zz_marker ")
+            try await watch.waitForLine(within: .seconds(10), "a config of the first announced", after: announced) {
+                $0.hasPrefix("homeassistant/") && $0.contains("tradfri_7e11515204400072_")
             }
+            // The whole announcement goes out at once; an answer the bridge sends after it, on the
+            // same connection, comes after all of it.
+            try await harness.publish("tradfri/bridge/request/health_check", "{}")
+            try await message(
+                on: "tradfri/bridge/response/health_check", from: watch, within: .seconds(10), after: announced)
             let announcedForSecond = watch.output.dropFirst(announced).filter {
-                ($0.hasPrefix("tradfri/second/") && !$0.hasPrefix("tradfri/second/zz_marker "))
-                    || (secondConfigs($0) && $0 != #"\#(rivalConfig) {"name":"rival"}"#)
+                $0.hasPrefix("tradfri/second/") || (secondConfigs($0) && $0 != #"\#(rivalConfig) {"name":"rival"}"#)
             }
             #expect(announcedForSecond.isEmpty, "announced for the given-up gateway: \(announcedForSecond)")
 
