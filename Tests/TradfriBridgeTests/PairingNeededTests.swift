@@ -50,6 +50,13 @@ import Testing
         // once; one log line and one event say what to do.
         let quiet = systemd.count
         try await systemd.waitForPings(24, from: quiet, within: .seconds(30))
+        // Each at least once (each process's output is read by a thread of its own), then counted.
+        try await harness.simulator.waitForLine(within: .seconds(5), "the refusal", after: simulatorMark) {
+            $0.contains("refused an unknown identity")
+        }
+        try await bridge.waitForLine(within: .seconds(5), "the log line saying what to do", after: bridgeMark) {
+            $0.contains("no longer knows")
+        }
         let refusals = harness.simulator.output.dropFirst(simulatorMark).filter {
             $0.contains("refused an unknown identity")
         }

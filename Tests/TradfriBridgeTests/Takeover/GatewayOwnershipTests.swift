@@ -40,11 +40,14 @@ import Testing
         #expect(standby.acquisitions.isEmpty)
         #expect(!winner.events.events.contains { $0.lost != nil && $0.at < .now - ownerStop })
         // A clean stop leaves released records and no instance record.
-        let records = try await retainedOwnershipRecords(broker, base: base)
-        for gateway in Self.gateways {
+        let released = { (records: [String: String], gateway: String) in
             let record = records["\(base)/bridge/takeover/gateway/\(gateway)"] ?? ""
-            #expect(record.contains(#""state":"released""#) && record.contains(#""owner":"\#(winner.instance)""#))
+            return record.contains(#""state":"released""#) && record.contains(#""owner":"\#(winner.instance)""#)
         }
+        let records = try await retainedOwnershipRecords(broker, base: base) { records in
+            Self.gateways.allSatisfy { released(records, $0) }
+        }
+        for gateway in Self.gateways { #expect(released(records, gateway), "\(records)") }
         #expect(records.keys.filter { $0.contains("/instance/") }.isEmpty, "\(records)")
     }
 
@@ -172,7 +175,9 @@ import Testing
         try await b.waitUntilOwning(Self.gateways)
         #expect(try await b.cancel() < .seconds(2))
         try await b.events.firstEvent(within: .seconds(2), "lost on cancellation") { $0.lost == Self.gateways[0] }
-        let records = try await retainedOwnershipRecords(broker, base: base)
+        let records = try await retainedOwnershipRecords(broker, base: base) {
+            $0["\(base)/bridge/takeover/gateway/\(Self.gateways[0])"] != nil
+        }
         #expect(records["\(base)/bridge/takeover/instance/bridge-b"] == nil, "\(records)")
         let record = records["\(base)/bridge/takeover/gateway/\(Self.gateways[0])"] ?? ""
         #expect(record.contains(#""owner":"bridge-b""#) && record.contains(#""state":"owned""#), "\(record)")

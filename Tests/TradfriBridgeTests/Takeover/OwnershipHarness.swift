@@ -145,18 +145,27 @@ func overlaps(_ instances: [RunningOwnership], gateways: [String]) -> [String] {
     return found
 }
 
-/// The retained records under `<base>/bridge/takeover/`, by topic (read with mosquitto_sub).
-func retainedOwnershipRecords(_ broker: MosquittoBroker, base: String) async throws -> [String: String] {
-    let result = try await runCommand(
-        "mosquitto_sub",
-        broker.clientArguments + ["-t", "\(base)/bridge/takeover/#", "-v", "--retained-only", "-W", "1"],
-        check: false)
-    var records: [String: String] = [:]
-    for line in result.output.split(separator: "\n") where line.hasPrefix(base + "/") {
-        let parts = line.split(separator: " ", maxSplits: 1)
-        records[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+/// The retained records under `<base>/bridge/takeover/`, by topic (read with mosquitto_sub),
+/// once they satisfy `until`: each read takes what the broker sends within 1 s, which a loaded
+/// machine can cut short, so reads are repeated until then (at most `limit`). The last read is
+/// returned either way, for the test's own checks to report.
+func retainedOwnershipRecords(
+    _ broker: MosquittoBroker, base: String, within limit: Duration = .seconds(10),
+    until done: ([String: String]) -> Bool
+) async throws -> [String: String] {
+    let deadline = ContinuousClock.now + limit
+    while true {
+        let result = try await runCommand(
+            "mosquitto_sub",
+            broker.clientArguments + ["-t", "\(base)/bridge/takeover/#", "-v", "--retained-only", "-W", "1"],
+            check: false)
+        var records: [String: String] = [:]
+        for line in result.output.split(separator: "\n") where line.hasPrefix(base + "/") {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            records[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        if done(records) || ContinuousClock.now > deadline { return records }
     }
-    return records
 }
 
 /// A `TakeoverProbe` process: one coordinator the test can kill with SIGKILL or freeze with SIGSTOP.

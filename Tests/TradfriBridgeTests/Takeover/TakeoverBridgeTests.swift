@@ -100,10 +100,27 @@ import Testing
             try await watch.waitForLine(within: limit, "bridge/groups of a driving bridge", after: after) {
                 $0.hasPrefix("tradfri/bridge/groups ")
             }
-            let driving = [a, b].filter {
-                $0.process?.isRunning == true && $0.process?.outputText.contains("acquired gateway") == true
+            // Its log line was written before it drove, but each process's output is read by a
+            // thread of its own: wait for it rather than read what has arrived so far.
+            let running = [a, b].filter { $0.process?.isRunning == true }
+            let first = await withTaskGroup(of: Instance?.self) { group in
+                for instance in running {
+                    group.addTask {
+                        let acquired = try? await instance.process?.waitForLine(
+                            containing: "acquired gateway", within: .seconds(10))
+                        return acquired == nil ? nil : instance
+                    }
+                }
+                for await found in group where found != nil {
+                    group.cancelAll()
+                    return found
+                }
+                return nil
             }
-            return try #require(driving.count == 1 ? driving.first : nil, "driving: \(driving.map(\.id))")
+            let driver = try #require(first, "no running instance logged acquiring the gateway")
+            let others = running.filter { $0 !== driver && $0.process?.outputText.contains("acquired gateway") == true }
+            #expect(others.isEmpty, "also driving: \(others.map(\.id))")
+            return driver
         }
 
         /// Waits for the retained ownership record naming `owner` (any owner when nil); returns it.
