@@ -1,5 +1,6 @@
 internal import CCoap
 import Dispatch
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -12,16 +13,28 @@ struct ResolvedAddress: Sendable, CustomStringConvertible {
     let description: String
 
     /// Resolves `host` (an IPv4/IPv6 literal or a name) to the first UDP address. Name lookups
-    /// block in getaddrinfo, so they run on a global queue, never on the libcoap queue.
+    /// block in getaddrinfo, so they run on a global queue, never on the libcoap queue. A
+    /// cancelled task stops waiting at once (`CoAPError.sessionClosed`); the lookup, which
+    /// cannot be interrupted (a name server that never answers holds it for timeout × attempts),
+    /// finishes on its own and is dropped.
     static func resolve(host: String, port: UInt16) async throws(CoAPError) -> ResolvedAddress {
         if let literal = literal(host: host, port: port) { return literal }
-        let result: ResolvedAddress? = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: lookup(host: host, port: port))
+        let waiter = LookupWaiter()
+        let result: LookupWaiter.Outcome = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                waiter.wait(continuation)
+                DispatchQueue.global().async {
+                    waiter.finish(.found(lookup(host: host, port: port)))
+                }
             }
+        } onCancel: {
+            waiter.finish(.cancelled)
         }
-        guard let result else { throw .unresolvableHost(host) }
-        return result
+        switch result {
+        case .cancelled: throw .sessionClosed
+        case .found(nil): throw .unresolvableHost(host)
+        case .found(let address?): return address
+        }
     }
 
     static func literal(host: String, port: UInt16) -> ResolvedAddress? {
@@ -73,5 +86,40 @@ struct ResolvedAddress: Sendable, CustomStringConvertible {
         }
         address.size = socklen_t(bytes.count)
         return address
+    }
+}
+
+/// One lookup's waiter: resumed once, by the lookup's result or by a cancellation, whichever
+/// comes first (a cancellation may even come before the wait has begun).
+private final class LookupWaiter: Sendable {
+    enum Outcome: Sendable {
+        case found(ResolvedAddress?)
+        case cancelled
+    }
+
+    private struct State {
+        var continuation: CheckedContinuation<Outcome, Never>?
+        var outcome: Outcome?
+    }
+
+    private let state = Mutex(State())
+
+    func wait(_ continuation: CheckedContinuation<Outcome, Never>) {
+        let ready: Outcome? = state.withLock { state in
+            if let outcome = state.outcome { return outcome }
+            state.continuation = continuation
+            return nil
+        }
+        if let ready { continuation.resume(returning: ready) }
+    }
+
+    func finish(_ outcome: Outcome) {
+        let waiting: CheckedContinuation<Outcome, Never>? = state.withLock { state in
+            guard state.outcome == nil else { return nil }
+            state.outcome = outcome
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        waiting?.resume(returning: outcome)
     }
 }

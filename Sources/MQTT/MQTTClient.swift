@@ -108,7 +108,7 @@ public final class MQTTClient: Sendable {
     /// was connected, then finishes. Messages queued before the call are written first; to be sure
     /// a QoS 1 message arrived, await `publish(_:acknowledgedWithin:)` before disconnecting.
     /// Takes a network round trip when connected, up to about a second during a connection
-    /// attempt, and longer only while a DNS lookup of the broker's host is still running.
+    /// attempt (a DNS lookup of the broker's name still under way is abandoned).
     /// Safe to call more than once and before `start()`.
     public func disconnect() async {
         session.requestStop()

@@ -5,7 +5,8 @@ import Logging
 /// One `struct mosquitto` and the thread that drives it; the engine behind `MQTTClient`.
 ///
 /// Threads:
-/// - The *network thread* (started by `start()`) runs the cycle connect → socket loop until the
+/// - The *network thread* (started by `start()`) runs the cycle look the broker's name up (on a
+///   thread of its own, `BrokerLookup`) → connect → socket loop until the
 ///   connection ends → backoff → connect again, until a stop is requested. The socket loop is our
 ///   own poll(2) loop over libmosquitto's external-loop calls (`mosquitto_loop_read`,
 ///   `mosquitto_loop_write`, `mosquitto_loop_misc`); see `turnSocketLoop`. Every libmosquitto
@@ -389,11 +390,17 @@ final class MosquittoSession: @unchecked Sendable {
     /// it ended because a stop was requested.
     private func connectAndServe() -> MQTTError? {
         let endpoint = configuration.endpoint
-        // Non-blocking apart from the DNS lookup; TCP, TLS and CONNECT proceed in the socket loop.
-        // A connect that never completes is cut off by libmosquitto's keepalive check.
+        let host: String
+        switch addressToConnect() {
+        case nil: return nil
+        case .failure(let error): return error
+        case .success(let address): host = address
+        }
+        // Non-blocking (the name was looked up above; see addressToConnect for TLS); TCP, TLS and
+        // CONNECT proceed in the socket loop. A connect that never completes is cut off by
+        // libmosquitto's keepalive check.
         let code = mosquitto_connect_bind_async(
-            handle, configuration.host, Int32(configuration.port), Int32(configuration.keepAlive.components.seconds),
-            nil)
+            handle, host, Int32(configuration.port), Int32(configuration.keepAlive.components.seconds), nil)
         if code != MOSQ_ERR_SUCCESS.rawValue {
             let error = MQTTError(code: code, operation: "connecting to \(endpoint)")
             return locked { stopRequested } ? nil : error
@@ -436,6 +443,36 @@ final class MosquittoSession: @unchecked Sendable {
                 // harmless (the socket closes after the first).
                 _ = mosquitto_disconnect(handle)
                 stopDeadline = .now + .seconds(2)
+            }
+        }
+    }
+
+    /// The host to hand libmosquitto for this attempt: an address literal as configured, or the
+    /// broker's name looked up on a thread of its own (`BrokerLookup`) while this thread keeps
+    /// turning (for the watchdog) and watching for a stop; nil when a stop came first. Without
+    /// TLS libmosquitto gets the address found, so it does not look the name up again; with TLS
+    /// it gets the name, because it checks the broker's certificate against it (and looks it up
+    /// once more itself, now that the name server has just answered).
+    private func addressToConnect() -> Result<String, MQTTError>? {
+        let name = configuration.host
+        guard !BrokerLookup.literal(name) else { return .success(name) }
+        let lookup = BrokerLookup.start(name)
+        while true {
+            guard
+                !locked({ () -> Bool in
+                    turned()
+                    return stopRequested
+                })
+            else { return nil }
+            guard let outcome = lookup.wait(atMost: .milliseconds(100)) else { continue }
+            switch outcome {
+            case .address(let address):
+                return .success(configuration.tls == nil ? address : name)
+            case .failed(let reason):
+                return .failure(
+                    .library(
+                        operation: "connecting to \(configuration.endpoint)", code: MOSQ_ERR_EAI.rawValue,
+                        message: "the host name could not be resolved (\(reason))"))
             }
         }
     }

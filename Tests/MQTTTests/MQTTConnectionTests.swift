@@ -39,6 +39,18 @@ import Testing
         await good.disconnect()
     }
 
+    /// A broker configured by host name (looked up on a thread of its own, then connected by
+    /// the address found) works both ways.
+    @Test func aBrokerConfiguredByNameIsLookedUpAndUsed() async throws {
+        let broker = try await MosquittoBroker()
+        let watcher = try await broker.subscriber(["-t", "by-name", "-v"])
+        let (client, _) = try await connectedClient(configuration(for: broker) { $0.host = "localhost" })
+        try await client.publish(
+            MQTTMessage(topic: "by-name", text: "hello", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
+        try await watcher.waitForLine(containing: "by-name hello")
+        await client.disconnect()
+    }
+
     @Test func passwordNeverAppearsInTheLog() async throws {
         let broker = try await MosquittoBroker(.init(allowAnonymous: false, users: ["alice": "correct-horse"]))
         let capture = LogCapture()

@@ -5,7 +5,8 @@ import Testing
 
 /// TLS to the broker: certificates from a throwaway CA made with the openssl command.
 @Suite struct MQTTTLSTests {
-    /// A CA, a broker certificate for 127.0.0.1 and one for another name, in a temporary directory.
+    /// A CA, a broker certificate for 127.0.0.1 (and localhost), one for another name, and one for
+    /// the name localhost alone, in a temporary directory.
     struct Certificates {
         let directory: URL
         var caFile: String { directory.appendingPathComponent("ca.crt").path }
@@ -25,7 +26,10 @@ import Testing
                         "/CN=Test \(ca)",
                     ])
             }
-            for (name, names) in [("broker", "IP:127.0.0.1,DNS:localhost"), ("elsewhere", "DNS:elsewhere.example")] {
+            for (name, names) in [
+                ("broker", "IP:127.0.0.1,DNS:localhost"), ("elsewhere", "DNS:elsewhere.example"),
+                ("named", "DNS:localhost"),
+            ] {
                 try "subjectAltName=\(names)\n".write(toFile: path("\(name).ext"), atomically: true, encoding: .utf8)
                 try await runCommand(
                     "openssl",
@@ -93,6 +97,26 @@ import Testing
             #expect(error.description.contains("A TLS error occurred (certificate verify failed)"), "\(error)")
         }
         #expect(!client.isConnected)
+        await client.disconnect()
+    }
+
+    /// A broker configured by name: the client looks the name up itself, and the certificate is
+    /// still checked against the name (this one names no address), not the address found.
+    @Test func aBrokerConfiguredByNameIsVerifiedAgainstThatName() async throws {
+        let certificates = try await Certificates.make()
+        defer { certificates.remove() }
+        let tlsPort = freePort()
+        let broker = try await MosquittoBroker(certificates.brokerOptions(tlsPort: tlsPort, certificate: "named"))
+        let watcher = try await broker.subscriber(["-t", "named", "-v"])
+        let (client, _) = try await connectedClient(
+            configuration(for: broker, port: tlsPort) {
+                $0.host = "localhost"
+                $0.tls = MQTTTLSConfiguration(caFile: certificates.caFile)
+            })
+        #expect(client.configuration.description.hasPrefix("mqtts://localhost:"))
+        try await client.publish(
+            MQTTMessage(topic: "named", text: "by name", qos: .atLeastOnce), acknowledgedWithin: .seconds(5))
+        try await watcher.waitForLine(containing: "named by name")
         await client.disconnect()
     }
 

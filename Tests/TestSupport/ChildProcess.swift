@@ -334,7 +334,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     private static let ignoreBrokenPipes: Void = { _ = Glibc.signal(SIGPIPE, SIG_IGN) }()
 
-    static func locate(_ executable: String) throws -> String {
+    public static func locate(_ executable: String) throws -> String {
         if executable.contains("/") { return executable }
         if let built = BuildProducts.path(of: executable) { return built }
         for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
