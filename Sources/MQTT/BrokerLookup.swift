@@ -13,14 +13,13 @@ import Glibc
 /// - `start` returns at once; the lookup thread owns its own copy of the name and ends when
 ///   getaddrinfo returns. An abandoned lookup (a stop meanwhile) just finishes unread.
 /// - `wait(atMost:)` returns the outcome once there is one, or nil after `atMost`.
-/// - An IPv4 or IPv6 literal needs no lookup (`literal`); the caller connects to it directly.
+/// - An IPv4 or IPv6 literal needs no lookup (`literal`).
 final class BrokerLookup: @unchecked Sendable {
     // @unchecked: `outcome` is guarded by `condition`.
 
     enum Outcome: Sendable {
-        /// The first address, as a numeric host string (IPv4 preferred, as libmosquitto's
-        /// connect tries addresses in getaddrinfo's order and most brokers listen on IPv4).
-        case address(String)
+        /// The name has at least one address.
+        case resolved
         /// getaddrinfo's error, as gai_strerror words it.
         case failed(String)
     }
@@ -69,26 +68,7 @@ final class BrokerLookup: @unchecked Sendable {
         var list: UnsafeMutablePointer<addrinfo>?
         let code = getaddrinfo(host, nil, &hints, &list)
         guard code == 0, let list else { return .failed(String(cString: gai_strerror(code))) }
-        defer { freeaddrinfo(list) }
-        var first: String?
-        var cursor: UnsafeMutablePointer<addrinfo>? = list
-        while let entry = cursor?.pointee {
-            cursor = entry.ai_next
-            guard let address = entry.ai_addr, let numeric = numericHost(address, length: entry.ai_addrlen) else {
-                continue
-            }
-            if entry.ai_family == AF_INET { return .address(numeric) }
-            if first == nil { first = numeric }
-        }
-        return first.map(Outcome.address) ?? .failed("no address for \(host)")
-    }
-
-    private static func numericHost(_ address: UnsafeMutablePointer<sockaddr>, length: socklen_t) -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        guard getnameinfo(address, length, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 else {
-            return nil
-        }
-        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-        return String(decoding: bytes, as: UTF8.self)
+        freeaddrinfo(list)
+        return .resolved
     }
 }

@@ -396,9 +396,9 @@ final class MosquittoSession: @unchecked Sendable {
         case .failure(let error): return error
         case .success(let address): host = address
         }
-        // Non-blocking (the name was looked up above; see addressToConnect for TLS); TCP, TLS and
-        // CONNECT proceed in the socket loop. A connect that never completes is cut off by
-        // libmosquitto's keepalive check.
+        // Non-blocking but for libmosquitto's own lookup of a name just found to resolve (see
+        // addressToConnect); TCP, TLS and CONNECT proceed in the socket loop. A connect that
+        // never completes is cut off by libmosquitto's keepalive check.
         let code = mosquitto_connect_bind_async(
             handle, host, Int32(configuration.port), Int32(configuration.keepAlive.components.seconds), nil)
         if code != MOSQ_ERR_SUCCESS.rawValue {
@@ -447,12 +447,13 @@ final class MosquittoSession: @unchecked Sendable {
         }
     }
 
-    /// The host to hand libmosquitto for this attempt: an address literal as configured, or the
-    /// broker's name looked up on a thread of its own (`BrokerLookup`) while this thread keeps
-    /// turning (for the watchdog) and watching for a stop; nil when a stop came first. Without
-    /// TLS libmosquitto gets the address found, so it does not look the name up again; with TLS
-    /// it gets the name, because it checks the broker's certificate against it (and looks it up
-    /// once more itself, now that the name server has just answered).
+    /// The host to hand libmosquitto for this attempt, once it is known to resolve: a name is
+    /// first looked up on a thread of its own (`BrokerLookup`) while this thread keeps turning
+    /// (for the watchdog) and watching for a stop; nil when a stop came first. libmosquitto then
+    /// still gets the name, not the address found: it checks a TLS certificate against it and
+    /// tries each address of the name in turn, as before. Its own lookup of the name, in this
+    /// thread, follows one that has just been answered, so a name server that stopped answering
+    /// is caught by ours, where it can do no harm.
     private func addressToConnect() -> Result<String, MQTTError>? {
         let name = configuration.host
         guard !BrokerLookup.literal(name) else { return .success(name) }
@@ -466,8 +467,8 @@ final class MosquittoSession: @unchecked Sendable {
             else { return nil }
             guard let outcome = lookup.wait(atMost: .milliseconds(100)) else { continue }
             switch outcome {
-            case .address(let address):
-                return .success(configuration.tls == nil ? address : name)
+            case .resolved:
+                return .success(name)
             case .failed(let reason):
                 return .failure(
                     .library(

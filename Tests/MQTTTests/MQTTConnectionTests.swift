@@ -39,8 +39,7 @@ import Testing
         await good.disconnect()
     }
 
-    /// A broker configured by host name (looked up on a thread of its own, then connected by
-    /// the address found) works both ways.
+    /// A broker configured by host name (looked up first on a thread of its own) works both ways.
     @Test func aBrokerConfiguredByNameIsLookedUpAndUsed() async throws {
         let broker = try await MosquittoBroker()
         let watcher = try await broker.subscriber(["-t", "by-name", "-v"])
