@@ -102,6 +102,21 @@ final class BridgeHarness: @unchecked Sendable {
         """
     }
 
+    /// One entry of a `gateways:` list for `gateway` (the harness's credentials, quick timing),
+    /// indented for the list.
+    func gatewayEntry(_ name: String, id: String, _ gateway: SimulatedGateway, commandSpacing: Double? = nil) -> String
+    {
+        """
+          - name: \(name)
+            id: \(id)
+            address: \(gateway.address)
+            credentials: \(credentials)
+            keepalive: 1
+            request_timeout: 2
+            reconnect_max_delay: 2
+        """ + (commandSpacing.map { "\n    command_spacing: \($0)" } ?? "")
+    }
+
     /// Writes `configuration` as the bridge's configuration file and starts `tradfri-bridge run`
     /// with it, as systemd does; returns at once. Without a `web:` section the web page listens
     /// on a free loopback port (several bridges run at once; the default 8080 fits only one).

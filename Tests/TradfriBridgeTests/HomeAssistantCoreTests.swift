@@ -55,18 +55,10 @@ import TradfriModel
         let core = try await HomeAssistantCore()
         let harness = try await BridgeHarness()
         let gardenGateway = try await harness.addGateway(name: "garden", id: gardenID)
-        let entries = [("upstairs", Self.gatewayID, harness.primary), ("garden", gardenID, gardenGateway)].map {
-            name, id, gateway in
-            """
-              - name: \(name)
-                id: \(id)
-                address: \(gateway.address)
-                credentials: \(harness.credentials)
-                keepalive: 1
-                request_timeout: 2
-                reconnect_max_delay: 2
-            """
-        }
+        let entries = [
+            harness.gatewayEntry("upstairs", id: Self.gatewayID, harness.primary),
+            harness.gatewayEntry("garden", id: gardenID, gardenGateway),
+        ]
         let ready = try await harness.subscribe(["tradfri/bridge/devices"])
         try harness.launchBridge(
             configuration: """

@@ -15,16 +15,7 @@ import TradfriModel
 
     static func configuration(_ harness: BridgeHarness, _ gateways: [(String, SimulatedGateway)]) -> String {
         let entries = gateways.map { name, gateway in
-            """
-              - name: \(name)
-                id: \(ids[name]!)
-                address: \(gateway.address)
-                credentials: \(harness.credentials)
-                keepalive: 1
-                request_timeout: 2
-                reconnect_max_delay: 2
-                command_spacing: 0.5
-            """
+            harness.gatewayEntry(name, id: ids[name]!, gateway, commandSpacing: 0.5)
         }
         return """
             gateways:

@@ -307,33 +307,21 @@ import Testing
 
     /// Two gateways (`first`: the harness's, `second`), takeover on as instance bridge-a.
     static func twoGateways(_ harness: BridgeHarness, _ second: SimulatedGateway) -> String {
-        func entry(_ name: String, _ id: String, _ gateway: SimulatedGateway) -> String {
-            """
-              - name: \(name)
-                id: \(id)
-                address: \(gateway.address)
-                credentials: \(harness.credentials)
-                keepalive: 1
-                request_timeout: 2
-                reconnect_max_delay: 2
-                command_spacing: 0.2
-            """
-        }
-        return """
-            gateways:
-            \(entry("first", "7e11515204400072", harness.primary))
-            \(entry("second", "7f00000000000002", second))
-            mqtt:
-              server: \(harness.broker.url)
-            discovery:
-              enabled: false
-              advertise: false
-            homeassistant:
-              republish_delay: 0.2
-            takeover:
-              enabled: true
-              instance_id: bridge-a
-            """
+        """
+        gateways:
+        \(harness.gatewayEntry("first", id: "7e11515204400072", harness.primary, commandSpacing: 0.2))
+        \(harness.gatewayEntry("second", id: "7f00000000000002", second, commandSpacing: 0.2))
+        mqtt:
+          server: \(harness.broker.url)
+        discovery:
+          enabled: false
+          advertise: false
+        homeassistant:
+          republish_delay: 0.2
+        takeover:
+          enabled: true
+          instance_id: bridge-a
+        """
     }
 
     /// A rival already drives one of the two gateways when the bridge starts: it drives the
