@@ -75,7 +75,9 @@ public final class BridgeDaemon: Service {
             let ownership = try GatewayOwnership(
                 configuration: configuration, mqtt: coordinatorMQTT, gatewayIDs: gateways.map(\.gatewayID)
             ) { event in bridge.ownershipChanged(event) }
-            services = [.init(service: ownership), .init(service: bridge)]
+            services = [
+                .init(service: ownership), .init(service: bridge, failureTerminationBehavior: .gracefullyShutdownGroup),
+            ]
             // A standby instance is running as it should: systemd may consider it started.
             systemd?.send([.ready], status: "takeover: waiting to drive the gateways")
             loops = TakeoverLoops(ownership: ownership, bridge: bridge)

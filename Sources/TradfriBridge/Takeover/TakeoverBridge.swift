@@ -14,6 +14,10 @@ import Synchronization
 /// - `ownershipChanged(_:)` is the coordinator's handler: it only records the new set and
 ///   returns; the run loop applies it (a hub given up is cancelled at once and publishes nothing
 ///   more; the last one given up ends the bridge without publishing `bridge/state` offline).
+/// - A bridge that cannot be built when a gateway is acquired (the broker's password file became
+///   unreadable, say) ends `run()` with that error: put this service in the group with
+///   `failureTerminationBehavior: .gracefullyShutdownGroup`, so the coordinator releases the
+///   gateways for another instance and the process exits with an error (systemd restarts it).
 /// - While it drives nothing (standby), nothing of the bridge runs: no MQTT connection besides the
 ///   coordinator's, no subscription, nothing published. Each active spell builds a fresh `Bridge`
 ///   (its MQTT client is single-use) with fresh hubs from `makeBridge`.
@@ -112,6 +116,7 @@ public final class TakeoverBridge: Service, Sendable {
         let changes = self.changes
         let continuation = self.continuation
         var active: (bridge: Bridge, run: Task<Void, Never>)?
+        var failure: (any Error)?
         await withGracefulShutdownHandler {
             for await hubs in changes {
                 if let current = active {
@@ -131,7 +136,12 @@ public final class TakeoverBridge: Service, Sendable {
                         active = (bridge, Task { await bridge.run(driving: hubs) })
                         self.current.withLock { $0 = bridge }
                     } catch {
-                        logger.error("cannot build the bridge", metadata: ["error": "\(error)"])
+                        // Holding the gateways without driving them would leave them to nobody.
+                        logger.error(
+                            "cannot build the bridge; stopping, so that another instance drives the gateways",
+                            metadata: ["error": "\(error)"])
+                        failure = error
+                        break
                     }
                 }
             }
@@ -142,5 +152,6 @@ public final class TakeoverBridge: Service, Sendable {
             await active.bridge.stop()
             await active.run.value
         }
+        if let failure { throw failure }
     }
 }

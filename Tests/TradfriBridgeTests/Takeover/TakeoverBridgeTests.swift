@@ -358,6 +358,41 @@ import Testing
         await harness.shutdown([second])
     }
 
+    /// The bridge cannot be built when the gateway is acquired (the broker's password file went
+    /// away after the start): the instance says why and exits with an error (systemd restarts it),
+    /// releasing the gateway on its way out, so another instance can drive it; it never sits on
+    /// the gateway without driving it.
+    @Test func anInstanceThatCannotBuildItsBridgeReleasesTheGatewayAndExits() async throws {
+        let harness = try await BridgeHarness()
+        let passwordFile = harness.directory.appendingPathComponent("broker-password").path
+        try "secret\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        let records = try await harness.subscribe(["tradfri/bridge/takeover/gateway/+"])
+        let bridge = try harness.launchBridge(
+            configuration: harness.testConfiguration(
+                extraConfiguration: "takeover:\n  enabled: true\n  instance_id: bridge-a",
+                mqttConfiguration: "  user: bridge\n  password_file: \(passwordFile)"))
+        do {
+            // The claim's settle time (seconds) is the window: the file goes before it ends.
+            try await bridge.waitForLine(containing: "claiming gateway", within: .seconds(20))
+            try FileManager.default.removeItem(atPath: passwordFile)
+            try await bridge.waitForLine(within: .seconds(20), "the reason") {
+                $0.contains("cannot build the bridge") && $0.contains("mqtt.password_file")
+            }
+            let status = try await bridge.waitForExit(within: .seconds(5))
+            #expect(status != 0, "systemd's Restart=on-failure needs a failure")
+            try await records.waitForLine(within: .seconds(5), "the gateway released") {
+                $0.contains(#""state":"released""#) && $0.contains(#""owner":"bridge-a""#)
+            }
+        } catch {
+            bridge.signal(SIGKILL)
+            records.signal(SIGKILL)
+            await harness.shutdown()
+            throw error
+        }
+        records.signal(SIGKILL)
+        await harness.shutdown()
+    }
+
     /// A gateway given up while the bridge drives another: its record is replaced (here by the
     /// test, as a rival instance would), so the bridge stops driving it alone. From then on it
     /// publishes nothing for that gateway (a change made at the gateway does not reach MQTT,
