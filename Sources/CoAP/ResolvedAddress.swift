@@ -22,7 +22,9 @@ struct ResolvedAddress: Sendable, CustomStringConvertible {
         let waiter = LookupWaiter()
         let result: LookupWaiter.Outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                waiter.wait(continuation)
+                // Not started at all for a task cancelled already: an abandoned lookup holds a
+                // worker thread for the resolver's whole timeout.
+                guard waiter.wait(continuation) else { return }
                 DispatchQueue.global().async {
                     waiter.finish(.found(lookup(host: host, port: port)))
                 }
@@ -104,13 +106,16 @@ private final class LookupWaiter: Sendable {
 
     private let state = Mutex(State())
 
-    func wait(_ continuation: CheckedContinuation<Outcome, Never>) {
+    /// Waits with `continuation`; false when there is an outcome already (it is resumed at once).
+    func wait(_ continuation: CheckedContinuation<Outcome, Never>) -> Bool {
         let ready: Outcome? = state.withLock { state in
             if let outcome = state.outcome { return outcome }
             state.continuation = continuation
             return nil
         }
-        if let ready { continuation.resume(returning: ready) }
+        guard let ready else { return true }
+        continuation.resume(returning: ready)
+        return false
     }
 
     func finish(_ outcome: Outcome) {

@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -12,20 +14,20 @@ import Glibc
 /// Contract:
 /// - `start` returns at once; the lookup thread owns its own copy of the name and ends when
 ///   getaddrinfo returns. An abandoned lookup (a stop meanwhile) just finishes unread.
-/// - `wait(atMost:)` returns the outcome once there is one, or nil after `atMost`.
+/// - `wait(atMost:)` returns the outcome once there is one, or nil after `atMost` (measured on
+///   the monotonic clock: a wall clock set back does not stretch it).
 /// - An IPv4 or IPv6 literal needs no lookup (`literal`).
-final class BrokerLookup: @unchecked Sendable {
-    // @unchecked: `outcome` is guarded by `condition`.
-
+final class BrokerLookup: Sendable {
     enum Outcome: Sendable {
-        /// The name has at least one address.
-        case resolved
+        /// Every address of the name as a numeric host, in getaddrinfo's order (the order
+        /// libmosquitto would have tried them in), without repeats.
+        case addresses([String])
         /// getaddrinfo's error, as gai_strerror words it.
         case failed(String)
     }
 
-    private let condition = NSCondition()
-    private var outcome: Outcome?
+    private let outcome = Mutex<Outcome?>(nil)
+    private let done = DispatchSemaphore(value: 0)
 
     /// Whether `host` is an IP address literal (no lookup needed).
     static func literal(_ host: String) -> Bool {
@@ -37,28 +39,22 @@ final class BrokerLookup: @unchecked Sendable {
     /// Starts looking `host` up on a new thread.
     static func start(_ host: String) -> BrokerLookup {
         let lookup = BrokerLookup()
-        let thread = Thread {
+        Thread {
             let result = resolve(host)
-            lookup.condition.lock()
-            lookup.outcome = result
-            lookup.condition.broadcast()
-            lookup.condition.unlock()
-        }
-        thread.start()
+            lookup.outcome.withLock { $0 = result }
+            lookup.done.signal()
+        }.start()
         return lookup
     }
 
     /// The outcome, waiting at most `limit` for it.
     func wait(atMost limit: Duration) -> Outcome? {
-        let deadline = Date(
-            timeIntervalSinceNow: Double(limit.components.seconds)
-                + Double(limit.components.attoseconds) / 1e18)
-        condition.lock()
-        defer { condition.unlock() }
-        while outcome == nil {
-            if !condition.wait(until: deadline) { break }
-        }
-        return outcome
+        if let known = outcome.withLock({ $0 }) { return known }
+        let (seconds, attoseconds) = limit.components
+        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+        guard done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success else { return nil }
+        done.signal()  // for any later wait
+        return outcome.withLock { $0 }
     }
 
     private static func resolve(_ host: String) -> Outcome {
@@ -68,7 +64,24 @@ final class BrokerLookup: @unchecked Sendable {
         var list: UnsafeMutablePointer<addrinfo>?
         let code = getaddrinfo(host, nil, &hints, &list)
         guard code == 0, let list else { return .failed(String(cString: gai_strerror(code))) }
-        freeaddrinfo(list)
-        return .resolved
+        defer { freeaddrinfo(list) }
+        var addresses: [String] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = list
+        while let entry = cursor?.pointee {
+            cursor = entry.ai_next
+            guard let address = entry.ai_addr, let numeric = numericHost(address, length: entry.ai_addrlen),
+                !addresses.contains(numeric)
+            else { continue }
+            addresses.append(numeric)
+        }
+        return addresses.isEmpty ? .failed("no address for \(host)") : .addresses(addresses)
+    }
+
+    private static func numericHost(_ address: UnsafeMutablePointer<sockaddr>, length: socklen_t) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        guard getnameinfo(address, length, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 else {
+            return nil
+        }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

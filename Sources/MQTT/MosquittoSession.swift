@@ -39,7 +39,7 @@ import Logging
 final class MosquittoSession: @unchecked Sendable {
     // @unchecked: `handle` is used only through libmosquitto's thread-safe entry points while
     // `withHandle` (or the network thread itself) keeps it alive; all mutable Swift state is
-    // guarded by `lock`.
+    // guarded by `lock`, but `nextAddress`, which only the network thread uses.
 
     let configuration: MQTTConfiguration
     let logger: Logger
@@ -141,6 +141,10 @@ final class MosquittoSession: @unchecked Sendable {
     /// not known yet is kept in `completedEarly` (it can beat the id back to the caller).
     private var publishesUnderWay = 0
     private var completedEarly: Set<Int32> = []
+    /// Which of the broker's addresses the next attempt takes (without TLS). The one field not
+    /// guarded by `lock`: only the network thread uses it.
+    private var nextAddress = 0
+
     #if DEBUG
     /// Test-only: the network thread blocks for this long at its next turn (`stallNetworkThread`).
     private var stallRequested: Duration?
@@ -396,9 +400,9 @@ final class MosquittoSession: @unchecked Sendable {
         case .failure(let error): return error
         case .success(let address): host = address
         }
-        // Non-blocking but for libmosquitto's own lookup of a name just found to resolve (see
-        // addressToConnect); TCP, TLS and CONNECT proceed in the socket loop. A connect that
-        // never completes is cut off by libmosquitto's keepalive check.
+        // Non-blocking (but see addressToConnect for a name with TLS); TCP, TLS and CONNECT
+        // proceed in the socket loop. A connect that never completes is cut off by
+        // libmosquitto's keepalive check.
         let code = mosquitto_connect_bind_async(
             handle, host, Int32(configuration.port), Int32(configuration.keepAlive.components.seconds), nil)
         if code != MOSQ_ERR_SUCCESS.rawValue {
@@ -447,13 +451,16 @@ final class MosquittoSession: @unchecked Sendable {
         }
     }
 
-    /// The host to hand libmosquitto for this attempt, once it is known to resolve: a name is
-    /// first looked up on a thread of its own (`BrokerLookup`) while this thread keeps turning
-    /// (for the watchdog) and watching for a stop; nil when a stop came first. libmosquitto then
-    /// still gets the name, not the address found: it checks a TLS certificate against it and
-    /// tries each address of the name in turn, as before. Its own lookup of the name, in this
-    /// thread, follows one that has just been answered, so a name server that stopped answering
-    /// is caught by ours, where it can do no harm.
+    /// The host to hand libmosquitto for this attempt: a name is first looked up on a thread of
+    /// its own (`BrokerLookup`) while this thread keeps turning (for the watchdog) and watching
+    /// for a stop; nil when a stop came first.
+    /// - Without TLS libmosquitto gets one of the addresses found, so it does not look the name
+    ///   up again in this thread; each attempt takes the next one (a non-blocking connect tries
+    ///   only one address, so this is how an address that does not answer is left behind).
+    /// - With TLS it gets the name, because it checks the broker's certificate against the name
+    ///   it connected to: its own lookup, in this thread, then follows one that has just been
+    ///   answered. A name server that answers one query and drops the next (an A record but no
+    ///   AAAA, say) can still hold this thread for the resolver's timeouts there.
     private func addressToConnect() -> Result<String, MQTTError>? {
         let name = configuration.host
         guard !BrokerLookup.literal(name) else { return .success(name) }
@@ -467,8 +474,11 @@ final class MosquittoSession: @unchecked Sendable {
             else { return nil }
             guard let outcome = lookup.wait(atMost: .milliseconds(100)) else { continue }
             switch outcome {
-            case .resolved:
-                return .success(name)
+            case .addresses(let addresses):
+                guard configuration.tls == nil else { return .success(name) }
+                let address = addresses[nextAddress % addresses.count]
+                nextAddress &+= 1
+                return .success(address)
             case .failed(let reason):
                 return .failure(
                     .library(

@@ -25,7 +25,11 @@ import Testing
                 print("listening", flush=True)
                 while True:
                     data, peer = s.recvfrom(4096)
-                    print("query", len(data), flush=True)
+                    labels, i = [], 12
+                    while i < len(data) and data[i] != 0:
+                        labels.append(data[i + 1:i + 1 + data[i]].decode("ascii", "replace"))
+                        i += 1 + data[i]
+                    print("query", ".".join(labels), flush=True)
                 """,
             ], name: "silent-dns")
         try await server.waitForLine(containing: "listening")
@@ -38,6 +42,7 @@ import Testing
             of: "address: \(harness.gateway)", with: "address: gateway.dns-outage.test:\(harness.gatewayPort)")
         configuration = configuration.replacingOccurrences(
             of: "server: \(harness.broker.url)", with: "server: mqtt://broker.dns-outage.test:\(harness.broker.port)")
+        #expect(configuration.contains("gateway.dns-outage.test") && configuration.contains("broker.dns-outage.test"))
         let configFile = harness.directory.appendingPathComponent("dns-outage.yaml").path
         try configuration.write(toFile: configFile, atomically: true, encoding: .utf8)
         let binary = try ChildProcess.locate("tradfri-bridge")
@@ -47,16 +52,23 @@ import Testing
         let bridge = try ChildProcess(
             "unshare",
             [
-                "-m", "sh", "-c",
+                "-m", "--propagation", "private", "sh", "-c",
                 "mount --bind \"$0\" /etc/resolv.conf && exec \"$1\" run --config \"$2\"", resolv, binary, configFile,
-            ], environment: systemd.environment(watchdog: .seconds(2)), name: "bridge")
+            ], environment: systemd.environment(watchdog: .seconds(4)), name: "bridge")
         do {
-            // Both lookups are under way (the name server saw the broker's and the gateway's).
-            try await server.waitForLine(within: .seconds(20), "the bridge's lookups") { $0.hasPrefix("query") }
-            // The watchdog's rounds are 0.5 s and a loop silent for two of them stops the pings:
-            // eight pings in a row are four seconds of lookups with the loops turning.
+            // Both lookups are under way: the name server saw the broker's and the gateway's.
+            for name in ["broker.dns-outage.test", "gateway.dns-outage.test"] {
+                do {
+                    try await server.waitForLine(containing: "query \(name)", within: .seconds(20))
+                } catch {
+                    Issue.record("no lookup of \(name); the bridge said:\n\(bridge.outputText)")
+                    throw error
+                }
+            }
+            // The watchdog's rounds are 1 s and a loop silent for two of them stops the pings:
+            // eight pings in a row are eight seconds of lookups with the loops turning.
             let mark = systemd.count
-            try await systemd.waitForPings(8, from: mark, within: .seconds(10))
+            try await systemd.waitForPings(8, from: mark, within: .seconds(20))
             #expect(bridge.isRunning)
 
             let sent = ContinuousClock.now

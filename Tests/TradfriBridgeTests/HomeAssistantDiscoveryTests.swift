@@ -141,9 +141,17 @@ import TradfriModel
         try await harness.startBridge()
         try await watcher.waitForLine(within: .seconds(10), "the stale config cleared") { $0 == plug + " (null)" }
         #expect(!watcher.output.contains(foreign + " (null)"))
-        // What is retained now: the foreign config (waited for), and not the cleared one.
-        let left = try await retainedConfigs(harness, expected: [foreign])
-        #expect(left[foreign] != nil && left[plug] == nil)
+        // What is retained now: the foreign config, and not the cleared one. Each read takes all
+        // the broker sends within a second; one cut short by a loaded machine is read again.
+        var left = ""
+        for _ in 0..<10 where !left.contains(foreign) {
+            left = try await runCommand(
+                "mosquitto_sub",
+                harness.broker.clientArguments + ["-t", "homeassistant/#", "-v", "--retained-only", "-W", "1"],
+                check: false
+            ).output
+        }
+        #expect(left.contains(foreign) && !left.contains(plug), "\(left)")
         await harness.shutdown()
     }
 
