@@ -84,7 +84,7 @@ import Testing
         func nextRound(healthy: Bool = true) async throws {
             let answered = loops.probesAnswered
             clock.advance(by: round)
-            try await clock.waitForSleepers(1)
+            try await clock.waitUntilParked(1)
             // A healthy executor has run the probe the round sent.
             if healthy { try await loops.waitForAnswers(answered + 1) }
         }
@@ -96,7 +96,7 @@ import Testing
                 channel: SystemdChannel(socket: socket), loops: loops, interval: .seconds(4), clock: clock)
             try await withThrowingTaskGroup { group in
                 group.addTask { try await watchdog.run() }
-                try await clock.waitForSleepers(1)
+                try await clock.waitUntilParked(1)
                 try await loops.waitForAnswers(1)
                 try await body(self)
                 loops.stickCoAP(false)

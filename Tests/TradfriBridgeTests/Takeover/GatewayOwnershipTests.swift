@@ -51,25 +51,39 @@ import Testing
         #expect(records.keys.filter { $0.contains("/instance/") }.isEmpty, "\(records)")
     }
 
-    /// Started at the same moment, or a few milliseconds apart, again and again: exactly one
-    /// instance acquires, and it acquires both gateways.
+    /// Started at the same moment, or the second at each step of the first's start, again and
+    /// again: exactly one instance acquires, and it acquires both gateways.
     @Test func instancesStartedTogetherEndWithExactlyOneOwner() async throws {
         let broker = try await MosquittoBroker()
         for round in 0..<12 {
             let base = Self.base("race\(round)")
+            let records = "\(base)/bridge/takeover"
+            // When B starts: with A; once A's instance record is out (B inside A's hold-off,
+            // before its claim); once A has claimed one gateway; once it has claimed both. Each
+            // step is the record topics of A's to see first.
+            let steps: [(name: String, topics: [String])] = [
+                ("together", []),
+                ("after A's instance record", ["\(records)/instance/bridge-a "]),
+                ("after A's first claim", ["\(records)/gateway/"]),
+                ("after A's claims", Self.gateways.map { "\(records)/gateway/\($0) " }),
+            ]
+            let step = steps[round % steps.count]
+            let watch = try await broker.subscriber(["-t", "\(records)/#", "-v"])
+            defer { watch.signal(SIGTERM) }
             let a = try RunningOwnership(broker: broker, base: base, instance: "bridge-a", gateways: Self.gateways)
-            // 0, 3, 6 … 33 ms: both inside one another's hold-off, on either side of each other's claim.
-            // The offset between the two starts is what this test varies (not a wait for an event:
-            // starting B on an event of A would remove exactly the races it is here to provoke).
-            if round > 0 { try await Task.sleep(for: .milliseconds(3 * round)) }
+            for topic in step.topics {
+                try await watch.waitForLine(within: .seconds(10), "\(topic)by bridge-a") {
+                    $0.hasPrefix(topic) && $0.contains(#""bridge-a""#)
+                }
+            }
             let b = try RunningOwnership(broker: broker, base: base, instance: "bridge-b", gateways: Self.gateways)
             let winner = try await Self.winner(a, b)
             let standby = winner === a ? b : a
             try await standby.waitUntilSeeing(winner.instance, on: Self.gateways)
-            #expect(standby.acquisitions.isEmpty, "round \(round): \(standby.events.describeEvents())")
+            #expect(standby.acquisitions.isEmpty, "round \(round), B \(step.name): \(standby.events.describeEvents())")
             try await standby.stop()
             try await winner.stop()
-            #expect(overlaps([a, b], gateways: Self.gateways).isEmpty, "round \(round)")
+            #expect(overlaps([a, b], gateways: Self.gateways).isEmpty, "round \(round), B \(step.name)")
         }
     }
 
