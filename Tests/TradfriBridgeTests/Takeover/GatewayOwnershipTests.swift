@@ -209,18 +209,24 @@ import Testing
 
     // MARK: As processes
 
+    /// Two coordinator processes with the shipped timing, once the standby sees who owns.
+    static func ownerAndStandby(
+        _ broker: MosquittoBroker, base: String
+    ) async throws -> (owner: OwnershipProbe, standby: OwnershipProbe) {
+        let a = try OwnershipProbe(broker: broker, base: base, instance: "bridge-a", gateways: gateways, fast: false)
+        let b = try OwnershipProbe(broker: broker, base: base, instance: "bridge-b", gateways: gateways, fast: false)
+        let (owner, standby) = try await winner(a, b)
+        try await standby.waitUntilSeeing(owner.instance, on: gateways, within: .seconds(20))
+        return (owner, standby)
+    }
+
     /// kill -9 of the owner (the process, with its TCP connection): the broker publishes its will,
     /// and the standby drives both gateways within 15 s. The killed one is started again and
     /// stands by. The shipped timing.
     @Test func aKilledOwnerIsReplacedWithin15SecondsAndDoesNotTakeItBack() async throws {
         let broker = try await MosquittoBroker()
         let base = Self.base("kill")
-        let a = try OwnershipProbe(
-            broker: broker, base: base, instance: "bridge-a", gateways: Self.gateways, fast: false)
-        let b = try OwnershipProbe(
-            broker: broker, base: base, instance: "bridge-b", gateways: Self.gateways, fast: false)
-        let (owner, standby) = try await Self.winner(a, b)
-        try await standby.waitUntilSeeing(owner.instance, on: Self.gateways, within: .seconds(20))
+        let (owner, standby) = try await Self.ownerAndStandby(broker, base: base)
         let mark = standby.process.lineCount
         let killed = ContinuousClock.now
         owner.process.signal(SIGKILL)
@@ -250,12 +256,7 @@ import Testing
     @Test func aFrozenOwnerIsReplacedWithin15SecondsAndStandsByWhenResumed() async throws {
         let broker = try await MosquittoBroker()
         let base = Self.base("freeze")
-        let a = try OwnershipProbe(
-            broker: broker, base: base, instance: "bridge-a", gateways: Self.gateways, fast: false)
-        let b = try OwnershipProbe(
-            broker: broker, base: base, instance: "bridge-b", gateways: Self.gateways, fast: false)
-        let (owner, standby) = try await Self.winner(a, b)
-        try await standby.waitUntilSeeing(owner.instance, on: Self.gateways, within: .seconds(20))
+        let (owner, standby) = try await Self.ownerAndStandby(broker, base: base)
         let mark = standby.process.lineCount
         let ownerMark = owner.process.lineCount
         let frozen = ContinuousClock.now

@@ -94,6 +94,18 @@ import Testing
             """
         }
 
+        /// Starts both instances; returns the one that drives and the one standing by, once the
+        /// standby says so (it has read the records).
+        func startBoth() async throws -> (driving: Instance, standingBy: Instance) {
+            try a.start()
+            try b.start()
+            let first = try await driver()
+            let second = first === a ? b : a
+            try await #require(second.process).waitForLine(
+                containing: "standing by: another instance drives the gateways", within: .seconds(20))
+            return (first, second)
+        }
+
         /// Waits until an instance drives the gateway (its first full sync published
         /// `bridge/groups`, after `after`) and returns it: the one running that logged acquiring it.
         func driver(within limit: Duration = .seconds(20), after: Int = 0) async throws -> Instance {
@@ -200,13 +212,7 @@ import Testing
     }
 
     static func killedOwner(_ set: TwoBridges) async throws {
-        try set.a.start()
-        try set.b.start()
-        let first = try await set.driver()
-        let second = first === set.a ? set.b : set.a
-        // The standby says so, once it read the records.
-        try await #require(second.process).waitForLine(
-            containing: "standing by: another instance drives the gateways", within: .seconds(20))
+        let (first, second) = try await set.startBoth()
         try await set.roundTrips(through: first, brightness: 90)
         // (a) Only the owner's identity ever talked to the gateway (the harness paired a third
         // identity, which never sends anything).
@@ -267,12 +273,7 @@ import Testing
     }
 
     static func cleanStop(_ set: TwoBridges) async throws {
-        try set.a.start()
-        try set.b.start()
-        let first = try await set.driver()
-        let second = first === set.a ? set.b : set.a
-        try await #require(second.process).waitForLine(
-            containing: "standing by: another instance drives the gateways", within: .seconds(20))
+        let (first, second) = try await set.startBoth()
         try await set.roundTrips(through: first, brightness: 100)
 
         let stoppedAt = ContinuousClock.now
