@@ -53,7 +53,6 @@ final class BrokerLookup: Sendable {
         let (seconds, attoseconds) = limit.components
         let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
         guard done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success else { return nil }
-        done.signal()  // for any later wait
         return outcome.withLock { $0 }
     }
 

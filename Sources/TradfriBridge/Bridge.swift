@@ -166,9 +166,6 @@ public final class Bridge: Service {
 
     /// Takeover: the task of each hub that runs.
     private var hubTasks: [String: Task<Void, Never>] = [:]
-    /// Takeover: hubs given up while this bridge runs; their events are dropped, so nothing more
-    /// is published for them (the new owner publishes).
-    private var released: Set<String> = []
     /// Takeover: a set given to `drive(_:)` before `run(driving:)` started.
     private var setBeforeRun: Set<String>?
     /// Takeover: how the run ends once asked to (true: a graceful stop), and who waits for it.
@@ -188,10 +185,6 @@ public final class Bridge: Service {
         guard endRequested == nil else { return }
         let driving = setBeforeRun ?? driving
         context.drivenHubs = driving
-        for hub in context.hubs {
-            let name = hub.name
-            hub.setEventHandler { [weak self] event in self?.hubEvent(name, event) }
-        }
         try? mqtt.start()
         let events = mqtt.events
         await withDiscardingTaskGroup { group in
@@ -229,7 +222,6 @@ public final class Bridge: Service {
         context.drivenHubs = hubs
         for (name, task) in hubTasks where !hubs.contains(name) {
             logger.info("gateway given up: nothing more is published for it", metadata: ["gateway": "\(name)"])
-            released.insert(name)
             context.hub(named: name)?.setEventHandler { _ in }
             task.cancel()
             hubTasks[name] = nil
@@ -239,7 +231,6 @@ public final class Bridge: Service {
         for hub in context.hubs where hubs.contains(hub.name) && hubTasks[hub.name] == nil {
             let name = hub.name
             logger.info("driving gateway", metadata: ["gateway": "\(name)"])
-            released.remove(name)
             hub.setEventHandler { [weak self] event in self?.hubEvent(name, event) }
             hubTasks[name] = Task { await hub.run() }
         }
@@ -290,7 +281,9 @@ public final class Bridge: Service {
     }
 
     private func hubEvent(_ hub: String, _ event: HubEvent) {
-        guard !released.contains(hub) else { return }
+        // Takeover: a hub given up is silenced (its handler replaced); events already on their
+        // way are dropped here, so nothing more is published for it (the new owner publishes).
+        guard context.drives(hub) else { return }
         switch event {
         case .connected(let address):
             dispatch(.hubConnected(hub: hub, address: address))

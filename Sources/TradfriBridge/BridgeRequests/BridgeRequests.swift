@@ -35,7 +35,7 @@ public final class BridgeRequests: BridgeFeature {
     private struct Waiter {
         let condition: @CoAPActor () -> Bool
         let continuation: CheckedContinuation<Bool, Never>
-        let timer: Task<Void, Never>
+        let timer: CoAPTimer
     }
     private var waiters: [Int: Waiter] = [:]
     private var nextWaiter = 0
@@ -193,10 +193,7 @@ public final class BridgeRequests: BridgeFeature {
         let id = nextWaiter
         return await withCheckedContinuation { continuation in
             // The timer is cancelled as soon as the waiter ends, so none outlives its request.
-            let timer = Task { [weak self] in
-                guard (try? await Task.sleep(for: limit)) != nil else { return }
-                self?.finishWaiter(id, false)
-            }
+            let timer = CoAPTimer(after: limit) { [weak self] in self?.finishWaiter(id, false) }
             waiters[id] = Waiter(condition: condition, continuation: continuation, timer: timer)
         }
     }

@@ -118,17 +118,7 @@ public enum GatewayPairing {
     /// Whether stored credentials still open a session and read the gateway's details.
     public static func credentialsWork(_ credentials: GatewayCredentials, timeout: Duration = .seconds(5)) async -> Bool
     {
-        let session = CoAPClient(
-            .init(
-                host: credentials.address, port: credentials.port,
-                identity: credentials.identity, key: credentials.psk,
-                handshakeTimeout: timeout, requestTimeout: timeout))
-        var works = false
-        if (try? await session.connect()) != nil, let response = try? await session.get(GatewayPath.gatewayDetails) {
-            works = response.code == .content
-        }
-        await session.close()
-        return works
+        await gatewayID(at: credentials.address, port: credentials.port, using: credentials, timeout: timeout) != nil
     }
 
     /// The id (9081) of the gateway at `host:port` if `credentials` open a session there and

@@ -156,10 +156,7 @@ final class StatePublisher: BridgeFeature {
         }
         for (entity, oldName) in previous.names where context.names[entity] != oldName {
             let oldTopic = context.topic(oldName)
-            let hub =
-                switch entity {
-                case .device(let id), .group(let id): id.hub
-                }
+            let hub = entity.id.hub
             guard context.drives(hub) else { continue }
             pendingClears[oldTopic]?.timer.cancel()
             let timer = CoAPTimer(after: renameClearDelay) { [weak self] in self?.clearOldTopic(oldTopic) }

@@ -3,6 +3,7 @@ import Logging
 import MQTT
 import ServiceLifecycle
 import Synchronization
+import TLS
 
 /// Decides which of its configured gateways this bridge instance drives, together with every other
 /// instance configured for the same gateways on the same broker (and base topic), through retained
@@ -254,7 +255,7 @@ public final class GatewayOwnership: Service, Sendable {
         let topics = OwnershipTopics(base: baseTopic)
         var state = OwnershipState(
             instance: instanceID, gateways: gatewayIDs, topics: topics, settings: settings,
-            makeToken: Self.randomToken, wallClock: { Date().formatted(.iso8601) })
+            makeToken: { Crypto.hex(Crypto.randomBytes(8)) }, wallClock: { Date().formatted(.iso8601) })
         // Bounded in practice: MQTT events of the two subscriptions (a few per second per gateway),
         // one timer per deadline that moved earlier, and one shutdown.
         let (inputs, feed) = AsyncStream.makeStream(of: Input.self)
@@ -423,12 +424,6 @@ public final class GatewayOwnership: Service, Sendable {
             return current != status
         }
         if changed { await onChange(.statusChanged(status)) }
-    }
-
-    static func randomToken() -> String {
-        let value = UInt64.random(in: .min ... .max)
-        let hex = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }
 
