@@ -98,7 +98,8 @@ final class RunningOwnership: Sendable {
         return .now - start
     }
 
-    /// Waits until this instance drives every gateway in `gateways`; returns when it acquired the last.
+    /// Waits until this instance drives every gateway in `gateways` and its status says so; returns
+    /// when it acquired the last.
     @discardableResult
     func waitUntilOwning(
         _ gateways: [String], within limit: Duration = .seconds(20)
@@ -109,6 +110,10 @@ final class RunningOwnership: Sendable {
                 $0.acquired == gateway
             }
             latest = event.at
+        }
+        // The status (`ownership.owned`) follows the `acquired` calls: wait for it too.
+        try await events.firstEvent(within: limit, "\(instance) to show \(gateways) active") { stamped in
+            gateways.allSatisfy { stamped.status?.gateways[$0]?.role == .active }
         }
         return latest
     }
