@@ -130,45 +130,31 @@ public final class Bridge: Service {
 
     // MARK: Running
 
-    /// Runs until graceful shutdown: every hub and the MQTT event listener are child tasks of
-    /// this one. On shutdown the hubs' tasks are cancelled and awaited (their sessions are
-    /// closed, so devices go offline on MQTT while the broker is still there), then
-    /// `bridge/state` offline is published and the broker disconnected, which ends the listener.
+    /// Runs until graceful shutdown (or cancellation): connects to the broker and runs every hub.
+    /// On shutdown the hubs' tasks are cancelled and awaited (their sessions are closed, so
+    /// devices go offline on MQTT while the broker is still there), then `bridge/state` offline
+    /// is published and the broker disconnected, which ends the MQTT event listener.
     public func run() async throws {
-        for hub in context.hubs {
-            let name = hub.name
-            hub.setEventHandler { [weak self] event in self?.hubEvent(name, event) }
-        }
         try mqtt.start()
-        let events = mqtt.events
-        let hubs = context.hubs
         await withDiscardingTaskGroup { group in
             group.addTask { [weak self] in
-                for await event in events {
-                    guard let self else { return }
-                    await self.mqttEvent(event)
-                }
-            }
-            await withDiscardingTaskGroup { running in
-                for hub in hubs {
-                    running.addTask { await hub.run() }
-                }
                 try? await gracefulShutdown()
-                logger.info("stopping")
-                dispatch(.stopping)
-                running.cancelAll()
+                await self?.stop()
             }
-            await disconnect()
+            await runConnected(driving: Set(context.hubs.map(\.name)))
+            group.cancelAll()
         }
     }
 
     // MARK: Running while this instance drives (takeover)
 
-    /// Takeover: the task of each hub that runs.
+    /// The task of each hub that runs.
     private var hubTasks: [String: Task<Void, Never>] = [:]
+    /// Whether `runConnected` runs (the hubs' tasks are started as they come).
+    private var running = false
     /// Takeover: a set given to `drive(_:)` before `run(driving:)` started.
     private var setBeforeRun: Set<String>?
-    /// Takeover: how the run ends once asked to (true: a graceful stop), and who waits for it.
+    /// How the run ends once asked to (true: a graceful stop), and who waits for it.
     private var endRequested: Bool?
     private var waitForEnd: CheckedContinuation<Bool, Never>?
 
@@ -186,6 +172,13 @@ public final class Bridge: Service {
         let driving = setBeforeRun ?? driving
         context.drivenHubs = driving
         try? mqtt.start()
+        await runConnected(driving: driving)
+    }
+
+    /// The run of `run()` and `run(driving:)` once the broker connection is started: the MQTT
+    /// event listener, a task per driven hub, until `end(shutdown:)`; then the hubs' tasks are
+    /// cancelled and awaited, and the broker disconnected.
+    private func runConnected(driving: Set<String>) async {
         let events = mqtt.events
         await withDiscardingTaskGroup { group in
             group.addTask { [weak self] in
@@ -194,7 +187,8 @@ public final class Bridge: Service {
                     await self.mqttEvent(event)
                 }
             }
-            drive(driving)
+            running = true
+            startHubs(driving)
             let shutdown: Bool = await withCheckedContinuation { continuation in
                 if let endRequested { continuation.resume(returning: endRequested) } else { waitForEnd = continuation }
             }
@@ -210,10 +204,20 @@ public final class Bridge: Service {
         }
     }
 
+    /// Starts a task for each hub of `hubs` that has none.
+    private func startHubs(_ hubs: Set<String>) {
+        for hub in context.hubs where hubs.contains(hub.name) && hubTasks[hub.name] == nil {
+            let name = hub.name
+            if context.drivenHubs != nil { logger.info("driving gateway", metadata: ["gateway": "\(name)"]) }
+            hub.setEventHandler { [weak self] event in self?.hubEvent(name, event) }
+            hubTasks[name] = Task { await hub.run() }
+        }
+    }
+
     /// Takeover: drive exactly the hubs named in `hubs` from now on (see `run(driving:)`).
     func drive(_ hubs: Set<String>) {
         guard endRequested == nil else { return }
-        guard context.drivenHubs != nil else {
+        guard running else {
             // `run(driving:)` has not started yet: it starts with this set, or not at all.
             setBeforeRun = hubs
             if hubs.isEmpty { end(shutdown: false) }
@@ -228,12 +232,7 @@ public final class Bridge: Service {
             dispatch(.hubReleased(hub: name))
         }
         guard !hubs.isEmpty else { return end(shutdown: false) }
-        for hub in context.hubs where hubs.contains(hub.name) && hubTasks[hub.name] == nil {
-            let name = hub.name
-            logger.info("driving gateway", metadata: ["gateway": "\(name)"])
-            hub.setEventHandler { [weak self] event in self?.hubEvent(name, event) }
-            hubTasks[name] = Task { await hub.run() }
-        }
+        startHubs(hubs)
         status?.update()
     }
 
@@ -244,7 +243,7 @@ public final class Bridge: Service {
         if mqtt.isConnected { dispatch(.takeoverChanged) }
     }
 
-    /// Takeover: ends `run(driving:)` with a graceful stop.
+    /// Ends `run()` or `run(driving:)` with a graceful stop.
     func stop() {
         end(shutdown: true)
     }
