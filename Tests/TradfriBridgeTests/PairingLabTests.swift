@@ -115,6 +115,9 @@ struct PairingLabTests {
         try await emonesp.waitForLine(within: .seconds(15), "the publish") {
             $0.contains("published to devices/emonesp-")
         }
+        try await bridge.waitForLine(within: .seconds(10), "the bridge to see the device's first message") {
+            $0.contains("device connected to the broker")
+        }
         let devices = try await pair(["devices"]).output
         #expect(devices.contains(lab["emonesp"].address) && devices.contains("connected"), "\(devices)")
         // And the intruder, asking again, still gets nothing.

@@ -27,7 +27,12 @@ public final class PairingRunner: Service {
         }
         do {
             let endpoints = try service.endpoints().map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
-            try await ServiceGroup(configuration: .init(services: endpoints, logger: logger)).run()
+            try await withThrowingDiscardingTaskGroup { [service, logger] group in
+                // Devices' first messages ("connected to the broker"), for as long as the endpoints run.
+                group.addTask { await service.watchMessages() }
+                try await ServiceGroup(configuration: .init(services: endpoints, logger: logger)).run()
+                group.cancelAll()
+            }
         } catch {
             await service.stop()
             throw error
@@ -52,8 +57,7 @@ final class PairingFeature: BridgeFeature {
 
     func handle(_ event: BridgeEvent) {
         guard case .message(let message) = event, message.topic.hasPrefix(prefix + "/") else { return }
-        let topic = message.topic
-        Task { [service] in await service.messageSeen(topic: topic) }
+        service.noteMessage(topic: message.topic)
     }
 }
 

@@ -45,6 +45,9 @@ public actor PairingService {
     private var timer: Task<Void, Never>?
     private var broadcaster: Task<Void, Never>?
     private let started = ContinuousClock.now
+    /// Topics of messages under the devices' prefix, in the order the bridge saw them
+    /// (`noteMessage(topic:)`), until `watchMessages()` looks at them.
+    private nonisolated let seen = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(1024))
 
     /// - Parameter audit: the audit log to write to (the web page writes to the same one).
     public init(
@@ -341,8 +344,19 @@ public actor PairingService {
             "fetched", ["device": .string(device.id), "name": .string(device.name), "ip": .string(device.ip)])
     }
 
+    /// A message appeared under the devices' prefix (called on the bridge's MQTT path: it only
+    /// queues the topic for `watchMessages()`).
+    nonisolated func noteMessage(topic: String) {
+        seen.continuation.yield(topic)
+    }
+
+    /// Looks at the topics noted by `noteMessage(topic:)`, in order, until cancelled.
+    func watchMessages() async {
+        for await topic in seen.stream { messageSeen(topic: topic) }
+    }
+
     /// A message appeared under a device's prefix: it connected with its credentials.
-    public func messageSeen(topic: String) {
+    private func messageSeen(topic: String) {
         guard
             let device = registry.devices.first(where: {
                 $0.isActive && $0.connectedAt == nil && topic.hasPrefix($0.topicPrefix + "/")
@@ -350,6 +364,7 @@ public actor PairingService {
         else { return }
         try? registry.update(device.id) { $0.connectedAt = Date().formatted(.iso8601) }
         audit.record("connected", device: device)
+        logger.notice("device connected to the broker", metadata: ["device": "\(device.id)", "topic": "\(topic)"])
         publishEvent("pairing_connected", ["device": .string(device.id), "name": .string(device.name)])
         notifyWatchers("connected", ["device": .string(device.id), "name": .string(device.name)])
     }
