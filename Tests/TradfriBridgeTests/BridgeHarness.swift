@@ -58,7 +58,8 @@ final class BridgeHarness: @unchecked Sendable {
     /// - Parameters:
     ///   - extraConfiguration: more top-level sections (YAML).
     ///   - mqttConfiguration: more keys of the `mqtt` section, each line indented by two spaces.
-    ///   - gatewayConfiguration: more keys of the `gateway` section, each line indented by two spaces.
+    ///   - gatewayConfiguration: more keys of the `gateway` section, each line indented by two spaces
+    ///     (`command_spacing` replaces the harness's 0.5 s).
     ///   - environment: added to the bridge's environment.
     func startBridge(
         extraConfiguration: String = "", mqttConfiguration: String = "", gatewayConfiguration: String = "",
@@ -89,7 +90,7 @@ final class BridgeHarness: @unchecked Sendable {
           keepalive: 1
           request_timeout: 2
           reconnect_max_delay: 2
-          command_spacing: 0.5
+        \(gatewayConfiguration.contains("command_spacing:") ? "" : "  command_spacing: 0.5")
         \(gatewayConfiguration)
         mqtt:
           server: \(broker.url)

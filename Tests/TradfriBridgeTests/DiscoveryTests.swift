@@ -130,6 +130,9 @@ struct DiscoveryTests {
             $0.hasPrefix("tradfri/hallway {") && $0.contains(#""state":"ON""#)
         }
         // The bridge advertises itself.
+        try await bridge.waitForLine(within: .seconds(30), "the bridge's own advertisement") {
+            $0.contains("advertising") && $0.contains("_tradfri-bridge._tcp")
+        }
         let browse = try await lan.lab["broker"].run(
             "avahi-browse", ["-rpt", "_tradfri-bridge._tcp"], within: .seconds(30))
         #expect(browse.output.contains("base_topic=tradfri"), "\(browse.output)")

@@ -110,8 +110,11 @@ import TradfriModel
         try await harness.publish("tradfri/bedroom_blind/set", #"{"position":70}"#)
         try await message(on: "tradfri/bedroom_blind", from: watcher) { $0["position"] == 70 }
         #expect(try await harness.device(65546).blind?.position == 30, "position 70 open = gateway 30")
+        let close = watcher.lineCount
         try await harness.publish("tradfri/bedroom_blind/set", "CLOSE")
-        try await message(on: "tradfri/bedroom_blind", from: watcher) { ($0["position"]?.intValue ?? 100) < 70 }
+        try await message(on: "tradfri/bedroom_blind", from: watcher, after: close) {
+            ($0["position"]?.intValue ?? 100) < 70
+        }
         try await harness.publish("tradfri/bedroom_blind/set", "STOP")
         // A blind has no state that shows a stop, so: the gateway acknowledged the stop, and it got it.
         try await bridge.waitForLine(within: .seconds(5), "the stop to be acknowledged") {
@@ -183,7 +186,8 @@ import TradfriModel
 
     @Test func aFirstCommandAndCommandsToOtherDevicesAreNotDelayed() async throws {
         let harness = try await BridgeHarness()
-        try await harness.startBridge()
+        // A long spacing, so a second PUT that waited for it stands out from a busy machine's delays.
+        try await harness.startBridge(gatewayConfiguration: "  command_spacing: 3")
         let watcher = try await harness.subscribe(["tradfri/hallway", "tradfri/coffee_maker"])
         try await harness.publish("tradfri/hallway/set", "ON")
         try await harness.publish("tradfri/coffee_maker/set", "ON")
@@ -192,7 +196,7 @@ import TradfriModel
         let times = puts.compactMap { $0["time"]?.doubleValue }
         #expect(puts.count == 2)
         #expect(
-            times.count == 2 && times[1] - times[0] < 0.3, "the second device did not wait for the first one's spacing")
+            times.count == 2 && times[1] - times[0] < 1.5, "the second device did not wait for the first one's spacing")
         await harness.shutdown()
     }
 }

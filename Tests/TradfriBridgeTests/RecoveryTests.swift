@@ -40,6 +40,7 @@ import TradfriModel
         try await harness.publish("tradfri/hallway/set", #"{"state":"ON","brightness":77}"#)
         try await message(on: "tradfri/hallway", from: watcher) { $0["brightness"] == 77 }
 
+        let restart = watcher.lineCount
         try await harness.restartSimulator()
         try await message(on: "tradfri/bridge/event", from: watcher, within: .seconds(20)) {
             $0["type"] == "gateway_offline"
@@ -49,7 +50,7 @@ import TradfriModel
         }
         // The gateway says the hallway light is off again; MQTT must say so too.
         #expect(try await harness.device(65537).light?.on == false)
-        try await message(on: "tradfri/hallway", from: watcher) { $0["state"] == "OFF" }
+        try await message(on: "tradfri/hallway", from: watcher, after: restart) { $0["state"] == "OFF" }
         _ = try await harness.coap("put", "15001/65543", #"{"3312":[{"5850":1}]}"#)
         try await message(on: "tradfri/coffee_maker", from: watcher) { $0["state"] == "ON" }
         await harness.shutdown()

@@ -174,8 +174,11 @@ import TradfriModel
         try await message(
             on: "tradfri/garden/living_room_ceiling", from: watcher, within: .seconds(30), after: beforeReturn
         ) { $0["brightness"] == 200 }
+        let lastCommand = watcher.lineCount
         try await harness.publish("tradfri/garden/reading_lamp/set", "OFF")
-        try await message(on: "tradfri/garden/reading_lamp", from: watcher) { $0["state"] == "OFF" }
+        try await message(on: "tradfri/garden/reading_lamp", from: watcher, after: lastCommand) {
+            $0["state"] == "OFF"
+        }
 
         watcher.signal(SIGTERM)
         #expect(await harness.stopBridge() == 0)

@@ -79,6 +79,15 @@ import Testing
         let clock = ManualClock()
         let loops = Loops()
         let round = Duration.seconds(1)
+        let watchdog: SystemdWatchdog<ManualClock>
+
+        /// A watchdog with an interval of 4 s: a round a second.
+        init(systemd: FakeSystemd) throws {
+            self.systemd = systemd
+            let socket = try #require(NotifySocket(environment: systemd.environment()))
+            watchdog = SystemdWatchdog(
+                channel: SystemdChannel(socket: socket), loops: loops, interval: .seconds(4), clock: clock)
+        }
 
         /// One round later: the watchdog has run its round and sleeps again.
         func nextRound(healthy: Bool = true) async throws {
@@ -86,18 +95,24 @@ import Testing
             clock.advance(by: round)
             try await clock.waitUntilParked(1)
             // A healthy executor has run the probe the round sent.
-            if healthy { try await loops.waitForAnswers(answered + 1) }
+            if healthy { try await waitForAnswer(answered + 1) }
         }
 
-        /// Runs `body` with the watchdog (interval 4 s: a round a second) running.
+        /// Waits until `count` probes have been answered in all, and the watchdog has seen the
+        /// last answer (the probe returned to it), so the next round sends a new probe.
+        func waitForAnswer(_ count: Int) async throws {
+            try await loops.waitForAnswers(count)
+            try await withDeadline(.seconds(10), "the watchdog to see the probe answered") { [watchdog] in
+                while watchdog.probeOutstanding, !Task.isCancelled { await Task.yield() }
+            }
+        }
+
+        /// Runs `body` with the watchdog running.
         func run(_ body: @Sendable (Rig) async throws -> Void) async throws {
-            let socket = try #require(NotifySocket(environment: systemd.environment()))
-            let watchdog = SystemdWatchdog(
-                channel: SystemdChannel(socket: socket), loops: loops, interval: .seconds(4), clock: clock)
             try await withThrowingTaskGroup { group in
                 group.addTask { try await watchdog.run() }
                 try await clock.waitUntilParked(1)
-                try await loops.waitForAnswers(1)
+                try await waitForAnswer(1)
                 try await body(self)
                 loops.stickCoAP(false)
                 group.cancelAll()
@@ -110,7 +125,7 @@ import Testing
     // notifications is the number of pings.
 
     @Test func pingsEveryRoundWhileBothLoopsTurn() async throws {
-        let rig = Rig(systemd: try FakeSystemd())
+        let rig = try Rig(systemd: try FakeSystemd())
         try await rig.run { rig in
             for _ in 1...8 { try await rig.nextRound() }
             try await rig.systemd.waitForCount(9)
@@ -120,7 +135,7 @@ import Testing
     }
 
     @Test func aStuckLibcoapExecutorStopsThePingsAndTheyResumeWhenItTurns() async throws {
-        let rig = Rig(systemd: try FakeSystemd())
+        let rig = try Rig(systemd: try FakeSystemd())
         try await rig.run { rig in
             try await rig.nextRound()
             try await rig.systemd.waitForCount(2)
@@ -133,7 +148,7 @@ import Testing
             #expect(rig.systemd.pings().count == 4, "no ping while the executor is stuck")
             let answered = rig.loops.probesAnswered
             rig.loops.stickCoAP(false)
-            try await rig.loops.waitForAnswers(answered + 1)
+            try await rig.waitForAnswer(answered + 1)
             try await rig.nextRound()
             try await rig.systemd.waitForCount(5)
             #expect(rig.systemd.pings().count == 5, "pings again")
@@ -142,7 +157,7 @@ import Testing
     }
 
     @Test func aStuckMQTTThreadStopsThePings() async throws {
-        let rig = Rig(systemd: try FakeSystemd())
+        let rig = try Rig(systemd: try FakeSystemd())
         try await rig.run { rig in
             try await rig.nextRound()
             try await rig.systemd.waitForCount(2)

@@ -38,6 +38,8 @@ public struct SystemdWatchdog<C: Clock>: Service where C.Duration == Duration {
     private let clock: C
     private let patience: Int
     private let logger = Logger(label: "systemd")
+    /// Whether the probe sent last round is still unanswered.
+    private let probes = ProbeBox()
 
     /// - Parameter interval: `WATCHDOG_USEC` (rounds are a quarter of it); nil: no watchdog.
     public init(channel: SystemdChannel, loops: any WatchedLoops, interval: Duration?, clock: C, patience: Int = 2) {
@@ -49,6 +51,10 @@ public struct SystemdWatchdog<C: Clock>: Service where C.Duration == Duration {
         self.patience = patience
     }
 
+    /// Whether the probe sent last round has not returned yet (tests wait for it to be answered
+    /// before the next round).
+    var probeOutstanding: Bool { probes.outstanding }
+
     /// How long the MQTT network thread may wait idle for the watchdog to see it turn each round.
     public static func mqttLoopWait(forInterval interval: Duration) -> Duration {
         interval / 4 * 0.9
@@ -58,7 +64,7 @@ public struct SystemdWatchdog<C: Clock>: Service where C.Duration == Duration {
         let (channel, loops, round, clock, patience, logger, pings) = (
             self.channel, self.loops, self.round, self.clock, self.patience, self.logger, self.pings
         )
-        let probes = ProbeBox()
+        let probes = self.probes
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 var watch = LoopWatch(patience: patience)

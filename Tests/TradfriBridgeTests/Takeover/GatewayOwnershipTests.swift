@@ -35,10 +35,11 @@ import Testing
         }
         // The standby stops first: nothing changes for the owner.
         let standbyStop = try await standby.stop()
+        let ownerStopping = ContinuousClock.now
         let ownerStop = try await winner.stop()
         #expect(standbyStop < .seconds(2) && ownerStop < .seconds(2), "stops took \(standbyStop), \(ownerStop)")
         #expect(standby.acquisitions.isEmpty)
-        #expect(!winner.events.events.contains { $0.lost != nil && $0.at < .now - ownerStop })
+        #expect(!winner.events.events.contains { $0.lost != nil && $0.at < ownerStopping })
         // A clean stop leaves released records and no instance record.
         let released = { (records: [String: String], gateway: String) in
             let record = records["\(base)/bridge/takeover/gateway/\(gateway)"] ?? ""
@@ -105,7 +106,9 @@ import Testing
         let handover = acquired - stopping
         print("clean stop: bridge-a stopped in \(stop), bridge-b drove both gateways \(handover) after the stop began")
         #expect(stop < .seconds(2))
-        #expect(handover < .seconds(1))
+        // About 0.5 s (a 0.25 s race window, a round trip and a heartbeat per gateway); 2 s leaves
+        // room for a loaded machine and still tells it from the 5 s settle after an owner died.
+        #expect(handover < .seconds(2))
         try await b.stop()
         #expect(overlaps([a, b], gateways: Self.gateways).isEmpty)
     }
