@@ -170,6 +170,7 @@ public final class Bridge: Service {
         // Asked to end (or given everything up) before it started: nothing is connected.
         guard endRequested == nil else { return }
         let driving = setBeforeRun ?? driving
+        guard !driving.isEmpty else { return }
         context.drivenHubs = driving
         try? mqtt.start()
         await runConnected(driving: driving)
@@ -189,6 +190,8 @@ public final class Bridge: Service {
             }
             running = true
             startHubs(driving)
+            // Takeover: systemd's status line says what this instance drives from now on.
+            if context.drivenHubs != nil { status?.update() }
             let shutdown: Bool = await withCheckedContinuation { continuation in
                 if let endRequested { continuation.resume(returning: endRequested) } else { waitForEnd = continuation }
             }

@@ -29,7 +29,8 @@ public protocol WatchedLoops: Sendable {
 /// - The probe also refreshes the status line (`ServiceStatus`: "last change" moves on without a
 ///   datagram per change). Without a watchdog (no `WATCHDOG_USEC`) the rounds only do that,
 ///   every 30 s.
-/// - Runs until graceful shutdown; the clock is injected, so tests decide when rounds happen.
+/// - Runs until graceful shutdown; the clock is injected, so tests decide when rounds happen. One
+///   watchdog runs once (its copies share the probe's state).
 public struct SystemdWatchdog<C: Clock>: Service where C.Duration == Duration {
     private let channel: SystemdChannel
     private let loops: any WatchedLoops
