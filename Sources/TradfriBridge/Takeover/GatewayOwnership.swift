@@ -289,24 +289,16 @@ public final class GatewayOwnership: Service, Sendable {
                     case .timer(let time):
                         armed.removeAll { $0 == time }
                         outputs = state.tick(now: clock.now())
-                    case .retrySubscribe:
-                        guard !subscribed, client.isConnected else { break }
-                        subscribed = await subscribe(client, topics)
+                    case .retrySubscribe where subscribed || !client.isConnected:
+                        break  // subscribed meanwhile, or the next connection will try
+                    case .retrySubscribe, .mqtt(.connected):
+                        // Subscribed once, later connections re-subscribe by themselves (MQTTClient).
+                        if !subscribed { subscribed = await subscribe(client, topics) }
                         if subscribed {
                             outputs = state.connected(now: clock.now())
                         } else {
                             wake(at: clock.now() + .seconds(5), with: .retrySubscribe)
                         }
-                    case .mqtt(.connected):
-                        if !subscribed {
-                            // Later connections re-subscribe by themselves (MQTTClient).
-                            subscribed = await subscribe(client, topics)
-                            guard subscribed else {
-                                wake(at: clock.now() + .seconds(5), with: .retrySubscribe)
-                                break
-                            }
-                        }
-                        outputs = state.connected(now: clock.now())
                     case .mqtt(.disconnected(let reason)):
                         if reason == .disconnectedByBroker(.sessionTakenOver) {
                             logger.error(
