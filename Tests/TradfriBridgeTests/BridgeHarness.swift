@@ -103,6 +103,38 @@ final class BridgeHarness: @unchecked Sendable {
         """
     }
 
+    /// A configuration with a `gateways:` list of `entries` (each from `gatewayEntry`), this
+    /// harness's broker and discovery off; `extra`: more top-level sections (YAML).
+    func gatewaysConfiguration(_ entries: [String], extra: String = "") -> String {
+        """
+        gateways:
+        \(entries.joined(separator: "\n"))
+        mqtt:
+          server: \(broker.url)
+          client_id: bridge-under-test-\(UUID().uuidString.prefix(6))
+        discovery:
+          enabled: false
+          advertise: false
+        \(extra)
+        """
+    }
+
+    /// Runs `body` (a test with processes of its own, and gateways added to this harness), then
+    /// kills `processes` and shuts everything down, also when `body` fails.
+    func run(
+        killing processes: [ChildProcess], gateways: [SimulatedGateway] = [], _ body: () async throws -> Void
+    ) async throws {
+        do {
+            try await body()
+        } catch {
+            for process in processes { process.signal(SIGKILL) }
+            await shutdown(gateways)
+            throw error
+        }
+        for process in processes { process.signal(SIGKILL) }
+        await shutdown(gateways)
+    }
+
     /// One entry of a `gateways:` list for `gateway` (the harness's credentials, quick timing),
     /// indented for the list.
     func gatewayEntry(_ name: String, id: String, _ gateway: SimulatedGateway, commandSpacing: Double? = nil) -> String

@@ -55,7 +55,7 @@ import Testing
                 "-m", "--propagation", "private", "sh", "-c",
                 "mount --bind \"$0\" /etc/resolv.conf && exec \"$1\" run --config \"$2\"", resolv, binary, configFile,
             ], environment: systemd.environment(watchdog: .seconds(4)), name: "bridge")
-        do {
+        try await harness.run(killing: [bridge, server]) {
             // Both lookups are under way: the name server saw the broker's and the gateway's.
             for name in ["broker.dns-outage.test", "gateway.dns-outage.test"] {
                 do {
@@ -77,13 +77,6 @@ import Testing
             print("stop during a DNS outage: \(ContinuousClock.now - sent)")
             #expect(status == 0, "\(bridge.outputText)")
             #expect(!bridge.outputText.contains("no sign of life"), "\(bridge.outputText)")
-        } catch {
-            bridge.signal(SIGKILL)
-            server.signal(SIGKILL)
-            await harness.shutdown()
-            throw error
         }
-        server.signal(SIGKILL)
-        await harness.shutdown()
     }
 }

@@ -61,17 +61,7 @@ import TradfriModel
         ]
         let ready = try await harness.subscribe(["tradfri/bridge/devices"])
         try harness.launchBridge(
-            configuration: """
-                gateways:
-                \(entries.joined(separator: "\n"))
-                mqtt:
-                  server: \(harness.broker.url)
-                discovery:
-                  enabled: false
-                  advertise: false
-                homeassistant:
-                  republish_delay: 1
-                """)
+            configuration: harness.gatewaysConfiguration(entries, extra: "homeassistant:\n  republish_delay: 1"))
         try await message(on: "tradfri/bridge/devices", from: ready, within: .seconds(30)) {
             $0.arrayValue?.count == upstairs.home.devices.count + garden.home.devices.count
         }

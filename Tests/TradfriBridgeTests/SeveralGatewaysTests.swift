@@ -14,19 +14,8 @@ import TradfriModel
     static let gardenLights = 100
 
     static func configuration(_ harness: BridgeHarness, _ gateways: [(String, SimulatedGateway)]) -> String {
-        let entries = gateways.map { name, gateway in
-            harness.gatewayEntry(name, id: ids[name]!, gateway, commandSpacing: 0.5)
-        }
-        return """
-            gateways:
-            \(entries.joined(separator: "\n"))
-            mqtt:
-              server: \(harness.broker.url)
-              client_id: bridge-under-test-\(UUID().uuidString.prefix(6))
-            discovery:
-              enabled: false
-              advertise: false
-            """
+        harness.gatewaysConfiguration(
+            gateways.map { name, gateway in harness.gatewayEntry(name, id: ids[name]!, gateway, commandSpacing: 0.5) })
     }
 
     /// Four lights of the demo home: consecutive commands to different lights are not paced.

@@ -308,21 +308,18 @@ import Testing
 
     /// Two gateways (`first`: the harness's, `second`), takeover on as instance bridge-a.
     static func twoGateways(_ harness: BridgeHarness, _ second: SimulatedGateway) -> String {
-        """
-        gateways:
-        \(harness.gatewayEntry("first", id: "7e11515204400072", harness.primary, commandSpacing: 0.2))
-        \(harness.gatewayEntry("second", id: "7f00000000000002", second, commandSpacing: 0.2))
-        mqtt:
-          server: \(harness.broker.url)
-        discovery:
-          enabled: false
-          advertise: false
-        homeassistant:
-          republish_delay: 0.2
-        takeover:
-          enabled: true
-          instance_id: bridge-a
-        """
+        harness.gatewaysConfiguration(
+            [
+                harness.gatewayEntry("first", id: "7e11515204400072", harness.primary, commandSpacing: 0.2),
+                harness.gatewayEntry("second", id: "7f00000000000002", second, commandSpacing: 0.2),
+            ],
+            extra: """
+                homeassistant:
+                  republish_delay: 0.2
+                takeover:
+                  enabled: true
+                  instance_id: bridge-a
+                """)
     }
 
     /// A rival already drives one of the two gateways when the bridge starts: it drives the
@@ -343,20 +340,14 @@ import Testing
             #"{"state":"owned","owner":"bridge-x","token":"t","since":"2026-01-01T00:00:00Z"}"#, retain: true)
         let bridge = try harness.launchBridge(
             configuration: Self.twoGateways(harness, second), environment: systemd.environment())
-        do {
+        try await harness.run(killing: [bridge], gateways: [second]) {
             try await bridge.waitForLine(containing: "driving gateway gateway=first", within: .seconds(20))
             try await systemd.wait(within: .seconds(20), "ready, naming the gateway it does not drive") {
                 $0.value("STATUS")?.hasPrefix(
                     "1 of 1 gateway connected (second not driven by this instance); 10 devices;") == true
             }
             #expect(!bridge.outputText.contains("driving gateway gateway=second"))
-        } catch {
-            bridge.signal(SIGKILL)
-            await harness.shutdown([second])
-            throw error
         }
-        bridge.signal(SIGKILL)
-        await harness.shutdown([second])
     }
 
     /// The bridge cannot be built when the gateway is acquired (the broker's password file went
@@ -372,7 +363,7 @@ import Testing
             configuration: harness.testConfiguration(
                 extraConfiguration: "takeover:\n  enabled: true\n  instance_id: bridge-a",
                 mqttConfiguration: "  user: bridge\n  password_file: \(passwordFile)"))
-        do {
+        try await harness.run(killing: [bridge, records]) {
             // The claim's settle time (seconds) is the window: the file goes before it ends.
             try await bridge.waitForLine(containing: "claiming gateway", within: .seconds(20))
             try FileManager.default.removeItem(atPath: passwordFile)
@@ -384,14 +375,7 @@ import Testing
             try await records.waitForLine(within: .seconds(5), "the gateway released") {
                 $0.contains(#""state":"released""#) && $0.contains(#""owner":"bridge-a""#)
             }
-        } catch {
-            bridge.signal(SIGKILL)
-            records.signal(SIGKILL)
-            await harness.shutdown()
-            throw error
         }
-        records.signal(SIGKILL)
-        await harness.shutdown()
     }
 
     /// A gateway given up while the bridge drives another: its record is replaced (here by the
